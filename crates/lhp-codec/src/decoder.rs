@@ -1,0 +1,485 @@
+//! The decoder (§3–§7): a state machine fed bytes by the caller, sans IO.
+//!
+//! ```text
+//!   +----------+   4 octets    +----------+   H octets   +----------+  B octets
+//!   |  Prefix  | ------------> |  Header  | -----------> |   Body   | ---------> back to Prefix
+//!   +----------+  check H      +----------+  check JSON  +----------+  check digest
+//!                 (§3.2)                     (§4), B (§5)
+//! ```
+//!
+//! Every check happens as soon as the octets it needs have arrived, and depends only on those
+//! octets, so any chunking of a stream gives the same frames and the same error at the same
+//! offset as the whole stream at once.
+
+use bytes::{Buf, Bytes, BytesMut};
+use md5::Md5;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{DecodeError, DecodeErrorKind, Part};
+use crate::header::{self, hex_lower, ExpectedDigest};
+use crate::{Frame, Header, Limits, Profile};
+
+/// Octets in the header length prefix (§3.1).
+pub const PREFIX_LEN: usize = 4;
+
+/// The smallest header length: `{}` (§3.2).
+pub const MIN_HEADER_LEN: u32 = 2;
+
+/// One step of a frame delivered as a stream (see [`Decoder::decode_event`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The header is complete and valid; `header.body_len()` body octets follow.
+    Head(Header),
+    /// The next octets of the body, split off the input buffer without copying.
+    Body(Bytes),
+    /// The body is complete (and its digest, if any, verified).
+    End,
+}
+
+/// An incremental LHP/1 decoder.
+///
+/// Feed it a [`BytesMut`] holding what has arrived so far; it splits off what it decodes and
+/// leaves the rest. `Ok(None)` means "read more": incomplete input is never an error.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use lhp_codec::{Decoder, Encoder, Frame, Header};
+///
+/// let mut wire = BytesMut::new();
+/// let frame = Frame::new(Header::with_kind("echo"), "hi".into());
+/// Encoder::new().encode(&frame, &mut wire).unwrap();
+///
+/// let mut dec = Decoder::new();
+/// let mut buf = BytesMut::new();
+/// for byte in wire.iter() {
+///     // One octet at a time: the frame appears exactly once, at the end.
+///     assert_eq!(dec.decode(&mut buf).unwrap(), None);
+///     buf.extend_from_slice(&[*byte]);
+/// }
+/// assert_eq!(dec.decode(&mut buf).unwrap(), Some(frame));
+/// assert!(dec.finish(&buf).is_ok()); // a clean end between frames
+/// ```
+#[derive(Debug)]
+pub struct Decoder {
+    profile: Profile,
+    limits: Limits,
+    verify_digests: bool,
+    state: State,
+    /// Absolute stream offset of the first octet of the caller's buffer.
+    offset: u64,
+    /// Absolute stream offset of the current frame's first prefix octet.
+    frame_start: u64,
+}
+
+#[derive(Debug)]
+enum State {
+    Prefix,
+    Header {
+        len: usize,
+    },
+    Body {
+        header: Header,
+        remaining: u64,
+        digest: Option<Box<Running>>,
+    },
+    Failed(DecodeError),
+}
+
+#[derive(Debug)]
+struct Running {
+    expected: ExpectedDigest,
+    hasher: Hasher,
+}
+
+#[derive(Debug)]
+enum Hasher {
+    Sha256(Sha256),
+    Md5(Md5),
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new()
+    }
+}
+
+impl Decoder {
+    /// A decoder for the `lhp1` profile with default [`Limits`].
+    pub fn new() -> Self {
+        Decoder::with(Profile::Lhp1, Limits::default())
+    }
+
+    /// A decoder for `profile` under `limits`.
+    pub fn with(profile: Profile, limits: Limits) -> Self {
+        Decoder {
+            profile,
+            limits,
+            verify_digests: true,
+            state: State::Prefix,
+            offset: 0,
+            frame_start: 0,
+        }
+    }
+
+    /// Whether `sha256` (and in `seed-compat`, `md5`) digests are verified (§6). Default: yes.
+    pub fn set_verify_digests(&mut self, verify: bool) -> &mut Self {
+        self.verify_digests = verify;
+        self
+    }
+
+    /// Declares that `skipped` octets of the stream were consumed before the decoder saw it, so
+    /// error offsets count from the true start of the stream.
+    pub fn set_stream_offset(&mut self, skipped: u64) -> &mut Self {
+        self.offset = skipped;
+        self.frame_start = skipped;
+        self
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Absolute stream offset of the first octet not yet consumed.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// True when the decoder is between frames (a clean place for the stream to end).
+    pub fn is_between_frames(&self) -> bool {
+        matches!(self.state, State::Prefix)
+    }
+
+    /// How many more octets, beyond the `buffered` ones, complete the element being decoded (the
+    /// prefix, the header, or the body). A shell uses it to size reads; it is bounded by the
+    /// limits, and never more than what was checked against them.
+    pub fn wanted(&self, buffered: usize) -> u64 {
+        let need = match &self.state {
+            State::Prefix => PREFIX_LEN as u64,
+            State::Header { len } => *len as u64,
+            State::Body { remaining, .. } => *remaining,
+            State::Failed(_) => 0,
+        };
+        need.saturating_sub(buffered as u64)
+    }
+
+    /// Decodes one whole frame, its body split off `buf` without copying once all of it has
+    /// arrived. `Ok(None)`: more input is needed.
+    ///
+    /// If the current frame was begun with [`decode_event`](Self::decode_event), this returns
+    /// the frame's header with the *rest* of its body.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        loop {
+            match &mut self.state {
+                State::Failed(e) => return Err(e.clone()),
+                State::Prefix => {
+                    if !self.read_prefix(buf)? {
+                        return Ok(None);
+                    }
+                }
+                State::Header { len } => {
+                    let len = *len;
+                    if !self.read_header(buf, len)? {
+                        return Ok(None);
+                    }
+                }
+                State::Body { remaining, .. } => {
+                    let Ok(need) = usize::try_from(*remaining) else {
+                        return Ok(None);
+                    };
+                    if buf.len() < need {
+                        return Ok(None);
+                    }
+                    let body = buf.split_to(need).freeze();
+                    self.take_body(&body);
+                    let header = self.finish_body()?;
+                    return Ok(Some(Frame { header, body }));
+                }
+            }
+        }
+    }
+
+    /// Decodes the next [`Event`] of a frame delivered as a stream: [`Event::Head`], then
+    /// [`Event::Body`] chunks of whatever has arrived, then [`Event::End`]. Bodies of any length
+    /// up to `max_body_len` pass through without being buffered. `Ok(None)`: more input is
+    /// needed.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use lhp_codec::{Decoder, Encoder, Event, Frame, Header, Limits, Profile};
+    ///
+    /// let mut wire = BytesMut::new();
+    /// Encoder::new().encode(&Frame::new(Header::with_kind("put"), vec![7u8; 10].into()), &mut wire).unwrap();
+    /// let mut dec = Decoder::with(Profile::Lhp1, Limits::default());
+    /// let mut buf = wire.split_to(34); // the 32-octet head and 2 body octets arrive first
+    /// assert!(matches!(dec.decode_event(&mut buf).unwrap(), Some(Event::Head(h)) if h.body_len() == 10));
+    /// assert_eq!(dec.decode_event(&mut buf).unwrap(), Some(Event::Body(vec![7u8; 2].into())));
+    /// assert_eq!(dec.decode_event(&mut buf).unwrap(), None);
+    /// buf.unsplit(wire);
+    /// assert_eq!(dec.decode_event(&mut buf).unwrap(), Some(Event::Body(vec![7u8; 8].into())));
+    /// assert_eq!(dec.decode_event(&mut buf).unwrap(), Some(Event::End));
+    /// ```
+    pub fn decode_event(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, DecodeError> {
+        loop {
+            match &mut self.state {
+                State::Failed(e) => return Err(e.clone()),
+                State::Prefix => {
+                    if !self.read_prefix(buf)? {
+                        return Ok(None);
+                    }
+                }
+                State::Header { len } => {
+                    let len = *len;
+                    if !self.read_header(buf, len)? {
+                        return Ok(None);
+                    }
+                    if let State::Body { header, .. } = &self.state {
+                        return Ok(Some(Event::Head(header.clone())));
+                    }
+                }
+                State::Body { remaining: 0, .. } => {
+                    self.finish_body()?;
+                    return Ok(Some(Event::End));
+                }
+                State::Body { remaining, .. } => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = usize::try_from(*remaining).map_or(buf.len(), |r| r.min(buf.len()));
+                    let chunk = buf.split_to(n).freeze();
+                    self.take_body(&chunk);
+                    return Ok(Some(Event::Body(chunk)));
+                }
+            }
+        }
+    }
+
+    /// Call when the stream has ended, after `decode`/`decode_event` returned `Ok(None)`.
+    /// `Ok(())` if it ended cleanly between frames; otherwise `unexpected_eof` with the number
+    /// of missing octets (§3.4).
+    pub fn finish(&mut self, buf: &BytesMut) -> Result<(), DecodeError> {
+        let (missing, part) = match &self.state {
+            State::Failed(e) => return Err(e.clone()),
+            State::Prefix if buf.is_empty() => return Ok(()),
+            State::Prefix => (PREFIX_LEN as u64, Part::Prefix),
+            State::Header { len } => (*len as u64, Part::Header),
+            State::Body { remaining, .. } => (*remaining, Part::Body),
+        };
+        let missing = missing.saturating_sub(buf.len() as u64);
+        let end = self.offset + buf.len() as u64;
+        Err(self.fail(DecodeError::new(
+            end,
+            DecodeErrorKind::UnexpectedEof { missing, part },
+        )))
+    }
+
+    /// [`decode`](Self::decode) at the end of the stream: a frame if one is complete, `None`
+    /// on a clean end, `unexpected_eof` otherwise.
+    pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        match self.decode(buf)? {
+            Some(frame) => Ok(Some(frame)),
+            None => self.finish(buf).map(|()| None),
+        }
+    }
+
+    fn fail(&mut self, e: DecodeError) -> DecodeError {
+        self.state = State::Failed(e.clone());
+        e
+    }
+
+    /// §3.2. Returns false if the prefix is incomplete.
+    fn read_prefix(&mut self, buf: &mut BytesMut) -> Result<bool, DecodeError> {
+        let Some(&prefix) = buf.first_chunk::<PREFIX_LEN>() else {
+            return Ok(false);
+        };
+        self.frame_start = self.offset;
+        let declared: i64 = match self.profile {
+            Profile::Lhp1 => i64::from(u32::from_be_bytes(prefix)),
+            Profile::SeedCompat => i64::from(i32::from_le_bytes(prefix)),
+        };
+        if declared < i64::from(MIN_HEADER_LEN) {
+            return Err(self.fail(DecodeError::new(
+                self.frame_start,
+                DecodeErrorKind::HeaderLenTooSmall { len: declared },
+            )));
+        }
+        let max = self.limits.max_header_len();
+        if declared > i64::from(max) {
+            return Err(self.fail(DecodeError::new(
+                self.frame_start,
+                DecodeErrorKind::HeaderLenTooLarge {
+                    len: declared.unsigned_abs(),
+                    max,
+                    first_octets: prefix,
+                },
+            )));
+        }
+        buf.advance(PREFIX_LEN);
+        self.offset += PREFIX_LEN as u64;
+        // `declared` is in MIN_HEADER_LEN..=max, a u32.
+        self.state = State::Header {
+            len: declared.unsigned_abs() as usize,
+        };
+        Ok(true)
+    }
+
+    /// §4, §5. Returns false if the header is incomplete.
+    fn read_header(&mut self, buf: &mut BytesMut, len: usize) -> Result<bool, DecodeError> {
+        let Some(raw) = buf.get(..len) else {
+            return Ok(false);
+        };
+        let header_start = self.offset;
+        let (members, checked) = match header::parse(raw, self.profile) {
+            Ok(parsed) => parsed,
+            Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
+        };
+        if checked.body_len > self.limits.max_body_len() {
+            return Err(self.fail(DecodeError::new(
+                header_start,
+                DecodeErrorKind::BodyTooLarge {
+                    len: checked.body_len,
+                    max: self.limits.max_body_len(),
+                },
+            )));
+        }
+        buf.advance(len);
+        self.offset += len as u64;
+        let digest = match checked.digest {
+            Some(expected) if self.verify_digests => {
+                let hasher = match expected {
+                    ExpectedDigest::Sha256(_) => Hasher::Sha256(Sha256::new()),
+                    ExpectedDigest::Md5(_) => Hasher::Md5(Md5::new()),
+                };
+                Some(Box::new(Running { expected, hasher }))
+            }
+            _ => None,
+        };
+        self.state = State::Body {
+            header: Header::from_parts(members, checked.body_len),
+            remaining: checked.body_len,
+            digest,
+        };
+        Ok(true)
+    }
+
+    /// Accounts for body octets handed to the caller.
+    fn take_body(&mut self, chunk: &[u8]) {
+        if let State::Body {
+            remaining, digest, ..
+        } = &mut self.state
+        {
+            *remaining -= chunk.len() as u64;
+            if let Some(d) = digest {
+                match &mut d.hasher {
+                    Hasher::Sha256(h) => h.update(chunk),
+                    Hasher::Md5(h) => h.update(chunk),
+                }
+            }
+        }
+        self.offset += chunk.len() as u64;
+    }
+
+    /// §6: verifies the digest of a complete body and returns to `Prefix`.
+    fn finish_body(&mut self) -> Result<Header, DecodeError> {
+        let state = std::mem::replace(&mut self.state, State::Prefix);
+        let State::Body { header, digest, .. } = state else {
+            return Ok(Header::new());
+        };
+        if let Some(d) = digest {
+            let (algorithm, expected, actual) = match (d.expected, d.hasher) {
+                (ExpectedDigest::Sha256(e), Hasher::Sha256(h)) => {
+                    ("sha256", e.to_vec(), h.finalize().to_vec())
+                }
+                (ExpectedDigest::Md5(e), Hasher::Md5(h)) => ("md5", e.to_vec(), h.finalize().to_vec()),
+                (ExpectedDigest::Sha256(e), _) => ("sha256", e.to_vec(), Vec::new()),
+                (ExpectedDigest::Md5(e), _) => ("md5", e.to_vec(), Vec::new()),
+            };
+            if expected != actual {
+                let body_len = header.body_len();
+                return Err(self.fail(DecodeError::new(
+                    self.offset - body_len,
+                    DecodeErrorKind::DigestMismatch {
+                        algorithm,
+                        expected: hex_lower(&expected),
+                        actual: hex_lower(&actual),
+                    },
+                )));
+            }
+        }
+        self.frame_start = self.offset;
+        Ok(header)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Encoder;
+
+    fn frame(kind: &str, body: &'static [u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        Encoder::new()
+            .encode(&Frame::new(Header::with_kind(kind), Bytes::from_static(body)), &mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn errors_are_sticky() {
+        let mut dec = Decoder::new();
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 1][..]);
+        let e = dec.decode(&mut buf).unwrap_err();
+        assert_eq!(e.code(), "header_len_too_small");
+        buf.extend_from_slice(&frame("x", b""));
+        assert_eq!(dec.decode(&mut buf).unwrap_err(), e);
+        assert_eq!(dec.decode_event(&mut buf).unwrap_err(), e);
+        assert_eq!(dec.finish(&buf).unwrap_err(), e);
+    }
+
+    #[test]
+    fn eof_reports_missing_octets() {
+        let whole = frame("x", b"hello");
+        for cut in 1..whole.len() {
+            let mut dec = Decoder::new();
+            let mut buf = BytesMut::from(&whole[..cut]);
+            assert_eq!(dec.decode(&mut buf).unwrap(), None);
+            let e = dec.finish(&buf).unwrap_err();
+            assert_eq!(e.code(), "unexpected_eof");
+            assert_eq!(e.offset(), cut as u64);
+            if cut >= whole.len() - 5 {
+                assert_eq!(e.missing(), Some((whole.len() - cut) as u64));
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_digest_mismatch_at_end() {
+        let mut h = Header::new();
+        h.set_sha256(&[0u8; 32]);
+        let mut wire = BytesMut::new();
+        Encoder::new()
+            .encode(&Frame::new(h, Bytes::from_static(b"abc")), &mut wire)
+            .unwrap();
+        let body_offset = (wire.len() - 3) as u64;
+        let mut dec = Decoder::new();
+        assert!(matches!(dec.decode_event(&mut wire), Ok(Some(Event::Head(_)))));
+        assert!(matches!(dec.decode_event(&mut wire), Ok(Some(Event::Body(_)))));
+        let e = dec.decode_event(&mut wire).unwrap_err();
+        assert_eq!(e.code(), "digest_mismatch");
+        assert_eq!(e.offset(), body_offset);
+    }
+
+    #[test]
+    fn seed_compat_negative_prefix() {
+        let mut dec = Decoder::with(Profile::SeedCompat, Limits::default());
+        let mut buf = BytesMut::from(&(-5i32).to_le_bytes()[..]);
+        let e = dec.decode(&mut buf).unwrap_err();
+        assert_eq!(e.code(), "header_len_too_small");
+        assert!(e.to_string().contains("negative"));
+    }
+}
