@@ -80,7 +80,8 @@ enum State {
     Body {
         header: Header,
         remaining: u64,
-        digest: Option<Box<Running>>,
+        /// Digests to verify (§6); empty for most frames.
+        digests: Vec<Running>,
     },
     Failed(DecodeError),
 }
@@ -349,20 +350,25 @@ impl Decoder {
         }
         buf.advance(len);
         self.offset += len as u64;
-        let digest = match checked.digest {
-            Some(expected) if self.verify_digests => {
-                let hasher = match expected {
-                    ExpectedDigest::Sha256(_) => Hasher::Sha256(Sha256::new()),
-                    ExpectedDigest::Md5(_) => Hasher::Md5(Md5::new()),
-                };
-                Some(Box::new(Running { expected, hasher }))
-            }
-            _ => None,
+        let digests = if self.verify_digests {
+            checked
+                .digests
+                .into_iter()
+                .map(|expected| {
+                    let hasher = match expected {
+                        ExpectedDigest::Sha256(_) => Hasher::Sha256(Sha256::new()),
+                        ExpectedDigest::Md5(_) => Hasher::Md5(Md5::new()),
+                    };
+                    Running { expected, hasher }
+                })
+                .collect()
+        } else {
+            Vec::new()
         };
         self.state = State::Body {
             header: Header::from_parts(members, checked.body_len),
             remaining: checked.body_len,
-            digest,
+            digests,
         };
         Ok(true)
     }
@@ -370,11 +376,11 @@ impl Decoder {
     /// Accounts for body octets handed to the caller.
     fn take_body(&mut self, chunk: &[u8]) {
         if let State::Body {
-            remaining, digest, ..
+            remaining, digests, ..
         } = &mut self.state
         {
             *remaining -= chunk.len() as u64;
-            if let Some(d) = digest {
+            for d in digests {
                 match &mut d.hasher {
                     Hasher::Sha256(h) => h.update(chunk),
                     Hasher::Md5(h) => h.update(chunk),
@@ -387,15 +393,20 @@ impl Decoder {
     /// §6: verifies the digest of a complete body and returns to `Prefix`.
     fn finish_body(&mut self) -> Result<Header, DecodeError> {
         let state = std::mem::replace(&mut self.state, State::Prefix);
-        let State::Body { header, digest, .. } = state else {
+        let State::Body {
+            header, digests, ..
+        } = state
+        else {
             return Ok(Header::new());
         };
-        if let Some(d) = digest {
+        for d in digests {
             let (algorithm, expected, actual) = match (d.expected, d.hasher) {
                 (ExpectedDigest::Sha256(e), Hasher::Sha256(h)) => {
                     ("sha256", e.to_vec(), h.finalize().to_vec())
                 }
-                (ExpectedDigest::Md5(e), Hasher::Md5(h)) => ("md5", e.to_vec(), h.finalize().to_vec()),
+                (ExpectedDigest::Md5(e), Hasher::Md5(h)) => {
+                    ("md5", e.to_vec(), h.finalize().to_vec())
+                }
                 (ExpectedDigest::Sha256(e), _) => ("sha256", e.to_vec(), Vec::new()),
                 (ExpectedDigest::Md5(e), _) => ("md5", e.to_vec(), Vec::new()),
             };
@@ -424,7 +435,10 @@ mod tests {
     fn frame(kind: &str, body: &'static [u8]) -> BytesMut {
         let mut out = BytesMut::new();
         Encoder::new()
-            .encode(&Frame::new(Header::with_kind(kind), Bytes::from_static(body)), &mut out)
+            .encode(
+                &Frame::new(Header::with_kind(kind), Bytes::from_static(body)),
+                &mut out,
+            )
             .unwrap();
         out
     }
@@ -467,8 +481,14 @@ mod tests {
             .unwrap();
         let body_offset = (wire.len() - 3) as u64;
         let mut dec = Decoder::new();
-        assert!(matches!(dec.decode_event(&mut wire), Ok(Some(Event::Head(_)))));
-        assert!(matches!(dec.decode_event(&mut wire), Ok(Some(Event::Body(_)))));
+        assert!(matches!(
+            dec.decode_event(&mut wire),
+            Ok(Some(Event::Head(_)))
+        ));
+        assert!(matches!(
+            dec.decode_event(&mut wire),
+            Ok(Some(Event::Body(_)))
+        ));
         let e = dec.decode_event(&mut wire).unwrap_err();
         assert_eq!(e.code(), "digest_mismatch");
         assert_eq!(e.offset(), body_offset);

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::decoder::{PREFIX_LEN, MIN_HEADER_LEN};
+use crate::decoder::{MIN_HEADER_LEN, PREFIX_LEN};
 use crate::error::EncodeError;
 use crate::header::check_for_encoding;
 use crate::{Frame, Header, Profile};
@@ -139,11 +139,21 @@ mod tests {
     fn refuses_what_a_receiver_would_reject() {
         let mut h = Header::new();
         h.insert("kind", 5);
-        let e = Encoder::new().encode_head(&h, 0, &mut BytesMut::new()).unwrap_err();
+        let e = Encoder::new()
+            .encode_head(&h, 0, &mut BytesMut::new())
+            .unwrap_err();
         assert!(e.to_string().contains("invalid_member"), "{e}");
         let h = Header::with_kind("x");
-        let e = Encoder::new().encode_head(&h, 1, &mut BytesMut::new()).unwrap_err();
-        assert!(matches!(e, EncodeError::BodyLenMismatch { declared: 0, actual: 1 }));
+        let e = Encoder::new()
+            .encode_head(&h, 1, &mut BytesMut::new())
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            EncodeError::BodyLenMismatch {
+                declared: 0,
+                actual: 1
+            }
+        ));
         let mut h = Header::new();
         h.insert("big", "x".repeat(70_000));
         let mut out = BytesMut::from(&b"keep"[..]);

@@ -254,10 +254,9 @@ impl fmt::Display for DecodeError {
             InvalidBodyLen { member, reason } => {
                 write!(f, "the header's `{member}` member {reason}")
             }
-            InvalidMember { member, expected } => write!(
-                f,
-                "the registered member `{member}` must be {expected}"
-            ),
+            InvalidMember { member, expected } => {
+                write!(f, "the registered member `{member}` must be {expected}")
+            }
             UnsupportedVersion { version } => write!(
                 f,
                 "the header asks for protocol version {version}; this receiver speaks version 1"
@@ -369,7 +368,11 @@ impl fmt::Display for EncodeError {
                 "the header declares a {declared}-octet body but the body has {actual} octets"
             ),
             EncodeError::InvalidHeader(e) => {
-                write!(f, "a receiver would reject this header: {}", e.kind_message())
+                write!(
+                    f,
+                    "a receiver would reject this header: {}",
+                    e.kind_message()
+                )
             }
             EncodeError::Serialize(e) => write!(f, "cannot serialize the header: {e}"),
         }

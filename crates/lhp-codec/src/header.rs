@@ -51,7 +51,10 @@ impl Header {
     }
 
     /// Validates a member map under `profile` and makes it a header (§4).
-    pub fn from_members(members: Map<String, Value>, profile: Profile) -> Result<Self, EncodeError> {
+    pub fn from_members(
+        members: Map<String, Value>,
+        profile: Profile,
+    ) -> Result<Self, EncodeError> {
         let body_len = check_numbers(&members)
             .and_then(|()| validate_members(&members, profile))
             .map_err(|kind| EncodeError::InvalidHeader(DecodeError::new(0, kind)))?
@@ -143,7 +146,8 @@ impl Header {
 
     /// Sets `kind`.
     pub fn set_kind(&mut self, kind: impl Into<String>) -> &mut Self {
-        self.members.insert("kind".into(), Value::String(kind.into()));
+        self.members
+            .insert("kind".into(), Value::String(kind.into()));
         self
     }
 
@@ -155,7 +159,8 @@ impl Header {
 
     /// Sets `name`.
     pub fn set_name(&mut self, name: impl Into<String>) -> &mut Self {
-        self.members.insert("name".into(), Value::String(name.into()));
+        self.members
+            .insert("name".into(), Value::String(name.into()));
         self
     }
 
@@ -234,7 +239,8 @@ pub(crate) enum ExpectedDigest {
 /// What validation learned about a header.
 pub(crate) struct Checked {
     pub body_len: u64,
-    pub digest: Option<ExpectedDigest>,
+    /// `sha256`, then (in `seed-compat`) `md5`: both are verified when both are present.
+    pub digests: Vec<ExpectedDigest>,
 }
 
 /// Parses and validates a complete header text (§4), in the precedence order of §4.5.
@@ -331,13 +337,13 @@ fn validate_members(
             return Err(invalid("name", "a string"));
         }
     }
-    let mut digest = None;
+    let mut digests = Vec::new();
     if let Some(v) = members.get("sha256") {
         let d = v
             .as_str()
             .and_then(|s| parse_hex::<32>(s, false))
             .ok_or_else(|| invalid("sha256", "a string of 64 lowercase hex digits"))?;
-        digest = Some(ExpectedDigest::Sha256(d));
+        digests.push(ExpectedDigest::Sha256(d));
     }
     let version = match members.get("v") {
         Some(v) => Some(integer_literal(v).ok_or_else(|| invalid("v", "the integer 1"))?),
@@ -348,15 +354,17 @@ fn validate_members(
             return Err(DecodeErrorKind::UnsupportedVersion { version });
         }
     }
-    if profile == Profile::SeedCompat && digest.is_none() {
+    if profile == Profile::SeedCompat {
         // The seeds send placeholders such as "hih1jk5jk151jk51": only a real digest is one.
-        digest = members
+        if let Some(d) = members
             .get("md5")
             .and_then(Value::as_str)
             .and_then(|s| parse_hex::<16>(s, true))
-            .map(ExpectedDigest::Md5);
+        {
+            digests.push(ExpectedDigest::Md5(d));
+        }
     }
-    Ok(Checked { body_len, digest })
+    Ok(Checked { body_len, digests })
 }
 
 fn invalid(member: &'static str, expected: &'static str) -> DecodeErrorKind {
@@ -508,9 +516,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let found = self.found;
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
-        while let Some(v) = seq.next_element_seed(ValueSeed {
-            found: &mut *found,
-        })? {
+        while let Some(v) = seq.next_element_seed(ValueSeed { found: &mut *found })? {
             items.push(v);
         }
         Ok(Value::Array(items))
@@ -520,9 +526,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         let found = self.found;
         let mut members = Map::new();
         while let Some(name) = map.next_key::<String>()? {
-            let value = map.next_value_seed(ValueSeed {
-                found: &mut *found,
-            })?;
+            let value = map.next_value_seed(ValueSeed { found: &mut *found })?;
             if members.contains_key(&name) {
                 if found.duplicate.is_none() {
                     found.duplicate = Some(name);
@@ -547,7 +551,10 @@ mod tests {
 
     #[test]
     fn registered_members() {
-        assert_eq!(code(r#"{"body_len":5,"kind":"x","id":1,"name":"n","v":1}"#), Ok(5));
+        assert_eq!(
+            code(r#"{"body_len":5,"kind":"x","id":1,"name":"n","v":1}"#),
+            Ok(5)
+        );
         assert_eq!(code(r#"{"body_len":"5"}"#), Err("invalid_body_len"));
         assert_eq!(code(r#"{"body_len":5.0}"#), Err("invalid_body_len"));
         assert_eq!(code(r#"{"body_len":-1}"#), Err("invalid_body_len"));
@@ -561,11 +568,17 @@ mod tests {
     fn ijson_rules_and_precedence() {
         assert_eq!(code(r#"{"a":1,"a":2}"#), Err("duplicate_member"));
         assert_eq!(code(r#"{"a":{"b":1,"\u0062":2}}"#), Err("duplicate_member"));
-        assert_eq!(code(r#"{"a":9007199254740992}"#), Err("number_out_of_range"));
+        assert_eq!(
+            code(r#"{"a":9007199254740992}"#),
+            Err("number_out_of_range")
+        );
         assert_eq!(code(r#"{"a":-9007199254740991}"#), Ok(0));
         // A syntax error after a duplicate still wins: precedence is by rule, not position.
         assert_eq!(code(r#"{"a":1,"a":2,}"#), Err("header_not_json"));
-        assert_eq!(code(r#"{"a":1,"a":9007199254740992}"#), Err("duplicate_member"));
+        assert_eq!(
+            code(r#"{"a":1,"a":9007199254740992}"#),
+            Err("duplicate_member")
+        );
         assert_eq!(code(r#"[1]"#), Err("header_not_object"));
         assert_eq!(code("\u{feff}{}"), Err("header_not_json"));
         assert_eq!(code(r#"{"a":"\ud800"}"#), Err("header_not_json"));
@@ -576,15 +589,21 @@ mod tests {
     fn seed_compat_lengths_and_md5() {
         let p = |s: &str| {
             parse(s.as_bytes(), Profile::SeedCompat)
-                .map(|(_, c)| (c.body_len, c.digest.is_some()))
+                .map(|(_, c)| (c.body_len, !c.digests.is_empty()))
                 .map_err(|k| DecodeError::new(0, k).code())
         };
         assert_eq!(p(r#"{"file_size": 3}"#), Ok((3, false)));
-        assert_eq!(p(r#"{"total_size": 3, "md5": "hih1jk5jk151jk51"}"#), Ok((3, false)));
+        assert_eq!(
+            p(r#"{"total_size": 3, "md5": "hih1jk5jk151jk51"}"#),
+            Ok((3, false))
+        );
         assert_eq!(
             p(r#"{"file_size": 3, "md5": "900150983CD24FB0D6963F7D28E17F72"}"#),
             Ok((3, true))
         );
-        assert_eq!(p(r#"{"file_size": 3, "total_size": 4}"#), Err("invalid_body_len"));
+        assert_eq!(
+            p(r#"{"file_size": 3, "total_size": 4}"#),
+            Err("invalid_body_len")
+        );
     }
 }

@@ -1,0 +1,452 @@
+//! [`FrameReader`]: whole frames or streamed bodies from any [`Read`].
+
+use std::io::{self, Read};
+
+use bytes::{Buf, Bytes, BytesMut};
+use lhp_codec::{Decoder, Event, Frame, Header, Limits, Profile};
+
+use crate::Error;
+
+/// The smallest read: small frames that arrive together are read together.
+const MIN_READ: usize = 8 << 10;
+/// The largest single read (and the most zeroed per read).
+const MAX_READ: usize = 64 << 10;
+/// An empty buffer holding more than this is released between frames.
+const KEEP_CAPACITY: usize = 1 << 20;
+
+/// Reads LHP/1 frames from a byte stream.
+///
+/// Two modes, which may be mixed frame by frame:
+/// - [`read_frame`](Self::read_frame): one whole [`Frame`], its body in memory (at most the
+///   limits' `max_body_len`).
+/// - [`read_head`](Self::read_head) then [`body`](Self::body): the header, then the body as a
+///   [`Read`] limited to `body_len`, so a body of any size passes through in constant memory.
+///
+/// Buffers grow with the octets that arrived (each read at most doubles what is buffered),
+/// never with the length a peer declares: a peer that declares a 1 GiB body and sends nothing
+/// costs one small buffer.
+///
+/// ```
+/// use std::io::Cursor;
+/// use lhp_blocking::{FrameReader, FrameWriter};
+/// use lhp_codec::{Frame, Header};
+///
+/// let mut wire = Vec::new();
+/// let mut w = FrameWriter::new(&mut wire);
+/// w.write_frame(&Frame::new(Header::with_kind("echo"), "hello".into())).unwrap();
+/// w.write_frame(&Frame::new(Header::with_kind("put"), vec![9u8; 100_000].into())).unwrap();
+///
+/// let mut r = FrameReader::new(Cursor::new(wire));
+/// let first = r.read_frame().unwrap().unwrap();
+/// assert_eq!(&first.body[..], b"hello");
+/// let head = r.read_head().unwrap().unwrap(); // stream the second body instead
+/// assert_eq!(head.body_len(), 100_000);
+/// let copied = std::io::copy(&mut r.body(), &mut std::io::sink()).unwrap();
+/// assert_eq!(copied, 100_000);
+/// assert!(r.read_frame().unwrap().is_none()); // clean end between frames
+/// ```
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: R,
+    decoder: Decoder,
+    buf: BytesMut,
+    /// Body octets the decoder handed out that the caller has not read yet.
+    pending: Bytes,
+    /// Between `Event::Head` and `Event::End` of a streamed frame.
+    in_body: bool,
+    /// Absolute stream offset of the current (or next) frame's first octet.
+    frame_start: u64,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader for the `lhp1` profile with default [`Limits`].
+    pub fn new(inner: R) -> Self {
+        FrameReader::with(inner, Profile::Lhp1, Limits::default())
+    }
+
+    /// A reader for `profile` under `limits`.
+    pub fn with(inner: R, profile: Profile, limits: Limits) -> Self {
+        FrameReader::with_decoder(inner, Decoder::with(profile, limits))
+    }
+
+    /// A reader around a decoder configured by the caller (digest verification, stream offset).
+    pub fn with_decoder(inner: R, decoder: Decoder) -> Self {
+        let frame_start = decoder.offset();
+        FrameReader {
+            inner,
+            decoder,
+            buf: BytesMut::new(),
+            pending: Bytes::new(),
+            in_body: false,
+            frame_start,
+        }
+    }
+
+    /// Reads one whole frame. `Ok(None)`: the stream ended cleanly between frames. A stream
+    /// that ends inside a frame gives the codec's `unexpected_eof` with the missing count.
+    ///
+    /// If a streamed body was not read to its end, its rest is read and discarded first.
+    pub fn read_frame(&mut self) -> Result<Option<Frame>, Error> {
+        self.finish_body()?;
+        self.frame_start = self.decoder.offset();
+        loop {
+            if let Some(frame) = self.decoder.decode(&mut self.buf)? {
+                self.release_if_idle();
+                return Ok(Some(frame));
+            }
+            if self.fill()? == 0 {
+                self.decoder.finish(&self.buf)?;
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads the next frame's header; its body follows through [`body`](Self::body).
+    /// `Ok(None)`: the stream ended cleanly between frames.
+    ///
+    /// If a streamed body was not read to its end, its rest is read and discarded first.
+    pub fn read_head(&mut self) -> Result<Option<Header>, Error> {
+        self.finish_body()?;
+        self.frame_start = self.decoder.offset();
+        loop {
+            match self.decoder.decode_event(&mut self.buf)? {
+                Some(Event::Head(header)) => {
+                    self.in_body = true;
+                    return Ok(Some(header));
+                }
+                // Body and End only follow a Head, which this loop returns: never reached.
+                Some(Event::Body(_) | Event::End) => continue,
+                None => {
+                    if self.fill()? == 0 {
+                        self.decoder.finish(&self.buf)?;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The body of the frame whose head [`read_head`](Self::read_head) returned, as a [`Read`]
+    /// that ends after `body_len` octets (and, if the header has a digest, after verifying
+    /// it). Its errors wrap the codec's [`DecodeError`](lhp_codec::DecodeError), which
+    /// `Error::from(io_error)` recovers.
+    pub fn body(&mut self) -> Body<'_, R> {
+        Body { reader: self }
+    }
+
+    /// Reads and discards the rest of a streamed body, verifying its digest.
+    pub fn finish_body(&mut self) -> Result<(), Error> {
+        self.pending = Bytes::new();
+        while self.in_body {
+            self.next_chunk()?;
+            self.pending = Bytes::new();
+        }
+        Ok(())
+    }
+
+    /// Absolute stream offset of the first octet of the current frame (or of the next one,
+    /// between frames).
+    pub fn frame_start(&self) -> u64 {
+        self.frame_start
+    }
+
+    /// Absolute stream offset of the first octet read from the source but not yet decoded.
+    pub fn offset(&self) -> u64 {
+        self.decoder.offset()
+    }
+
+    /// Octets read from the source but not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True between frames with nothing of the next frame buffered.
+    pub fn is_idle(&self) -> bool {
+        !self.in_body && self.decoder.is_between_frames() && self.buf.is_empty()
+    }
+
+    /// The decoder (profile, limits, offset).
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The underlying reader. Reading from it directly desynchronizes the stream.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// The underlying reader; octets buffered but not decoded are lost.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// Decodes the next body chunk into `pending`, reading as needed. Sets `in_body` false at
+    /// the end of the body.
+    fn next_chunk(&mut self) -> Result<(), Error> {
+        loop {
+            match self.decoder.decode_event(&mut self.buf)? {
+                Some(Event::Body(chunk)) => {
+                    self.pending = chunk;
+                    return Ok(());
+                }
+                Some(Event::End) => {
+                    self.in_body = false;
+                    self.frame_start = self.decoder.offset();
+                    self.release_if_idle();
+                    return Ok(());
+                }
+                Some(Event::Head(_)) => {
+                    // Only reachable if called between frames; there is no body to read.
+                    self.in_body = false;
+                    return Ok(());
+                }
+                None => {
+                    if self.fill()? == 0 {
+                        self.decoder.finish(&self.buf)?;
+                        self.in_body = false;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// One read from the source into the buffer. Returns the octets read (0 at end of stream).
+    ///
+    /// The read is sized by what the decoder still wants, at least `MIN_READ` (to pick up
+    /// coalesced small frames), at most `MAX_READ`, and at most what is already buffered
+    /// (so the buffer grows geometrically with arrived octets, never by a declared length).
+    fn fill(&mut self) -> Result<usize, Error> {
+        let wanted = self.decoder.wanted(self.buf.len());
+        let cap = self.buf.len().clamp(MIN_READ, MAX_READ);
+        let n = usize::try_from(wanted)
+            .unwrap_or(usize::MAX)
+            .clamp(MIN_READ, cap);
+        let start = self.buf.len();
+        self.buf.resize(start + n, 0);
+        let result = loop {
+            let Some(spare) = self.buf.get_mut(start..) else {
+                break Ok(0);
+            };
+            match self.inner.read(spare) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let got = *result.as_ref().unwrap_or(&0);
+        self.buf.truncate(start + got.min(n));
+        Ok(result?)
+    }
+
+    /// Between frames, gives back a large empty buffer left by a large frame.
+    fn release_if_idle(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = BytesMut::new();
+        }
+    }
+}
+
+/// The body of a streamed frame: a [`Read`] that ends after `body_len` octets.
+///
+/// Dropping it early is fine: the rest of the body is discarded before the next frame.
+#[derive(Debug)]
+pub struct Body<'a, R> {
+    reader: &'a mut FrameReader<R>,
+}
+
+impl<R: Read> Body<'_, R> {
+    /// Reads the rest of the body into memory and returns it with `header` as a whole frame.
+    /// The buffer grows as octets arrive (the body is at most the limits' `max_body_len`).
+    pub fn into_frame(self, header: Header) -> Result<Frame, Error> {
+        let mut body = BytesMut::new();
+        // A body that arrives in one piece is kept as it is, without copying.
+        let mut single: Option<Bytes> = None;
+        loop {
+            if self.reader.pending.is_empty() {
+                if !self.reader.in_body {
+                    break;
+                }
+                self.reader.next_chunk()?;
+                continue;
+            }
+            let chunk = std::mem::take(&mut self.reader.pending);
+            if body.is_empty() && single.is_none() {
+                single = Some(chunk);
+                continue;
+            }
+            if let Some(first) = single.take() {
+                body.extend_from_slice(&first);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = single.unwrap_or_else(|| body.freeze());
+        Ok(Frame { header, body })
+    }
+
+    /// True once every body octet has been read and the digest (if any) verified.
+    pub fn is_done(&self) -> bool {
+        !self.reader.in_body && self.reader.pending.is_empty()
+    }
+}
+
+impl<R: Read> Read for Body<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        while self.reader.pending.is_empty() {
+            if !self.reader.in_body {
+                return Ok(0);
+            }
+            self.reader.next_chunk().map_err(Error::into_io)?;
+        }
+        let n = out.len().min(self.reader.pending.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), self.reader.pending.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.reader.pending.advance(n);
+        if self.reader.pending.is_empty() {
+            // Drop our reference so the read buffer can be reused in place.
+            self.reader.pending = Bytes::new();
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use lhp_codec::Encoder;
+
+    use super::*;
+
+    fn wire(frames: &[Frame]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        for f in frames {
+            Encoder::new().encode(f, &mut out).unwrap();
+        }
+        out.to_vec()
+    }
+
+    /// A reader that returns at most `step` octets per read.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(out.len()).min(self.data.len() - self.pos);
+            out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn frames() -> Vec<Frame> {
+        let mut h = Header::with_kind("echo");
+        h.set_id(3).insert("x", "y");
+        vec![
+            Frame::new(h, "hello".into()),
+            Frame::new(Header::new(), Bytes::new()),
+            Frame::new(Header::with_kind("big"), vec![5u8; 300_000].into()),
+        ]
+    }
+
+    #[test]
+    fn whole_frames_through_any_read_size() {
+        let want = frames();
+        for step in [1, 3, 7, 4096, 1 << 20] {
+            let mut r = FrameReader::new(Trickle {
+                data: wire(&want),
+                pos: 0,
+                step,
+            });
+            for f in &want {
+                assert_eq!(r.read_frame().unwrap().as_ref(), Some(f), "step {step}");
+            }
+            assert!(r.read_frame().unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn streamed_bodies_and_skipped_bodies() {
+        let want = frames();
+        for step in [1, 5, 70_000] {
+            let mut r = FrameReader::new(Trickle {
+                data: wire(&want),
+                pos: 0,
+                step,
+            });
+            let h = r.read_head().unwrap().unwrap();
+            assert_eq!(h, want[0].header);
+            let mut body = Vec::new();
+            r.body().read_to_end(&mut body).unwrap();
+            assert_eq!(body, b"hello");
+            // Skip the empty body, and most of the big one.
+            assert_eq!(r.read_head().unwrap().unwrap(), want[1].header);
+            assert_eq!(r.read_head().unwrap().unwrap(), want[2].header);
+            let mut first = [0u8; 10];
+            r.body().read_exact(&mut first).unwrap();
+            assert_eq!(first, [5u8; 10]);
+            assert!(r.read_head().unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn into_frame_collects_the_rest() {
+        let want = frames();
+        let mut r = FrameReader::new(Trickle {
+            data: wire(&want),
+            pos: 0,
+            step: 1000,
+        });
+        for f in &want {
+            let h = r.read_head().unwrap().unwrap();
+            assert_eq!(&r.body().into_frame(h).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn eof_inside_a_frame_reports_missing_octets() {
+        let w = wire(&frames()[..1]);
+        let cut = w.len() - 2;
+        let mut r = FrameReader::new(Cursor::new(w[..cut].to_vec()));
+        match r.read_frame() {
+            Err(Error::Decode(e)) => {
+                assert_eq!(
+                    (e.code(), e.offset(), e.missing()),
+                    ("unexpected_eof", cut as u64, Some(2))
+                );
+            }
+            other => panic!("expected unexpected_eof, got {other:?}"),
+        }
+        let mut r = FrameReader::new(Cursor::new(w[..cut].to_vec()));
+        r.read_head().unwrap().unwrap();
+        let err = r.body().read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(matches!(Error::from(err), Error::Decode(e) if e.missing() == Some(2)));
+    }
+
+    #[test]
+    fn a_huge_declared_body_allocates_nothing_in_advance() {
+        let mut h = Header::with_kind("put");
+        h.set_body_len(1 << 40);
+        let mut head = BytesMut::new();
+        Encoder::new().encode_head(&h, 1 << 40, &mut head).unwrap();
+        head.extend_from_slice(&[1u8; 100]);
+        let limits = Limits::new().with_max_body_len(1 << 50);
+        let mut r = FrameReader::with(Cursor::new(head.to_vec()), Profile::Lhp1, limits);
+        assert_eq!(r.read_head().unwrap().unwrap().body_len(), 1 << 40);
+        let mut sink = Vec::new();
+        assert!(r.body().read_to_end(&mut sink).is_err());
+        assert_eq!(sink.len(), 100);
+        assert!(r.buf.capacity() <= 2 * MAX_READ, "{}", r.buf.capacity());
+    }
+}

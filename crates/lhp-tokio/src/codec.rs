@@ -1,0 +1,232 @@
+//! [`LhpCodec`]: LHP/1 as a `tokio_util::codec` [`Decoder`] and [`Encoder`], for
+//! [`Framed`](tokio_util::codec::Framed), [`FramedRead`](tokio_util::codec::FramedRead) and
+//! [`FramedWrite`](tokio_util::codec::FramedWrite).
+//!
+//! Every protocol decision is the sans-IO codec's ([`lhp_codec::Decoder`],
+//! [`lhp_codec::Encoder`]); this adapter only sizes the read buffer and maps errors.
+//!
+//! # Buffer growth
+//!
+//! `LengthDelimitedCodec` reserves the whole declared length as soon as it has read a prefix
+//! (tokio issue #333), so a peer that sends a few prefixes pins memory it never fills. This
+//! codec reserves only `min(wanted, max(8 KiB, buffered))`: each reservation is at most what
+//! has already arrived, so the buffer grows with the octets received (within the small
+//! factor of `Vec`'s amortised growth), never with the octets declared.
+//!
+//! ```text
+//!   declared: 64 MiB body      reserved after each read (buffered octets → capacity)
+//!   prefix + header (40 B)  →  8 KiB
+//!   8 KiB of body           →  16 KiB
+//!   16 KiB of body          →  32 KiB     ... in step with what arrived
+//! ```
+
+use std::fmt;
+use std::io;
+
+use bytes::BytesMut;
+use lhp_codec::{DecodeError, EncodeError, Frame, Limits, Profile};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// The smallest read-buffer reservation, and the unit a buffer grows from.
+pub(crate) const READ_CHUNK: usize = 8 << 10;
+
+/// An error from a tokio LHP stream: an IO error, a decode error (the peer broke LHP/1; the
+/// stream is over), an encode error (the caller asked for a frame LHP/1 cannot carry), a
+/// timeout, or a closed connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed.
+    #[error("io error: {0}")]
+    Io(#[from] io::Error),
+    /// The peer broke a rule of LHP/1 (§7); the stream is over.
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    /// The frame cannot be encoded; nothing was written.
+    #[error("cannot encode frame: {0}")]
+    Encode(#[from] EncodeError),
+    /// An operation did not finish in time.
+    #[error("timed out {0}")]
+    Timeout(&'static str),
+    /// The connection closed before the operation finished.
+    #[error("connection closed {0}")]
+    Closed(&'static str),
+    /// The peer sent an error frame that answers no particular request (for example `busy`).
+    #[error("the peer sent error {code:?}: {message}")]
+    Remote {
+        /// The error frame's `code` member.
+        code: String,
+        /// The error frame's `message` member.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The snake_case code to put in an error frame about this error: the decode error's code,
+    /// `timeout`, or `internal`.
+    pub fn code(&self) -> &str {
+        match self {
+            Error::Decode(e) => e.code(),
+            Error::Timeout(_) => "timeout",
+            Error::Remote { code, .. } => code,
+            _ => "internal",
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        match e {
+            Error::Io(e) => e,
+            Error::Decode(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+            Error::Encode(e) => io::Error::new(io::ErrorKind::InvalidInput, e),
+            Error::Timeout(_) => io::Error::new(io::ErrorKind::TimedOut, e),
+            Error::Closed(_) => io::Error::new(io::ErrorKind::UnexpectedEof, e),
+            other @ Error::Remote { .. } => io::Error::other(other),
+        }
+    }
+}
+
+/// LHP/1 for `tokio_util::codec`: decodes [`Frame`]s, encodes [`Frame`]s.
+///
+/// ```
+/// use futures::{SinkExt, StreamExt};
+/// use lhp_codec::{Frame, Header};
+/// use lhp_tokio::LhpCodec;
+/// use tokio_util::codec::Framed;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), lhp_tokio::Error> {
+/// let (a, b) = tokio::io::duplex(64);
+/// let (mut left, mut right) = (Framed::new(a, LhpCodec::new()), Framed::new(b, LhpCodec::new()));
+/// left.send(Frame::new(Header::with_kind("echo"), "hi".into())).await?;
+/// let got = right.next().await.unwrap()?;
+/// assert_eq!((got.header.kind(), &got.body[..]), (Some("echo"), &b"hi"[..]));
+///
+/// // A frame cut short: the codec's typed error, with how many octets were missing.
+/// drop(left);
+/// let (c, d) = tokio::io::duplex(64);
+/// tokio::io::AsyncWriteExt::write_all(&mut { c }, b"\0\0\0\x10{\"kind\"").await?;
+/// let err = Framed::new(d, LhpCodec::new()).next().await.unwrap().unwrap_err();
+/// match err {
+///     lhp_tokio::Error::Decode(e) => assert_eq!((e.code(), e.missing()), ("unexpected_eof", Some(9))),
+///     other => panic!("{other}"),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct LhpCodec {
+    decoder: lhp_codec::Decoder,
+    encoder: lhp_codec::Encoder,
+}
+
+impl LhpCodec {
+    /// A codec for the `lhp1` profile with default [`Limits`].
+    pub fn new() -> Self {
+        LhpCodec::default()
+    }
+
+    /// A codec for `profile`, decoding under `limits`. The encoder writes headers up to the
+    /// same `max_header_len`.
+    pub fn with(profile: Profile, limits: Limits) -> Self {
+        let mut encoder = lhp_codec::Encoder::with_profile(profile);
+        encoder.set_max_header_len(limits.max_header_len());
+        LhpCodec {
+            decoder: lhp_codec::Decoder::with(profile, limits),
+            encoder,
+        }
+    }
+
+    /// The sans-IO decoder (for example to call `set_verify_digests`).
+    pub fn decoder_mut(&mut self) -> &mut lhp_codec::Decoder {
+        &mut self.decoder
+    }
+
+    /// The sans-IO encoder.
+    pub fn encoder_mut(&mut self) -> &mut lhp_codec::Encoder {
+        &mut self.encoder
+    }
+}
+
+impl Decoder for LhpCodec {
+    type Item = Frame;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Error> {
+        let frame = self.decoder.decode(src)?;
+        if frame.is_none() {
+            reserve_for(src, self.decoder.wanted(src.len()));
+        }
+        Ok(frame)
+    }
+
+    /// At the end of the stream: a frame cut short is the codec's `unexpected_eof` (with the
+    /// number of missing octets), not tokio-util's "bytes remaining on stream".
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Error> {
+        Ok(self.decoder.decode_eof(src)?)
+    }
+}
+
+impl Encoder<Frame> for LhpCodec {
+    type Error = Error;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), Error> {
+        Ok(self.encoder.encode(&frame, dst)?)
+    }
+}
+
+impl Encoder<&Frame> for LhpCodec {
+    type Error = Error;
+
+    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), Error> {
+        Ok(self.encoder.encode(frame, dst)?)
+    }
+}
+
+/// Makes room for the next read: at most `wanted` more octets, at least [`READ_CHUNK`], never
+/// more than the octets already buffered (so the buffer grows with arrivals, whatever a peer
+/// declares).
+pub(crate) fn reserve_for(buf: &mut BytesMut, wanted: u64) {
+    let spare = buf.capacity() - buf.len();
+    let step = buf.len().max(READ_CHUNK) as u64;
+    let want = usize::try_from(wanted.min(step)).unwrap_or(READ_CHUNK);
+    if want > spare {
+        buf.reserve(want);
+    }
+}
+
+/// The members of an error frame (§7): `{"kind":"error","code":..,"message":..[,"offset":..]}`.
+pub(crate) fn error_frame(code: &str, message: impl fmt::Display, offset: Option<u64>) -> Frame {
+    let mut h = lhp_codec::Header::with_kind("error");
+    h.insert("code", code).insert("message", message.to_string());
+    if let Some(offset) = offset {
+        h.insert("offset", offset);
+    }
+    Frame::new(h, bytes::Bytes::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservation_grows_with_arrivals_not_declarations() {
+        let mut buf = BytesMut::new();
+        reserve_for(&mut buf, 1 << 30);
+        assert!(buf.capacity() >= READ_CHUNK && buf.capacity() < 2 * READ_CHUNK);
+        buf.extend_from_slice(&vec![0u8; buf.capacity()]);
+        let len = buf.len();
+        reserve_for(&mut buf, 1 << 30);
+        assert!(buf.capacity() <= 4 * len, "{} for {len}", buf.capacity());
+        let mut small = BytesMut::new();
+        reserve_for(&mut small, 3);
+        assert!(small.capacity() >= 3);
+    }
+
+    #[test]
+    fn errors_map_to_io_kinds() {
+        let e: io::Error = Error::Timeout("reading").into();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(Error::Timeout("x").code(), "timeout");
+    }
+}

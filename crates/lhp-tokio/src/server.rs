@@ -1,0 +1,622 @@
+//! [`Server`]: an LHP/1 server on tokio.
+//!
+//! ```text
+//!   listen (backlog ≥ 1024) ─► accept ─┬─ permit free ─► one task per connection:
+//!                                      │                   idle wait ─► read frame (deadline)
+//!                                      │                   ─► handler ─► write reply (timeout)
+//!                                      └─ at the limit ──► `busy` error frame, close
+//!   shutdown token cancelled ─► stop accepting; idle connections close; frames in flight
+//!                               finish until the grace deadline, then everything stops.
+//! ```
+//!
+//! A connection whose peer breaks LHP/1 gets a best-effort error frame
+//! `{"kind":"error","code":CODE,"message":TEXT,"offset":N}` (§7) and is closed; no other
+//! connection notices.
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use lhp_codec::{Frame, Header, Limits, Profile};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::codec::{error_frame, Error};
+use crate::stream::{write_all_vectored, Body, FrameReader};
+
+/// A whole-frame request handler: `async fn(Frame) -> Option<Frame>`. `None` sends no reply.
+///
+/// Any `Fn(Frame) -> impl Future<Output = Option<Frame>>` closure or `async fn` is one:
+///
+/// ```
+/// use lhp_codec::Frame;
+///
+/// async fn upper(frame: Frame) -> Option<Frame> {
+///     let body = frame.body.to_ascii_uppercase();
+///     Some(Frame::new(frame.header, body.into()))
+/// }
+/// fn is_handler<H: lhp_tokio::Handler>(_: H) {}
+/// is_handler(upper);
+/// is_handler(|f: Frame| async move { Some(f) });
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request. Replies are written in request order.
+    fn call(&self, frame: Frame) -> impl Future<Output = Option<Frame>> + Send;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Frame) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<Frame>> + Send,
+{
+    fn call(&self, frame: Frame) -> impl Future<Output = Option<Frame>> + Send {
+        self(frame)
+    }
+}
+
+/// A streaming request handler, for bodies larger than memory: it gets the header and the
+/// body as an [`AsyncRead`](tokio::io::AsyncRead) of `body_len` octets.
+///
+/// A body the handler leaves unread is skipped. A decode error while reading the body
+/// (`digest_mismatch`, `unexpected_eof`) ends the connection with an error frame, whatever
+/// the handler returns.
+///
+/// ```
+/// use lhp_codec::{Frame, Header};
+/// use lhp_tokio::{Body, Error, StreamHandler};
+/// use tokio::net::TcpStream;
+///
+/// /// Counts the body's octets without holding it.
+/// struct Count;
+/// impl StreamHandler for Count {
+///     async fn call(&self, head: Header, mut body: Body<'_, TcpStream>) -> Result<Option<Frame>, Error> {
+///         let mut n = 0u64;
+///         while let Some(chunk) = body.chunk().await? {
+///             n += chunk.len() as u64;
+///         }
+///         let mut reply = Header::with_kind("count");
+///         reply.insert("octets", n);
+///         if let Some(id) = head.id() { reply.set_id(id); }
+///         Ok(Some(Frame::new(reply, Default::default())))
+///     }
+/// }
+/// ```
+pub trait StreamHandler: Send + Sync + 'static {
+    /// Answers one request whose body is read from `body`.
+    fn call(
+        &self,
+        head: Header,
+        body: Body<'_, TcpStream>,
+    ) -> impl Future<Output = Result<Option<Frame>, Error>> + Send;
+}
+
+/// The `echo` handler (§8): a frame of kind `echo` comes back with the same members in the
+/// same order and the same body; any other kind gets a `bad_request` error frame (with the
+/// request's `id`, if any) and the connection stays open.
+pub async fn echo(frame: Frame) -> Option<Frame> {
+    if frame.header.kind() == Some("echo") {
+        return Some(frame.echo_reply());
+    }
+    let what = match frame.header.kind() {
+        Some(kind) => format!("kind {kind:?}"),
+        None => "a frame without `kind`".to_owned(),
+    };
+    let mut reply = error_frame(
+        "bad_request",
+        format!("this echo server answers only kind \"echo\", not {what}"),
+        None,
+    );
+    if let Some(id) = frame.header.id() {
+        reply.header.set_id(id);
+    }
+    Some(reply)
+}
+
+/// How a [`Server`] listens, limits and times out. Start from `ServerConfig::default()` and set
+/// the fields you need.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The wire profile (§3.3). Default `lhp1`.
+    pub profile: Profile,
+    /// Header and body limits (§5). Default 64 KiB headers, 64 MiB bodies.
+    pub limits: Limits,
+    /// The listen backlog. Default 1024 (tokio's `bind` asks for 128, and 10,000 quick
+    /// connects then stall on SYN retries).
+    pub backlog: u32,
+    /// Connections served at once; the next ones get a `busy` error frame. Default 16,384.
+    pub max_connections: usize,
+    /// How long a connection may sit between frames. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Per-frame deadline, from a frame's first octet to its last (a peer trickling one
+    /// octet per second cannot hold a connection). Default 30 s. For a streaming handler it
+    /// covers the head, and the body gets `body_len / min_body_rate` more.
+    pub read_timeout: Duration,
+    /// The slowest body a streaming handler accepts, in octets per second. Default 1 MiB/s.
+    pub min_body_rate: u64,
+    /// How long writing one reply may take. Default 30 s.
+    pub write_timeout: Duration,
+    /// After shutdown is requested, how long frames in flight may take to finish. Default 5 s.
+    pub shutdown_grace: Duration,
+    /// Set `TCP_NODELAY` on accepted connections. Default true.
+    pub nodelay: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            profile: Profile::Lhp1,
+            limits: Limits::default(),
+            backlog: 1024,
+            max_connections: 16_384,
+            idle_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(30),
+            min_body_rate: 1 << 20,
+            write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+            nodelay: true,
+        }
+    }
+}
+
+type Driver = dyn Fn(TcpStream, Conn) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// An LHP/1 server: a bound listener, a handler, limits, and a shutdown token.
+///
+/// ```
+/// use lhp_codec::{Frame, Header};
+/// use lhp_tokio::{Client, Server, ServerConfig};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), lhp_tokio::Error> {
+/// let server = Server::bind("127.0.0.1:0", ServerConfig::default(), lhp_tokio::echo)?;
+/// let (addr, stop) = (server.local_addr(), server.shutdown_token());
+/// let running = tokio::spawn(server.run());
+///
+/// let client = Client::connect(addr, Duration::from_secs(5)).await?;
+/// let reply = client.request(Frame::new(Header::with_kind("echo"), "ping".into())).await?;
+/// assert_eq!(&reply.body[..], b"ping");
+///
+/// stop.cancel(); // stop accepting, drain, return
+/// running.await.unwrap()?;
+/// # Ok(()) }
+/// ```
+pub struct Server {
+    listener: std::net::TcpListener,
+    limit: Arc<Semaphore>,
+    local_addr: SocketAddr,
+    config: Arc<ServerConfig>,
+    driver: Arc<Driver>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds `addr` (the first address it resolves to) with `config.backlog` and serves whole
+    /// frames with `handler`. Needs no runtime; [`run`](Self::run) does.
+    pub fn bind<A: ToSocketAddrs, H: Handler>(
+        addr: A,
+        config: ServerConfig,
+        handler: H,
+    ) -> io::Result<Server> {
+        let handler = Arc::new(handler);
+        let driver: Arc<Driver> = Arc::new(move |stream, conn| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move { serve_frames(stream, conn, &*handler).await })
+        });
+        Server::bind_driver(addr, config, driver)
+    }
+
+    /// Binds like [`bind`](Self::bind), and serves each request with a streaming `handler`.
+    pub fn bind_streaming<A: ToSocketAddrs, S: StreamHandler>(
+        addr: A,
+        config: ServerConfig,
+        handler: S,
+    ) -> io::Result<Server> {
+        let handler = Arc::new(handler);
+        let driver: Arc<Driver> = Arc::new(move |stream, conn| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move { serve_streams(stream, conn, &*handler).await })
+        });
+        Server::bind_driver(addr, config, driver)
+    }
+
+    fn bind_driver<A: ToSocketAddrs>(
+        addr: A,
+        config: ServerConfig,
+        driver: Arc<Driver>,
+    ) -> io::Result<Server> {
+        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "the address resolves to nothing")
+        })?;
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(i32::try_from(config.backlog).unwrap_or(i32::MAX))?;
+        let listener: std::net::TcpListener = socket.into();
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            limit: Arc::new(Semaphore::new(
+                config.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            listener,
+            local_addr,
+            config: Arc::new(config),
+            driver,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The address the server listens on (with the port the system chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The token that shuts the server down: cancel it to stop accepting, let frames in
+    /// flight finish (until `shutdown_grace`), and make [`run`](Self::run) return.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// A gauge of the connections being served, readable while the server runs.
+    pub fn connections(&self) -> Connections {
+        Connections {
+            limit: Arc::clone(&self.limit),
+            max: self.config.max_connections.min(Semaphore::MAX_PERMITS),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Accepts and serves connections until the shutdown token is cancelled, then drains.
+    pub async fn run(self) -> io::Result<()> {
+        let listener = TcpListener::from_std(self.listener)?;
+        let limit = self.limit;
+        let tracker = TaskTracker::new();
+        let hard_stop = CancellationToken::new();
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            if self.config.nodelay {
+                let _ = stream.set_nodelay(true);
+            }
+            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                let max = self.config.max_connections;
+                let profile = self.config.profile;
+                tracker.spawn(async move {
+                    let frame = error_frame(
+                        "busy",
+                        format!("the server is at its limit of {max} connections"),
+                        None,
+                    );
+                    send_and_close(stream, &frame, profile, Duration::from_secs(1)).await;
+                });
+                continue;
+            };
+            let conn = Conn {
+                config: Arc::clone(&self.config),
+                shutdown: self.shutdown.clone(),
+            };
+            let serve = (self.driver)(stream, conn);
+            let hard_stop = hard_stop.clone();
+            tracker.spawn(async move {
+                tokio::select! {
+                    () = serve => {}
+                    () = hard_stop.cancelled() => {}
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tracker.close();
+        if timeout(self.config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            hard_stop.cancel();
+            tracker.wait().await;
+        }
+        Ok(())
+    }
+}
+
+/// The number of connections a [`Server`] is serving (see [`Server::connections`]).
+#[derive(Clone, Debug)]
+pub struct Connections {
+    limit: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Connections {
+    /// Connections being served now (excess connections turned away with `busy` are not
+    /// counted).
+    pub fn active(&self) -> usize {
+        self.max.saturating_sub(self.limit.available_permits())
+    }
+
+    /// The limit, `max_connections`.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// What a connection task needs from its server.
+struct Conn {
+    config: Arc<ServerConfig>,
+    shutdown: CancellationToken,
+}
+
+/// Why a connection's wait for its next frame ended.
+enum Wake {
+    Readable,
+    Closed,
+    Idle,
+    Shutdown,
+}
+
+impl Conn {
+    /// Waits, holding no read buffer, until the peer sends the first octet of a frame.
+    async fn idle_wait(&self, reader: &mut FrameReader<TcpStream>) -> Wake {
+        if self.shutdown.is_cancelled() {
+            return Wake::Shutdown;
+        }
+        reader.release_buffer();
+        let mut octet = [0u8; 1];
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => Wake::Shutdown,
+            // `peek` into one octet on the stack: readiness alone can be spurious.
+            r = timeout(self.config.idle_timeout, reader.get_ref().peek(&mut octet)) => match r {
+                Ok(Ok(0)) | Ok(Err(_)) => Wake::Closed,
+                Ok(Ok(_)) => Wake::Readable,
+                Err(_) => Wake::Idle,
+            },
+        }
+    }
+
+    fn reader(&self, stream: TcpStream) -> FrameReader<TcpStream> {
+        FrameReader::with(stream, self.config.profile, self.config.limits)
+    }
+
+    fn encoder(&self) -> lhp_codec::Encoder {
+        let mut enc = lhp_codec::Encoder::with_profile(self.config.profile);
+        enc.set_max_header_len(self.config.limits.max_header_len());
+        enc
+    }
+}
+
+/// Replies waiting to be written: small ones copied into one buffer, large bodies kept as
+/// their own `Bytes`, all sent with one vectored write.
+struct Batch {
+    encoder: lhp_codec::Encoder,
+    scratch: BytesMut,
+    parts: Vec<Bytes>,
+    frames: usize,
+}
+
+impl Batch {
+    const COPY_BELOW: usize = 4 << 10;
+    const MAX_FRAMES: usize = 64;
+
+    fn new(encoder: lhp_codec::Encoder) -> Self {
+        Batch {
+            encoder,
+            scratch: BytesMut::new(),
+            parts: Vec::new(),
+            frames: 0,
+        }
+    }
+
+    fn push(&mut self, frame: &Frame) {
+        let start = self.scratch.len();
+        if let Err(e) = self
+            .encoder
+            .encode_head(&frame.header, frame.body.len() as u64, &mut self.scratch)
+        {
+            self.scratch.truncate(start);
+            let mut err = error_frame("internal", format!("the handler's reply: {e}"), None);
+            if let Some(id) = frame.header.id() {
+                err.header.set_id(id);
+            }
+            if self.encoder.encode(&err, &mut self.scratch).is_err() {
+                self.scratch.truncate(start);
+            }
+        } else if frame.body.len() < Self::COPY_BELOW {
+            self.scratch.extend_from_slice(&frame.body);
+        } else {
+            self.parts.push(self.scratch.split().freeze());
+            self.parts.push(frame.body.clone());
+        }
+        self.frames += 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.frames >= Self::MAX_FRAMES
+    }
+
+    async fn flush(&mut self, stream: &mut TcpStream, within: Duration) -> Result<(), Error> {
+        if self.frames == 0 {
+            return Ok(());
+        }
+        if !self.scratch.is_empty() {
+            self.parts.push(self.scratch.split().freeze());
+        }
+        let mut slices: Vec<&[u8]> = self.parts.iter().map(|b| &b[..]).collect();
+        let written = timeout(within, write_all_vectored(stream, &mut slices)).await;
+        self.parts.clear();
+        self.frames = 0;
+        match written {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(Error::Timeout("writing a reply")),
+        }
+    }
+}
+
+/// One connection served with a whole-frame [`Handler`].
+async fn serve_frames<H: Handler>(stream: TcpStream, conn: Conn, handler: &H) {
+    let mut reader = conn.reader(stream);
+    let mut batch = Batch::new(conn.encoder());
+    let cfg = &conn.config;
+    loop {
+        let frame = match reader.try_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                // About to wait for the peer: send what is ready first.
+                if let Err(e) = batch.flush(reader.get_mut(), cfg.write_timeout).await {
+                    return fail(reader, e, cfg).await;
+                }
+                if reader.is_idle() {
+                    match conn.idle_wait(&mut reader).await {
+                        Wake::Readable => {}
+                        Wake::Shutdown | Wake::Closed => return close(reader).await,
+                        Wake::Idle => return fail(reader, Error::Timeout("idle"), cfg).await,
+                    }
+                }
+                let deadline = Instant::now() + cfg.read_timeout;
+                match timeout_at(deadline, reader.read_frame()).await {
+                    Ok(Ok(Some(frame))) => frame,
+                    Ok(Ok(None)) => return close(reader).await,
+                    Ok(Err(e)) => return fail(reader, e, cfg).await,
+                    Err(_) => return fail(reader, Error::Timeout("reading a frame"), cfg).await,
+                }
+            }
+            Err(e) => {
+                let _ = batch.flush(reader.get_mut(), cfg.write_timeout).await;
+                return fail(reader, e, cfg).await;
+            }
+        };
+        if let Some(reply) = handler.call(frame).await {
+            batch.push(&reply);
+            if batch.is_full() {
+                if let Err(e) = batch.flush(reader.get_mut(), cfg.write_timeout).await {
+                    return fail(reader, e, cfg).await;
+                }
+            }
+        }
+    }
+}
+
+/// One connection served with a [`StreamHandler`].
+async fn serve_streams<S: StreamHandler>(stream: TcpStream, conn: Conn, handler: &S) {
+    let mut reader = conn.reader(stream);
+    let mut batch = Batch::new(conn.encoder());
+    let cfg = &conn.config;
+    loop {
+        if reader.is_idle() {
+            match conn.idle_wait(&mut reader).await {
+                Wake::Readable => {}
+                Wake::Shutdown | Wake::Closed => return close(reader).await,
+                Wake::Idle => return fail(reader, Error::Timeout("idle"), cfg).await,
+            }
+        }
+        let deadline = Instant::now() + cfg.read_timeout;
+        let head = match timeout_at(deadline, reader.read_head()).await {
+            Ok(Ok(Some(head))) => head,
+            Ok(Ok(None)) => return close(reader).await,
+            Ok(Err(e)) => return fail(reader, e, cfg).await,
+            Err(_) => return fail(reader, Error::Timeout("reading a frame head"), cfg).await,
+        };
+        let body_time = Duration::from_secs(head.body_len() / cfg.min_body_rate.max(1));
+        let deadline = deadline + body_time;
+        let reply = match timeout_at(deadline, async {
+            let reply = handler.call(head, reader.body()).await;
+            // Skip what the handler left unread; a decode error in it wins.
+            while reader.body().chunk().await?.is_some() {}
+            reply
+        })
+        .await
+        {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => return fail(reader, e, cfg).await,
+            Err(_) => return fail(reader, Error::Timeout("reading a frame body"), cfg).await,
+        };
+        if let Some(reply) = reply {
+            batch.push(&reply);
+            if let Err(e) = batch.flush(reader.get_mut(), cfg.write_timeout).await {
+                return fail(reader, e, cfg).await;
+            }
+        }
+    }
+}
+
+/// Ends a connection after `e`: a best-effort error frame (§7), then close. IO errors close
+/// without one (the transport is gone).
+async fn fail(reader: FrameReader<TcpStream>, e: Error, cfg: &ServerConfig) {
+    let frame = match &e {
+        Error::Decode(d) => error_frame(d.code(), d, Some(d.offset())),
+        Error::Timeout(what) => error_frame("timeout", format!("timed out {what}"), None),
+        Error::Io(_) | Error::Closed(_) => return close(reader).await,
+        other => error_frame("internal", other, None),
+    };
+    tracing::debug!("closing a connection: {e}");
+    let (stream, _) = reader.into_parts();
+    let within = cfg.write_timeout.min(Duration::from_secs(2));
+    send_and_close(stream, &frame, cfg.profile, within).await;
+}
+
+async fn close(reader: FrameReader<TcpStream>) {
+    let (mut stream, _) = reader.into_parts();
+    let _ = stream.shutdown().await;
+}
+
+/// Writes `frame`, shuts down the write side, and discards what the peer still sends for a
+/// moment, so the close does not reset the connection before the peer reads the frame.
+async fn send_and_close(mut stream: TcpStream, frame: &Frame, profile: Profile, within: Duration) {
+    let mut wire = BytesMut::new();
+    if lhp_codec::Encoder::with_profile(profile)
+        .encode(frame, &mut wire)
+        .is_err()
+    {
+        return;
+    }
+    let _ = timeout(within, async {
+        stream.write_all(&wire).await?;
+        stream.shutdown().await
+    })
+    .await;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0usize;
+    let _ = timeout(Duration::from_millis(500), async {
+        while drained < 1 << 20 {
+            match tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,392 @@
+//! Streaming frames: [`FrameReader`] yields a head and then the body as an [`AsyncRead`]
+//! ([`Body`]) limited to `body_len`; [`FrameWriter`] sends a head and then a body from any
+//! [`AsyncRead`]. Bodies larger than memory pass through a buffer of a few KiB.
+//!
+//! ```text
+//!   FrameReader::read_head ─► Header ─► FrameReader::body ─► Body: AsyncRead (body_len octets,
+//!                                                            EOF after the digest is verified)
+//!   FrameWriter::write_frame_from(header, body_len, reader)
+//!        └─ one vectored write: [prefix + header, first body octets], then the rest
+//! ```
+//!
+//! ```
+//! use lhp_codec::Header;
+//! use lhp_tokio::{FrameReader, FrameWriter};
+//! use tokio::io::AsyncReadExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), lhp_tokio::Error> {
+//! let (a, b) = tokio::io::duplex(1024);
+//! let sender = tokio::spawn(async move {
+//!     let big = std::io::Cursor::new(vec![7u8; 100_000]); // any AsyncRead
+//!     let mut w = FrameWriter::new(a);
+//!     w.write_frame_from(&Header::with_kind("put"), 100_000, big).await
+//! });
+//! let mut r = FrameReader::new(b);
+//! let head = r.read_head().await?.expect("a frame");
+//! assert_eq!((head.kind(), head.body_len()), (Some("put"), 100_000));
+//! let mut sum = 0u64;
+//! let mut chunk = [0u8; 4096];
+//! let mut body = r.body();
+//! loop {
+//!     let n = body.read(&mut chunk).await?;
+//!     if n == 0 { break; }
+//!     sum += chunk[..n].iter().map(|&b| u64::from(b)).sum::<u64>();
+//! }
+//! assert_eq!(sum, 700_000);
+//! sender.await.unwrap()?;
+//! # Ok(()) }
+//! ```
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use lhp_codec::{Event, Frame, Header, Limits, Profile};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_util::io::poll_read_buf;
+
+use crate::codec::{reserve_for, Error, READ_CHUNK};
+
+/// Reads frames from an [`AsyncRead`], whole ([`read_frame`](Self::read_frame)) or as a head
+/// and a streamed body ([`read_head`](Self::read_head) then [`body`](Self::body)).
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    io: R,
+    decoder: lhp_codec::Decoder,
+    buf: BytesMut,
+    /// Inside a body begun with `read_head`.
+    in_body: bool,
+    /// Body octets split off `buf` but not yet handed to the caller.
+    pending: Bytes,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader for the `lhp1` profile with default [`Limits`].
+    pub fn new(io: R) -> Self {
+        FrameReader::with(io, Profile::Lhp1, Limits::default())
+    }
+
+    /// A reader for `profile` under `limits`. For streamed bodies, raise `max_body_len` as far
+    /// as the application can store (up to 2^53−1).
+    pub fn with(io: R, profile: Profile, limits: Limits) -> Self {
+        FrameReader::from_decoder(io, lhp_codec::Decoder::with(profile, limits))
+    }
+
+    /// A reader driving a configured sans-IO decoder.
+    pub fn from_decoder(io: R, decoder: lhp_codec::Decoder) -> Self {
+        FrameReader {
+            io,
+            decoder,
+            buf: BytesMut::new(),
+            in_body: false,
+            pending: Bytes::new(),
+        }
+    }
+
+    /// The next whole frame, or `None` when the stream ended cleanly between frames. A stream
+    /// cut inside a frame is `unexpected_eof`. If a streamed body was left unread, the rest of
+    /// it is skipped first.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, Error> {
+        self.skip_body().await?;
+        loop {
+            if let Some(frame) = self.decoder.decode(&mut self.buf)? {
+                return Ok(Some(frame));
+            }
+            if !self.fill().await? {
+                return Ok(self.decoder.decode_eof(&mut self.buf)?);
+            }
+        }
+    }
+
+    /// The next frame's header, or `None` at a clean end of stream. Read its body with
+    /// [`body`](Self::body); a body left unread is skipped by the next `read_head` or
+    /// `read_frame`.
+    pub async fn read_head(&mut self) -> Result<Option<Header>, Error> {
+        self.skip_body().await?;
+        loop {
+            match self.decoder.decode_event(&mut self.buf)? {
+                Some(Event::Head(header)) => {
+                    self.in_body = true;
+                    return Ok(Some(header));
+                }
+                // Not reachable between frames; tolerate it rather than trust it.
+                Some(Event::Body(_)) | Some(Event::End) => continue,
+                None => {
+                    if !self.fill().await? {
+                        self.decoder.finish(&self.buf)?;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The body of the frame whose head [`read_head`](Self::read_head) returned: an
+    /// [`AsyncRead`] that ends after `body_len` octets, once the body's digest (if any) has
+    /// been verified. A decode error is an `io::Error` of kind `InvalidData` wrapping the
+    /// [`DecodeError`](lhp_codec::DecodeError).
+    pub fn body(&mut self) -> Body<'_, R> {
+        Body { reader: self }
+    }
+
+    /// The next whole frame if it is already buffered, without reading: lets a server answer
+    /// every pipelined request that arrived in one read before it writes the replies.
+    pub fn try_frame(&mut self) -> Result<Option<Frame>, Error> {
+        if self.in_body {
+            return Ok(None);
+        }
+        Ok(self.decoder.decode(&mut self.buf)?)
+    }
+
+    /// True when the stream has octets buffered that the decoder has not consumed.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// True between frames with nothing buffered: the stream may idle, or end, here.
+    pub fn is_idle(&self) -> bool {
+        self.buf.is_empty() && !self.in_body && self.decoder.is_between_frames()
+    }
+
+    /// Frees the read buffer if it holds nothing, so an idle connection costs no buffer.
+    pub fn release_buffer(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// The decoder (its offset, limits, state).
+    pub fn decoder(&self) -> &lhp_codec::Decoder {
+        &self.decoder
+    }
+
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.io
+    }
+
+    /// The underlying reader (reading from it directly desynchronises the stream).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.io
+    }
+
+    /// The underlying reader and any octets read but not decoded.
+    pub fn into_parts(self) -> (R, BytesMut) {
+        (self.io, self.buf)
+    }
+
+    async fn skip_body(&mut self) -> Result<(), Error> {
+        self.pending.clear();
+        while self.in_body {
+            match poll_fn(|cx| self.poll_body_chunk(cx)).await? {
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads more octets into the buffer; false at end of stream.
+    async fn fill(&mut self) -> Result<bool, Error> {
+        let wanted = self.decoder.wanted(self.buf.len()).max(1);
+        reserve_for(&mut self.buf, wanted);
+        Ok(self.io.read_buf(&mut self.buf).await? > 0)
+    }
+
+    /// The next chunk of the current body; `None` once it is complete (and verified).
+    fn poll_body_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>> {
+        loop {
+            if !self.in_body {
+                return Poll::Ready(Ok(None));
+            }
+            if !self.pending.is_empty() {
+                return Poll::Ready(Ok(Some(std::mem::take(&mut self.pending))));
+            }
+            match self.decoder.decode_event(&mut self.buf)? {
+                Some(Event::Body(chunk)) => return Poll::Ready(Ok(Some(chunk))),
+                Some(Event::End) => {
+                    self.in_body = false;
+                    return Poll::Ready(Ok(None));
+                }
+                Some(Event::Head(_)) => {
+                    self.in_body = false;
+                    return Poll::Ready(Ok(None));
+                }
+                None => {
+                    // Body octets stream through: read at most a chunk's worth at a time.
+                    let want = self.decoder.wanted(self.buf.len()).clamp(1, 8 * READ_CHUNK as u64);
+                    reserve_for(&mut self.buf, want);
+                    let n = ready!(poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf))?;
+                    if n == 0 {
+                        self.decoder.finish(&self.buf)?;
+                        self.in_body = false;
+                        return Poll::Ready(Ok(None));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The body of a frame being read with [`FrameReader::read_head`]: `body_len` octets, then
+/// end of file.
+#[derive(Debug)]
+pub struct Body<'a, R> {
+    reader: &'a mut FrameReader<R>,
+}
+
+impl<R: AsyncRead + Unpin> Body<'_, R> {
+    /// The next chunk of the body as it arrived, without copying; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        poll_fn(|cx| self.reader.poll_body_chunk(cx)).await
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Body<'_, R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let reader = &mut *self.get_mut().reader;
+        if out.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(mut chunk) = ready!(reader.poll_body_chunk(cx)).map_err(io::Error::from)? else {
+            return Poll::Ready(Ok(()));
+        };
+        let n = chunk.len().min(out.remaining());
+        out.put_slice(chunk.get(..n).unwrap_or_default());
+        chunk.advance(n);
+        reader.pending = chunk;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes frames to an [`AsyncWrite`]: each frame's prefix, header and body leave in one
+/// vectored write (§9), with no copy of the body.
+#[derive(Debug)]
+pub struct FrameWriter<W> {
+    io: W,
+    encoder: lhp_codec::Encoder,
+    head: BytesMut,
+}
+
+impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+    /// A writer for the `lhp1` profile.
+    pub fn new(io: W) -> Self {
+        FrameWriter::with_encoder(io, lhp_codec::Encoder::new())
+    }
+
+    /// A writer using a configured sans-IO encoder.
+    pub fn with_encoder(io: W, encoder: lhp_codec::Encoder) -> Self {
+        FrameWriter {
+            io,
+            encoder,
+            head: BytesMut::new(),
+        }
+    }
+
+    /// Writes a whole frame: `[prefix + header, body]` as one vectored write (repeated only if
+    /// the transport takes part of it).
+    pub async fn write_frame(&mut self, frame: &Frame) -> Result<(), Error> {
+        self.head.clear();
+        self.encoder
+            .encode_head(&frame.header, frame.body.len() as u64, &mut self.head)?;
+        write_all_vectored(&mut self.io, &mut [&self.head[..], &frame.body[..]]).await?;
+        Ok(())
+    }
+
+    /// Writes a frame whose `body_len` octets come from `body`: the head and the first body
+    /// octets in one vectored write, then the rest as it is read. Fails with
+    /// `UnexpectedEof` (and a truncated frame on the wire) if `body` ends early; octets past
+    /// `body_len` are not read.
+    pub async fn write_frame_from<B: AsyncRead + Unpin>(
+        &mut self,
+        header: &Header,
+        body_len: u64,
+        body: B,
+    ) -> Result<(), Error> {
+        let mut header = header.clone();
+        header.set_body_len(body_len);
+        self.head.clear();
+        self.encoder.encode_head(&header, body_len, &mut self.head)?;
+        let mut body = body.take(body_len);
+        let cap = usize::try_from(body_len).map_or(64 << 10, |n| n.min(64 << 10));
+        let mut chunk = BytesMut::with_capacity(cap);
+        let mut first = true;
+        let mut sent = 0u64;
+        loop {
+            chunk.clear();
+            let n = if sent < body_len {
+                body.read_buf(&mut chunk).await?
+            } else {
+                0
+            };
+            if first {
+                write_all_vectored(&mut self.io, &mut [&self.head[..], &chunk[..]]).await?;
+                first = false;
+            } else if n > 0 {
+                self.io.write_all(&chunk).await?;
+            }
+            sent += n as u64;
+            if sent == body_len {
+                return Ok(());
+            }
+            if n == 0 {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the body reader ended after {sent} of {body_len} octets"),
+                )));
+            }
+        }
+    }
+
+    /// Flushes the transport.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        Ok(self.io.flush().await?)
+    }
+
+    /// The underlying writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.io
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.io
+    }
+}
+
+/// Writes every octet of `parts` with vectored writes, advancing past what each write took.
+pub async fn write_all_vectored<W: AsyncWrite + Unpin + ?Sized>(
+    io: &mut W,
+    parts: &mut [&[u8]],
+) -> io::Result<()> {
+    let mut first = 0;
+    loop {
+        while parts.get(first).is_some_and(|p| p.is_empty()) {
+            first += 1;
+        }
+        let Some(rest) = parts.get(first..).filter(|r| !r.is_empty()) else {
+            return Ok(());
+        };
+        let slices: Vec<IoSlice<'_>> = rest.iter().take(64).map(|p| IoSlice::new(p)).collect();
+        let mut n = poll_fn(|cx| Pin::new(&mut *io).poll_write_vectored(cx, &slices)).await?;
+        drop(slices);
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        for part in parts.iter_mut().skip(first) {
+            let take = n.min(part.len());
+            *part = part.get(take..).unwrap_or_default();
+            n -= take;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The client side of §10 on the blocking engine: `put`, `get`, `stat`, `list`, `exec`, with
+//! progress bars on a terminal and digests verified end to end.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lhp_blocking::{sha256_of, Client, ClientConfig};
+use lhp_codec::{hex_lower, Header, Limits, Profile, Value, MAX_SAFE_INTEGER};
+use sha2::{Digest, Sha256};
+
+use crate::app;
+
+/// Why a client command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The connection or the protocol failed.
+    #[error("{0}")]
+    Engine(#[from] lhp_blocking::Error),
+    /// A local file failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The server answered with an `error` frame.
+    #[error("server refused: {code}: {message}")]
+    Server {
+        /// The error code (§10.8).
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server answered something this client did not expect.
+    #[error("unexpected reply: {0}")]
+    Unexpected(String),
+    /// The octets received (or stored) do not have the expected digest.
+    #[error("digest mismatch: expected sha256 {expected}, got {actual}")]
+    Digest {
+        /// What the other side declared.
+        expected: String,
+        /// What this side computed.
+        actual: String,
+    },
+}
+
+/// Connects to `addr` with limits fit for file transfer (bodies up to 2^53−1, streamed).
+pub fn connect(addr: &str, profile: Profile) -> Result<Client, ClientError> {
+    let mut config = ClientConfig::new();
+    config
+        .profile(profile)
+        .limits(Limits::new().with_max_body_len(MAX_SAFE_INTEGER))
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Some(Duration::from_secs(300)))
+        .write_timeout(Some(Duration::from_secs(300)));
+    Ok(Client::connect_with(addr, &config)?)
+}
+
+/// A progress bar with rate and ETA on a terminal's stderr; hidden when stderr is not a
+/// terminal or `enabled` is false.
+pub fn progress(len: u64, what: &str, enabled: bool) -> ProgressBar {
+    if !enabled || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// What a finished upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutReport {
+    /// The name stored.
+    pub name: String,
+    /// The whole file's size.
+    pub size: u64,
+    /// Octets sent this time (less than `size` when resumed).
+    pub sent: u64,
+    /// Where the upload resumed from (0: from the start).
+    pub resumed_from: u64,
+    /// The whole file's sha256, as the server confirmed it.
+    pub sha256: String,
+}
+
+/// Uploads `path` as `name`. With `resume`, asks the server (`stat`) how much of a previous
+/// attempt it holds and sends only the rest; the whole file's digest is checked either way.
+pub fn put(
+    client: &mut Client,
+    path: &Path,
+    name: &str,
+    resume: bool,
+    replace: bool,
+    bar: &ProgressBar,
+) -> Result<PutReport, ClientError> {
+    let mut file = File::open(path)?;
+    let (digest, size) = sha256_of(&mut file)?;
+    let digest = hex_lower(&digest);
+    let mut offset = 0;
+    if resume {
+        let reply = request(client, app::stat(name))?;
+        let partial = app::u64_member(&reply, "partial").ok().flatten().unwrap_or(0);
+        if partial <= size {
+            offset = partial;
+        }
+    }
+    let mut header = app::put(name, size - offset, &digest, (offset > 0).then_some(offset));
+    if replace {
+        header.insert("replace", true);
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    bar.set_length(size);
+    bar.set_position(offset);
+    let sent = client.upload(&header, bar.wrap_read(file.take(size - offset)))?;
+    bar.finish_and_clear();
+    let reply = recv_reply(client)?;
+    expect_kind(&reply, app::OK)?;
+    let confirmed = app::str_member(&reply, "file_sha256").unwrap_or_default();
+    if confirmed != digest {
+        return Err(ClientError::Digest {
+            expected: digest,
+            actual: confirmed.to_owned(),
+        });
+    }
+    Ok(PutReport {
+        name: name.to_owned(),
+        size,
+        sent,
+        resumed_from: offset,
+        sha256: digest,
+    })
+}
+
+/// What a finished download did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetReport {
+    /// Where the file was written.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Octets received this time.
+    pub received: u64,
+    /// Where the download resumed from.
+    pub resumed_from: u64,
+    /// Its sha256, verified.
+    pub sha256: String,
+}
+
+/// The hidden file a download goes to before it is verified and renamed to `out`.
+pub fn partial_download_path(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map_or_else(|| "download".into(), |n| n.to_string_lossy().into_owned());
+    out.with_file_name(format!(".{name}.lhp-partial"))
+}
+
+/// Downloads `name` to `out`, through a hidden partial file verified against the server's
+/// whole-file digest before it is renamed into place. With `resume`, continues the partial
+/// file a previous attempt left.
+pub fn get(
+    client: &mut Client,
+    name: &str,
+    out: &Path,
+    resume: bool,
+    bar: &ProgressBar,
+) -> Result<GetReport, ClientError> {
+    let partial = partial_download_path(out);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(!resume)
+        .open(&partial)?;
+    let offset = file.metadata()?.len();
+    let mut hasher = Sha256::new();
+    io::copy(&mut (&file).take(offset), &mut hasher)?;
+    file.seek(SeekFrom::Start(offset))?;
+    client.send(&lhp_codec::Frame::new(
+        app::get(name, (offset > 0).then_some(offset)),
+        Default::default(),
+    ))?;
+    let head = client.recv_head()?.ok_or(lhp_blocking::Error::Closed)?;
+    if head.kind() == Some(app::ERROR) {
+        io::copy(&mut client.body(), &mut io::sink())?;
+        return Err(server_error(&head));
+    }
+    expect_kind(&head, app::FILE)?;
+    let size = app::u64_member(&head, "size").ok().flatten().unwrap_or(0);
+    if app::u64_member(&head, "offset").ok().flatten() != Some(offset) {
+        return Err(ClientError::Unexpected(format!("file reply for offset {offset}: {head}")));
+    }
+    let expected = app::str_member(&head, "file_sha256").unwrap_or_default().to_owned();
+    bar.set_length(size);
+    bar.set_position(offset);
+    let mut received = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    {
+        let mut body = client.body();
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let chunk = buf.get(..n).unwrap_or_default();
+            file.write_all(chunk)?;
+            hasher.update(chunk);
+            received += n as u64;
+            bar.inc(n as u64);
+        }
+    }
+    bar.finish_and_clear();
+    let actual = hex_lower(&hasher.finalize());
+    if actual != expected {
+        drop(file);
+        let _ = fs::remove_file(&partial);
+        return Err(ClientError::Digest { expected, actual });
+    }
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&partial, out)?;
+    Ok(GetReport {
+        path: out.to_owned(),
+        size: offset + received,
+        received,
+        resumed_from: offset,
+        sha256: actual,
+    })
+}
+
+/// `stat`: (size of the complete file if any, octets of a partial upload).
+pub fn stat(client: &mut Client, name: &str) -> Result<(Option<u64>, u64), ClientError> {
+    let reply = request(client, app::stat(name))?;
+    expect_kind(&reply, app::OK)?;
+    let size = reply.get("size").and_then(Value::as_u64);
+    let partial = app::u64_member(&reply, "partial").ok().flatten().unwrap_or(0);
+    Ok((size, partial))
+}
+
+/// `list`: every file under the root, `(name, size)`, sorted by name.
+pub fn list(client: &mut Client) -> Result<Vec<(String, u64)>, ClientError> {
+    client.send(&lhp_codec::Frame::new(app::list(), Default::default()))?;
+    let frame = client.recv()?.ok_or(lhp_blocking::Error::Closed)?;
+    if frame.header.kind() == Some(app::ERROR) {
+        return Err(server_error(&frame.header));
+    }
+    expect_kind(&frame.header, app::LISTING)?;
+    let entries: Vec<Value> = serde_json::from_slice(&frame.body)
+        .map_err(|e| ClientError::Unexpected(format!("listing body: {e}")))?;
+    Ok(entries
+        .iter()
+        .filter_map(|e| Some((e.get("name")?.as_str()?.to_owned(), e.get("size")?.as_u64()?)))
+        .collect())
+}
+
+/// How a remote program ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecReport {
+    /// Its exit code, if it exited.
+    pub code: Option<i64>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i64>,
+    /// Whether the server's time limit killed it.
+    pub timed_out: bool,
+    /// Octets of stdout and stderr received.
+    pub received: (u64, u64),
+}
+
+/// `exec`: runs `argv` on the server, writing its stdout and stderr to `out` and `err` as
+/// the `output` frames arrive (each body streamed, never the whole output in memory).
+pub fn exec<O: Write, E: Write>(
+    client: &mut Client,
+    argv: &[String],
+    out: &mut O,
+    err: &mut E,
+) -> Result<ExecReport, ClientError> {
+    client.send(&lhp_codec::Frame::new(app::exec(argv), Default::default()))?;
+    let mut received = (0u64, 0u64);
+    loop {
+        let head = client.recv_head()?.ok_or(lhp_blocking::Error::Closed)?;
+        match head.kind() {
+            Some(app::OUTPUT) => {
+                let mut body = client.body();
+                if app::str_member(&head, "stream") == Some("stderr") {
+                    received.1 += io::copy(&mut body, err)?;
+                    err.flush()?;
+                } else {
+                    received.0 += io::copy(&mut body, out)?;
+                    out.flush()?;
+                }
+            }
+            Some(app::EXIT) => {
+                return Ok(ExecReport {
+                    code: head.get("code").and_then(Value::as_i64),
+                    signal: head.get("signal").and_then(Value::as_i64),
+                    timed_out: app::bool_member(&head, "timed_out"),
+                    received,
+                })
+            }
+            Some(app::ERROR) => return Err(server_error(&head)),
+            _ => return Err(ClientError::Unexpected(head.to_string())),
+        }
+    }
+}
+
+/// Sends a body-less request and reads a whole reply; an `error` reply becomes
+/// [`ClientError::Server`].
+pub fn request(client: &mut Client, header: Header) -> Result<Header, ClientError> {
+    client.send(&lhp_codec::Frame::new(header, Default::default()))?;
+    recv_reply(client)
+}
+
+fn recv_reply(client: &mut Client) -> Result<Header, ClientError> {
+    let frame = client.recv()?.ok_or(lhp_blocking::Error::Closed)?;
+    if frame.header.kind() == Some(app::ERROR) {
+        return Err(server_error(&frame.header));
+    }
+    Ok(frame.header)
+}
+
+/// The [`ClientError::Server`] an `error` header describes.
+pub fn server_error(h: &Header) -> ClientError {
+    ClientError::Server {
+        code: app::str_member(h, "code").unwrap_or("unknown").to_owned(),
+        message: app::str_member(h, "message").unwrap_or_default().to_owned(),
+    }
+}
+
+fn expect_kind(h: &Header, kind: &str) -> Result<(), ClientError> {
+    if h.kind() == Some(app::ERROR) {
+        return Err(server_error(h));
+    }
+    if h.kind() != Some(kind) {
+        return Err(ClientError::Unexpected(format!("expected {kind}, got {h}")));
+    }
+    Ok(())
+}
+
+/// Seconds and MB/s, for reports.
+pub fn rate(octets: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-6);
+    format!("{:.2} s, {:.1} MB/s", secs, octets as f64 / secs / 1e6)
+}
+
+/// A timer for reports.
+pub fn timer() -> Instant {
+    Instant::now()
+}

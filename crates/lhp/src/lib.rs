@@ -1,0 +1,41 @@
+//! # lhp: the command-line program for LHP/1
+//!
+//! The `lhp` binary is a thin front end over this library. Phase one gives two tools that
+//! work on byte streams without any network:
+//!
+//! * [`decode::run`] (`lhp decode`) prints one JSON line per frame of a recorded stream,
+//!   in constant memory however large the bodies are, and reports the first protocol error
+//!   with its code and absolute offset.
+//! * [`encode::run`] (`lhp encode`) writes one frame from a JSON header and an optional body.
+//!
+//! ```
+//! use lhp::decode::{decode_stream, DecodeOptions};
+//! use lhp::encode::encode_frame;
+//!
+//! // Encode a frame, then decode it again: one JSON line with its offset and body digest.
+//! let mut wire = Vec::new();
+//! encode_frame(r#"{"kind":"echo"}"#, &b"hello"[..], 5, &Default::default(), &mut wire).unwrap();
+//! let mut out = Vec::new();
+//! let end = decode_stream(&wire[..], &DecodeOptions::default(), &mut out).unwrap();
+//! assert!(end.error.is_none());
+//! let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+//! assert_eq!(line["offset"], 0);
+//! assert_eq!(line["header"]["kind"], "echo");
+//! assert_eq!(line["body_len"], 5);
+//! assert_eq!(
+//!     line["body_sha256"],
+//!     "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+//! );
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod client;
+pub mod decode;
+pub mod demo;
+pub mod encode;
+pub mod exec;
+pub mod files;
+pub mod names;
+pub mod serve;

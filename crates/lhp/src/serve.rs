@@ -1,0 +1,49 @@
+//! `lhp serve`: the file server (or, without a root, a pure echo server) on the blocking
+//! engine, stopped cleanly by SIGINT or SIGTERM.
+
+use std::io::{self, Write};
+use std::thread;
+
+use lhp_blocking::{Config, Server, ShutdownHandle};
+use lhp_codec::{Limits, MAX_SAFE_INTEGER};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::files::{FileService, ServeOptions};
+
+/// Binds `addr` and returns the server, ready to run: bodies up to 2^53−1 (uploads are
+/// streamed to disk), the engine's default timeouts and connection limit.
+pub fn bind(addr: &str, opts: &ServeOptions) -> io::Result<Server> {
+    let mut config = Config::new();
+    config
+        .profile(opts.profile)
+        .limits(Limits::new().with_max_body_len(MAX_SAFE_INTEGER));
+    let service = FileService::new(opts)?;
+    Server::bind(addr, config, service).map_err(lhp_blocking::Error::into_io)
+}
+
+/// Runs `lhp serve`: binds, prints `listening on ADDR` as the first line of stdout (flushed),
+/// serves until SIGINT or SIGTERM, then shuts down gracefully.
+pub fn run(addr: &str, opts: &ServeOptions) -> io::Result<()> {
+    let server = bind(addr, opts)?;
+    let handle = server.shutdown_handle();
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let signal_handle = signals.handle();
+    let waiter = thread::spawn(move || stop_on_signal(&mut signals, &handle));
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on {}", server.local_addr())?;
+        out.flush()?;
+    }
+    let result = server.run().map_err(lhp_blocking::Error::into_io);
+    signal_handle.close();
+    let _ = waiter.join();
+    result
+}
+
+fn stop_on_signal(signals: &mut Signals, handle: &ShutdownHandle) {
+    if let Some(sig) = signals.forever().next() {
+        eprintln!("lhp serve: signal {sig}, shutting down");
+        handle.shutdown();
+    }
+}

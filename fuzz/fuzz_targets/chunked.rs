@@ -1,0 +1,24 @@
+//! `chunked`: the sticky-packet property. The same stream fed under an arbitrary chunking,
+//! through both `decode` and `decode_event`, gives the same frames and the same error (code,
+//! offset, missing octets) as the stream fed whole.
+//!
+//! Input: the configuration header of `fuzz/src/lib.rs`, then one octet `k`, then `k` chunk
+//! sizes used cyclically (none, or all zero: one octet at a time), then the stream.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lhp_fuzz::{chunks, decode_chunked, decode_whole, events_chunked, read_config, Cursor};
+
+fuzz_target!(|data: &[u8]| {
+    let mut cur = Cursor::new(data);
+    let cfg = read_config(&mut cur, None);
+    let k = usize::from(cur.byte());
+    let sizes = cur.take(k);
+    let stream = cur.rest();
+    let whole = decode_whole(&cfg, stream);
+    let pieces = chunks(stream, sizes);
+    let chunked = decode_chunked(&cfg, &pieces);
+    assert_eq!(chunked, whole, "decode: chunking changed the result");
+    let events = events_chunked(&cfg, &pieces);
+    assert_eq!(events, whole, "decode_event: chunking changed the result");
+});

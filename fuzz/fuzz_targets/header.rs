@@ -1,0 +1,225 @@
+//! `header`: arbitrary octets as a header. The codec's verdict must agree with an independent
+//! oracle: `std::str::from_utf8`, `serde_json` for syntax, and this file's own walk for the
+//! I-JSON rules (duplicate names at any depth, numbers within ±(2^53−1), an object at the top)
+//! and the registered-member rules, in the precedence order of spec/DECISIONS.md §4.
+//!
+//! Input: one flags octet (bit 0: seed-compat), one body-limit selector, then the header.
+//! The frame is the 4-octet prefix (BE, or signed LE in seed-compat) and the header, no body.
+#![no_main]
+
+use std::collections::HashSet;
+use std::fmt;
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use lhp_codec::{Decoder, Event, Limits, Map, Profile, Value};
+use lhp_fuzz::MAX_SAFE;
+use serde::de::{self, Deserializer as _, MapAccess, SeqAccess, Visitor};
+use serde_json::Number;
+
+/// The parsed text with every member kept, duplicates included.
+enum Tree {
+    Object(Vec<(String, Tree)>),
+    Array(Vec<Tree>),
+    Number(Number),
+    Other,
+}
+
+struct TreeVisitor;
+
+impl<'de> Visitor<'de> for TreeVisitor {
+    type Value = Tree;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Tree, E> {
+        Ok(Tree::Other)
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Tree, E> {
+        Ok(Tree::Number(n.into()))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Tree, E> {
+        Ok(Tree::Number(n.into()))
+    }
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Tree, E> {
+        Number::from_f64(f)
+            .map(Tree::Number)
+            .ok_or_else(|| E::custom("not finite"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Tree, E> {
+        Ok(Tree::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Tree, E> {
+        Ok(Tree::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
+        let mut items = Vec::new();
+        while let Some(t) = seq.next_element_seed(Seed)? {
+            items.push(t);
+        }
+        Ok(Tree::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
+        let mut members = Vec::new();
+        while let Some(k) = map.next_key::<String>()? {
+            members.push((k, map.next_value_seed(Seed)?));
+        }
+        Ok(Tree::Object(members))
+    }
+}
+
+struct Seed;
+
+impl<'de> de::DeserializeSeed<'de> for Seed {
+    type Value = Tree;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Tree, D::Error> {
+        d.deserialize_any(TreeVisitor)
+    }
+}
+
+fn has_duplicate(t: &Tree) -> bool {
+    match t {
+        Tree::Object(members) => {
+            let mut seen = HashSet::new();
+            members.iter().any(|(k, _)| !seen.insert(k.as_str()))
+                || members.iter().any(|(_, v)| has_duplicate(v))
+        }
+        Tree::Array(items) => items.iter().any(has_duplicate),
+        _ => false,
+    }
+}
+
+fn out_of_range(t: &Tree) -> bool {
+    match t {
+        Tree::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                u > MAX_SAFE
+            } else if let Some(i) = n.as_i64() {
+                i < -(MAX_SAFE as i64)
+            } else {
+                !n.as_f64().is_some_and(|f| (-(MAX_SAFE as f64)..=MAX_SAFE as f64).contains(&f))
+            }
+        }
+        Tree::Object(members) => members.iter().any(|(_, v)| out_of_range(v)),
+        Tree::Array(items) => items.iter().any(out_of_range),
+        Tree::Other => false,
+    }
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The oracle: `Ok((members, body_len))` or `Err(code)`.
+fn oracle(raw: &[u8], profile: Profile, max_body: u64) -> Result<(Map<String, Value>, u64), &'static str> {
+    if raw.len() < 2 {
+        return Err("header_len_too_small");
+    }
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Err("header_not_utf8");
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let tree = de.deserialize_any(TreeVisitor).and_then(|t| de.end().map(|()| t));
+    let Ok(tree) = tree else {
+        return Err("header_not_json");
+    };
+    if !matches!(tree, Tree::Object(_)) {
+        return Err("header_not_object");
+    }
+    if has_duplicate(&tree) {
+        return Err("duplicate_member");
+    }
+    if out_of_range(&tree) {
+        return Err("number_out_of_range");
+    }
+    let Ok(Value::Object(members)) = serde_json::from_str::<Value>(text) else {
+        panic!("serde_json disagrees with itself on {text:?}");
+    };
+    let int = |v: &Value| v.as_u64().filter(|&n| n <= MAX_SAFE);
+    let length_members: &[&str] = match profile {
+        Profile::SeedCompat => &["body_len", "file_size", "total_size"],
+        _ => &["body_len"],
+    };
+    let mut lengths = Vec::new();
+    for m in length_members {
+        if let Some(v) = members.get(*m) {
+            lengths.push(int(v).ok_or("invalid_body_len")?);
+        }
+    }
+    if lengths.windows(2).any(|w| w[0] != w[1]) {
+        return Err("invalid_body_len");
+    }
+    let body_len = lengths.first().copied().unwrap_or(0);
+    let get = |k: &str| members.get(k);
+    if get("kind").is_some_and(|v| !v.is_string()) {
+        return Err("invalid_member");
+    }
+    if get("id").is_some_and(|v| int(v).is_none()) {
+        return Err("invalid_member");
+    }
+    if get("name").is_some_and(|v| !v.is_string()) {
+        return Err("invalid_member");
+    }
+    if get("sha256").is_some_and(|v| !v.as_str().is_some_and(|s| is_hex(s, 64))) {
+        return Err("invalid_member");
+    }
+    match get("v").map(int) {
+        Some(None) => return Err("invalid_member"),
+        Some(Some(v)) if v != 1 => return Err("unsupported_version"),
+        _ => {}
+    }
+    if body_len > max_body {
+        return Err("body_too_large");
+    }
+    Ok((members, body_len))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (flags, rest) = data.split_first().unwrap_or((&0, &[]));
+    let (sel, raw) = rest.split_first().unwrap_or((&0, &[]));
+    let profile = if flags & 1 == 1 { Profile::SeedCompat } else { Profile::Lhp1 };
+    let max_body = [MAX_SAFE, 0, 1, 100, 65536][usize::from(*sel) % 5];
+    let Ok(len) = u32::try_from(raw.len()) else { return };
+    let mut frame = BytesMut::new();
+    match profile {
+        Profile::SeedCompat => frame.extend_from_slice(&len.to_le_bytes()),
+        _ => frame.extend_from_slice(&len.to_be_bytes()),
+    }
+    frame.extend_from_slice(raw);
+    let limits = Limits::new().with_max_header_len(u32::MAX).with_max_body_len(max_body);
+    let mut dec = Decoder::with(profile, limits);
+    dec.set_verify_digests(false);
+    let mut events = Decoder::with(profile, limits);
+    events.set_verify_digests(false);
+    let mut ebuf = frame.clone();
+    let got = dec.decode(&mut frame);
+    let got_event = events.decode_event(&mut ebuf);
+    let text = String::from_utf8_lossy(raw);
+    match oracle(raw, profile, max_body) {
+        Err(code) => {
+            let e = got.expect_err("codec accepted a header the oracle rejects");
+            assert_eq!(e.code(), code, "header {text:?}: {e}");
+            let expected_offset = if code == "header_len_too_small" { 0 } else { 4 };
+            assert_eq!(e.offset(), expected_offset);
+            assert_eq!(got_event.err(), Some(e));
+        }
+        Ok((members, body_len)) => {
+            let header = match (&got, body_len) {
+                (Ok(Some(f)), 0) => f.header.clone(),
+                (Ok(None), n) if n > 0 => {
+                    assert_eq!(dec.wanted(frame.len()), n);
+                    match &got_event {
+                        Ok(Some(Event::Head(h))) => h.clone(),
+                        other => panic!("decode_event: {other:?}"),
+                    }
+                }
+                (other, _) => panic!("header {text:?}: oracle accepts (body_len {body_len}), codec says {other:?}"),
+            };
+            assert_eq!(header.body_len(), body_len);
+            assert_eq!(header.members(), &members);
+            let order = |m: &Map<String, Value>| serde_json::to_string(m).unwrap_or_default();
+            assert_eq!(order(header.members()), order(&members), "member order differs");
+        }
+    }
+});
