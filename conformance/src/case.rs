@@ -43,7 +43,12 @@ impl Case {
                 limits = limits.with_max_body_len(b);
             }
         }
-        let layout = layout(&vector.input, vector.skip_bytes, profile, vector.expect.frames());
+        let layout = layout(
+            &vector.input,
+            vector.skip_bytes,
+            profile,
+            vector.expect.frames(),
+        );
         Some(Case {
             vector,
             profile,
@@ -255,8 +260,7 @@ pub fn coalesced(cases: &[Case], profile: Profile) -> Option<Case> {
     let mut ids = Vec::new();
     for c in cases {
         let v = &c.vector;
-        if c.profile != profile || v.limits.is_some() || v.skip_bytes != 0 || v.tier != "required"
-        {
+        if c.profile != profile || v.limits.is_some() || v.skip_bytes != 0 || v.tier != "required" {
             continue;
         }
         let Expect::Valid { frames: f } = &v.expect else {
@@ -345,7 +349,10 @@ mod tests {
     fn truncation_of_a_valid_frame() {
         // {"body_len":1} + "a"
         let frame = ExpectedFrame {
-            header: serde_json::json!({"body_len":1}).as_object().cloned().unwrap_or_default(),
+            header: serde_json::json!({"body_len":1})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             body_len: 1,
             body: ExpectedBody::Bytes(b"a".to_vec()),
         };
@@ -386,6 +393,8 @@ mod tests {
         let c = case_of("00000001200000", e.clone());
         assert_eq!(c.truncated(5), Some(e.clone()));
         assert_eq!(c.truncated(4), Some(e));
-        assert!(matches!(c.truncated(3), Some(Expect::Invalid { error, .. }) if error.code == "unexpected_eof"));
+        assert!(
+            matches!(c.truncated(3), Some(Expect::Invalid { error, .. }) if error.code == "unexpected_eof")
+        );
     }
 }

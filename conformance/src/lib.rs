@@ -25,6 +25,7 @@ pub mod case;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod stdio;
 pub mod testee;
 
 use std::path::Path;

@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
 use lhp_conformance::report::Report;
 use lhp_conformance::runner::{self, Options};
+use lhp_conformance::stdio::StdioTestee;
 use lhp_conformance::testee::{CodecDecode, CodecEvents, Testee};
 
 /// The LHP/1 conformance harness (spec/conformance.md).
@@ -81,11 +83,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 testees.push(Box::new(CodecDecode));
                 testees.push(Box::new(CodecEvents));
             }
-            other => return Err(format!("unknown implementation {other:?} (codec, blocking, tokio, all)")),
+            other => {
+                return Err(format!(
+                    "unknown implementation {other:?} (codec, blocking, tokio, all)"
+                ))
+            }
         }
     }
-    let _ = cli.timeout_ms;
-    let _ = &cli.stdio;
+    for command in &cli.stdio {
+        testees.push(Box::new(StdioTestee::new(
+            command,
+            Duration::from_millis(cli.timeout_ms),
+        )));
+    }
     if testees.is_empty() {
         return Err("nothing to test: give --impl, --stdio, --server or --client".into());
     }
@@ -99,7 +109,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     }
     let report = Report { cases, impls };
     let out = cli.out.unwrap_or_else(|| root().join("reports/out"));
-    let files = report.write(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let files = report
+        .write(&out)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
     for f in files {
         eprintln!("wrote {}", f.display());
     }

@@ -114,7 +114,13 @@ impl fmt::Display for Plan {
         let parts: Vec<String> = self
             .runs
             .iter()
-            .map(|&(l, c)| if c == 1 { l.to_string() } else { format!("{l}×{c}") })
+            .map(|&(l, c)| {
+                if c == 1 {
+                    l.to_string()
+                } else {
+                    format!("{l}×{c}")
+                }
+            })
             .collect();
         write!(f, "[{}]", parts.join(", "))
     }
@@ -172,8 +178,11 @@ impl fmt::Display for Strategy {
 pub struct Budget {
     /// `cut` and `truncate` are exhaustive for streams up to this length...
     pub exhaustive_up_to: usize,
-    /// ...and use this many sampled points above it.
+    /// ...and use this many sampled points above it...
     pub sample: usize,
+    /// ...but no more than `sample_octets / len` (at least 16) on very long streams, so the
+    /// octets replayed per strategy stay bounded.
+    pub sample_octets: usize,
     /// `pairs` runs for streams up to this length.
     pub pairs_up_to: usize,
     /// `bytes` runs for streams up to this length.
@@ -185,8 +194,9 @@ pub struct Budget {
 impl Budget {
     /// In-process implementations: everything (§1.2).
     pub const FULL: Budget = Budget {
-        exhaustive_up_to: 64 << 10,
+        exhaustive_up_to: 16 << 10,
         sample: 256,
+        sample_octets: 512 << 20,
         pairs_up_to: 64,
         bytes_up_to: usize::MAX,
         random: 8,
@@ -196,6 +206,7 @@ impl Budget {
     pub const STDIO: Budget = Budget {
         exhaustive_up_to: 0,
         sample: 64,
+        sample_octets: 64 << 20,
         pairs_up_to: 24,
         bytes_up_to: 64 << 10,
         random: 8,
@@ -205,6 +216,7 @@ impl Budget {
     pub const QUICK: Budget = Budget {
         exhaustive_up_to: 0,
         sample: 64,
+        sample_octets: 64 << 20,
         pairs_up_to: 0,
         bytes_up_to: 64 << 10,
         random: 2,
@@ -212,7 +224,12 @@ impl Budget {
 
     /// Whether `cut`/`truncate` are sampled for a stream of `len` octets.
     pub fn is_sampled(&self, len: usize) -> bool {
-        len > self.exhaustive_up_to && len.saturating_sub(1) > self.sample
+        len > self.exhaustive_up_to && len.saturating_sub(1) > self.sample_size(len)
+    }
+
+    /// How many points are sampled on a stream of `len` octets.
+    pub fn sample_size(&self, len: usize) -> usize {
+        (self.sample_octets / len.max(1)).clamp(16, self.sample.max(16))
     }
 }
 
@@ -226,9 +243,10 @@ pub fn points(len: usize, boundaries: &[usize], budget: &Budget) -> Vec<usize> {
     if !budget.is_sampled(len) {
         return (1..len).collect();
     }
+    let cap = budget.sample_size(len);
     let mut picked: Vec<usize> = Vec::new();
     let add = |p: usize, picked: &mut Vec<usize>| {
-        if p >= 1 && p < len && picked.len() < budget.sample && !picked.contains(&p) {
+        if p >= 1 && p < len && picked.len() < cap && !picked.contains(&p) {
             picked.push(p);
         }
     };
@@ -241,7 +259,7 @@ pub fn points(len: usize, boundaries: &[usize], budget: &Budget) -> Vec<usize> {
             add(p, &mut picked);
         }
     }
-    let room = budget.sample.saturating_sub(picked.len());
+    let room = cap.saturating_sub(picked.len());
     if room > 0 {
         let step = (len / (room + 1)).max(1);
         for i in 1..=room {

@@ -66,8 +66,7 @@ impl Report {
                 i.elapsed.as_secs_f64(),
                 i.about
             );
-            let fails: Vec<&CaseResult> =
-                i.results.iter().filter(|r| r.status.is_fail()).collect();
+            let fails: Vec<&CaseResult> = i.results.iter().filter(|r| r.status.is_fail()).collect();
             for r in fails.iter().take(15) {
                 let _ = writeln!(s, "    {:<8} {}: {}", r.status.name(), r.id, r.detail);
             }
@@ -227,7 +226,11 @@ impl Report {
                         r.status.name(),
                         esc(&failure_text(r)),
                         r.plans,
-                        if r.sampled { ", cut points sampled" } else { "" },
+                        if r.sampled {
+                            ", cut points sampled"
+                        } else {
+                            ""
+                        },
                         if r.underived > 0 {
                             format!(", {} truncations not derivable", r.underived)
                         } else {
@@ -285,7 +288,11 @@ fn failure_text(r: &CaseResult) -> String {
             "{}; expected {}; got {}{}",
             r.detail,
             f.expected,
-            if f.got.is_empty() { "no outcome" } else { &f.got },
+            if f.got.is_empty() {
+                "no outcome"
+            } else {
+                &f.got
+            },
             if f.shrunk {
                 ""
             } else {

@@ -196,6 +196,7 @@ pub fn run_all(testee: &mut dyn Testee, cases: &[Case], opts: &Options) -> ImplR
         budget = Budget {
             exhaustive_up_to: budget.exhaustive_up_to.min(Budget::QUICK.exhaustive_up_to),
             sample: budget.sample.min(Budget::QUICK.sample),
+            sample_octets: budget.sample_octets.min(Budget::QUICK.sample_octets),
             pairs_up_to: budget.pairs_up_to.min(Budget::QUICK.pairs_up_to),
             bytes_up_to: budget.bytes_up_to.min(Budget::QUICK.bytes_up_to),
             random: budget.random.min(Budget::QUICK.random),
@@ -336,6 +337,7 @@ fn judge(testee: &mut dyn Testee, job: &Job<'_>, expect: &Expect) -> (Judged, Op
 /// Runs one case: every trial until the first failure, which is then shrunk.
 pub fn run_case(testee: &mut dyn Testee, case: &Case, budget: &Budget, seed: u64) -> CaseResult {
     let stream = case.stream();
+    let bodies = case_bodies(case);
     let mut plans = 0;
     let mut underived = 0;
     let mut non_strict: Option<String> = None;
@@ -358,6 +360,7 @@ pub fn run_case(testee: &mut dyn Testee, case: &Case, budget: &Budget, seed: u64
             profile: case.profile,
             limits: case.limits,
             skip: case.skip(),
+            bodies: &bodies,
         };
         plans += 1;
         let (judged, outcome) = judge(testee, &job, &expect);
@@ -407,12 +410,12 @@ pub fn run_case(testee: &mut dyn Testee, case: &Case, budget: &Budget, seed: u64
         };
         result.status = status;
         result.detail = format!(
-            "{} plan {}{}: {}",
+            "{} plan{}{}: {}",
             trial.strategy,
             if cuts.is_empty() {
-                "whole".to_owned()
+                " (one chunk)".to_owned()
             } else {
-                format!("cut at {cuts:?}")
+                format!(" cut at {cuts:?}")
             },
             trial
                 .truncate
@@ -446,6 +449,7 @@ fn shrink(
     reason: String,
 ) -> (Vec<usize>, bool, String, String) {
     let stream = case.stream();
+    let bodies = case_bodies(case);
     let part = &stream[..trial.plan.total().min(stream.len())];
     let len = part.len();
     let max_tries = if testee.budget().exhaustive_up_to > 0 {
@@ -462,6 +466,7 @@ fn shrink(
             profile: case.profile,
             limits: case.limits,
             skip: case.skip(),
+            bodies: &bodies,
         };
         match judge(testee, &job, expect) {
             (Judged::Ok(Verdict::Fail(r)), o) => {
@@ -472,6 +477,12 @@ fn shrink(
         }
     });
     (cuts, done, last.0, last.1)
+}
+
+fn case_bodies(case: &Case) -> Vec<&[u8]> {
+    (0..case.vector.expect.frames().len())
+        .map_while(|i| case.body_of(i))
+        .collect()
 }
 
 /// A short description of an outcome.

@@ -6,8 +6,8 @@
 //! sizes used cyclically (none, or all zero: one octet at a time), then the stream.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use lhp_fuzz::{chunks, decode_chunked, decode_whole, events_chunked, read_config, Cursor};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut cur = Cursor::new(data);

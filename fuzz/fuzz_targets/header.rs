@@ -11,9 +11,9 @@ use std::collections::HashSet;
 use std::fmt;
 
 use bytes::BytesMut;
-use libfuzzer_sys::fuzz_target;
 use lhp_codec::{Decoder, Event, Limits, Map, Profile, Value};
 use lhp_fuzz::MAX_SAFE;
+use libfuzzer_sys::fuzz_target;
 use serde::de::{self, Deserializer as _, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
@@ -98,7 +98,8 @@ fn out_of_range(t: &Tree) -> bool {
             } else if let Some(i) = n.as_i64() {
                 i < -(MAX_SAFE as i64)
             } else {
-                !n.as_f64().is_some_and(|f| (-(MAX_SAFE as f64)..=MAX_SAFE as f64).contains(&f))
+                !n.as_f64()
+                    .is_some_and(|f| (-(MAX_SAFE as f64)..=MAX_SAFE as f64).contains(&f))
             }
         }
         Tree::Object(members) => members.iter().any(|(_, v)| out_of_range(v)),
@@ -108,11 +109,17 @@ fn out_of_range(t: &Tree) -> bool {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The oracle: `Ok((members, body_len))` or `Err(code)`.
-fn oracle(raw: &[u8], profile: Profile, max_body: u64) -> Result<(Map<String, Value>, u64), &'static str> {
+fn oracle(
+    raw: &[u8],
+    profile: Profile,
+    max_body: u64,
+) -> Result<(Map<String, Value>, u64), &'static str> {
     if raw.len() < 2 {
         return Err("header_len_too_small");
     }
@@ -120,7 +127,9 @@ fn oracle(raw: &[u8], profile: Profile, max_body: u64) -> Result<(Map<String, Va
         return Err("header_not_utf8");
     };
     let mut de = serde_json::Deserializer::from_str(text);
-    let tree = de.deserialize_any(TreeVisitor).and_then(|t| de.end().map(|()| t));
+    let tree = de
+        .deserialize_any(TreeVisitor)
+        .and_then(|t| de.end().map(|()| t));
     let Ok(tree) = tree else {
         return Err("header_not_json");
     };
@@ -178,16 +187,24 @@ fn oracle(raw: &[u8], profile: Profile, max_body: u64) -> Result<(Map<String, Va
 fuzz_target!(|data: &[u8]| {
     let (flags, rest) = data.split_first().unwrap_or((&0, &[]));
     let (sel, raw) = rest.split_first().unwrap_or((&0, &[]));
-    let profile = if flags & 1 == 1 { Profile::SeedCompat } else { Profile::Lhp1 };
+    let profile = if flags & 1 == 1 {
+        Profile::SeedCompat
+    } else {
+        Profile::Lhp1
+    };
     let max_body = [MAX_SAFE, 0, 1, 100, 65536][usize::from(*sel) % 5];
-    let Ok(len) = u32::try_from(raw.len()) else { return };
+    let Ok(len) = u32::try_from(raw.len()) else {
+        return;
+    };
     let mut frame = BytesMut::new();
     match profile {
         Profile::SeedCompat => frame.extend_from_slice(&len.to_le_bytes()),
         _ => frame.extend_from_slice(&len.to_be_bytes()),
     }
     frame.extend_from_slice(raw);
-    let limits = Limits::new().with_max_header_len(u32::MAX).with_max_body_len(max_body);
+    let limits = Limits::new()
+        .with_max_header_len(u32::MAX)
+        .with_max_body_len(max_body);
     let mut dec = Decoder::with(profile, limits);
     dec.set_verify_digests(false);
     let mut events = Decoder::with(profile, limits);
@@ -214,12 +231,18 @@ fuzz_target!(|data: &[u8]| {
                         other => panic!("decode_event: {other:?}"),
                     }
                 }
-                (other, _) => panic!("header {text:?}: oracle accepts (body_len {body_len}), codec says {other:?}"),
+                (other, _) => panic!(
+                    "header {text:?}: oracle accepts (body_len {body_len}), codec says {other:?}"
+                ),
             };
             assert_eq!(header.body_len(), body_len);
             assert_eq!(header.members(), &members);
             let order = |m: &Map<String, Value>| serde_json::to_string(m).unwrap_or_default();
-            assert_eq!(order(header.members()), order(&members), "member order differs");
+            assert_eq!(
+                order(header.members()),
+                order(&members),
+                "member order differs"
+            );
         }
     }
 });

@@ -6,23 +6,43 @@
 
 use arbitrary::{Result, Unstructured};
 use bytes::{Bytes, BytesMut};
-use libfuzzer_sys::fuzz_target;
 use lhp_codec::{Frame, Header, Limits, Map, Profile, Value};
-use lhp_fuzz::{chunks, decode_chunked, decode_one, encoder, events_chunked, Config, End, MAX_SAFE};
+use lhp_fuzz::{
+    chunks, decode_chunked, decode_one, encoder, events_chunked, Config, End, MAX_SAFE,
+};
+use libfuzzer_sys::fuzz_target;
 use md5::Md5;
 use serde_json::Number;
 use sha2::{Digest, Sha256};
 
 /// Names a fuzzer would take long to spell on its own.
 const NAMES: &[&str] = &[
-    "body_len", "kind", "id", "name", "sha256", "v", "file_size", "total_size", "md5",
-    "file_name", "", "a", "A", "\u{0}", "é", "你好", "\"", "\\",
+    "body_len",
+    "kind",
+    "id",
+    "name",
+    "sha256",
+    "v",
+    "file_size",
+    "total_size",
+    "md5",
+    "file_name",
+    "",
+    "a",
+    "A",
+    "\u{0}",
+    "é",
+    "你好",
+    "\"",
+    "\\",
 ];
 
 fn profile_registered(profile: Profile, name: &str) -> bool {
     let lhp1 = ["body_len", "kind", "id", "name", "sha256", "v"];
     match profile {
-        Profile::SeedCompat => lhp1.contains(&name) || ["file_size", "total_size", "md5"].contains(&name),
+        Profile::SeedCompat => {
+            lhp1.contains(&name) || ["file_size", "total_size", "md5"].contains(&name)
+        }
         _ => lhp1.contains(&name),
     }
 }
@@ -42,7 +62,11 @@ fn number(u: &mut Unstructured<'_>) -> Result<Number> {
         2 => Number::from(u.int_in_range(0..=3u64)?),
         _ => {
             let f: f64 = u.arbitrary()?;
-            let f = if f.is_finite() && f.abs() <= MAX_SAFE as f64 { f } else { 0.5 };
+            let f = if f.is_finite() && f.abs() <= MAX_SAFE as f64 {
+                f
+            } else {
+                0.5
+            };
             Number::from_f64(f).unwrap_or_else(|| Number::from(0))
         }
     })
@@ -84,7 +108,11 @@ struct Case {
 }
 
 fn case(u: &mut Unstructured<'_>) -> Result<Case> {
-    let profile = if u.arbitrary()? { Profile::SeedCompat } else { Profile::Lhp1 };
+    let profile = if u.arbitrary()? {
+        Profile::SeedCompat
+    } else {
+        Profile::Lhp1
+    };
     let body: Vec<u8> = u.arbitrary()?;
     let len = body.len() as u64;
     let mut entries: Vec<(String, Value)> = Vec::new();
@@ -124,7 +152,11 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
         put(u, "name", Value::String(s))?;
     }
     if u.arbitrary()? {
-        put(u, "sha256", Value::String(lhp_codec::hex_lower(&Sha256::digest(&body))))?;
+        put(
+            u,
+            "sha256",
+            Value::String(lhp_codec::hex_lower(&Sha256::digest(&body))),
+        )?;
     }
     if u.arbitrary()? {
         put(u, "v", Value::from(1))?;
@@ -132,8 +164,16 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
     if profile == Profile::SeedCompat {
         match u.int_in_range(0..=3u8)? {
             0 => {}
-            1 => put(u, "md5", Value::String(lhp_codec::hex_lower(&Md5::digest(&body))))?,
-            2 => put(u, "md5", Value::String(lhp_codec::hex_lower(&Md5::digest(&body)).to_uppercase()))?,
+            1 => put(
+                u,
+                "md5",
+                Value::String(lhp_codec::hex_lower(&Md5::digest(&body))),
+            )?,
+            2 => put(
+                u,
+                "md5",
+                Value::String(lhp_codec::hex_lower(&Md5::digest(&body)).to_uppercase()),
+            )?,
             _ => put(u, "md5", Value::String("hih1jk5jk151jk51".into()))?,
         }
     }
@@ -148,16 +188,34 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
     let members: Map<String, Value> = entries.into_iter().collect();
     let header = match Header::from_members(members.clone(), profile) {
         Ok(h) => h,
-        Err(e) => panic!("a valid header was refused: {e}\n{}", Value::Object(members)),
+        Err(e) => panic!(
+            "a valid header was refused: {e}\n{}",
+            Value::Object(members)
+        ),
     };
-    assert_eq!(header.body_len(), len, "header body length disagrees with its members");
+    assert_eq!(
+        header.body_len(),
+        len,
+        "header body length disagrees with its members"
+    );
     let sizes: Vec<u8> = u.arbitrary()?;
-    Ok(Case { profile, header, body: Bytes::from(body), sizes })
+    Ok(Case {
+        profile,
+        header,
+        body: Bytes::from(body),
+        sizes,
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let Ok(Case { profile, header, body, sizes }) = case(&mut u) else {
+    let Ok(Case {
+        profile,
+        header,
+        body,
+        sizes,
+    }) = case(&mut u)
+    else {
         return;
     };
     let frame = Frame { header, body };
@@ -175,7 +233,9 @@ fuzz_target!(|data: &[u8]| {
     // Streaming API (and the whole-frame API) under an arbitrary chunking.
     let cfg = Config {
         profile,
-        limits: Limits::new().with_max_header_len(u32::MAX).with_max_body_len(MAX_SAFE),
+        limits: Limits::new()
+            .with_max_header_len(u32::MAX)
+            .with_max_body_len(MAX_SAFE),
         verify_digests: true,
     };
     let pieces = chunks(&wire, &sizes);

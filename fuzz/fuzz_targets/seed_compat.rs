@@ -3,7 +3,7 @@
 //! on the dialect of the seeds' Python programs.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use lhp_codec::Profile;
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| lhp_fuzz::decode_target(data, Some(Profile::SeedCompat)));

@@ -154,12 +154,23 @@ pub struct Run {
 
 /// Checks what every decode error must satisfy, and that it is sticky.
 fn check_error(dec: &mut Decoder, buf: &mut BytesMut, e: &DecodeError, stream_len: usize) {
-    assert!(e.offset() <= stream_len as u64, "error offset {} past input {stream_len}: {e}", e.offset());
+    assert!(
+        e.offset() <= stream_len as u64,
+        "error offset {} past input {stream_len}: {e}",
+        e.offset()
+    );
     assert!(!e.code().is_empty() && !e.section().is_empty());
     let _ = e.to_string();
     if e.code() == "unexpected_eof" {
-        assert_eq!(e.offset(), stream_len as u64, "unexpected_eof not at the end: {e}");
-        assert!(e.missing().is_some_and(|m| m > 0), "unexpected_eof missing nothing: {e}");
+        assert_eq!(
+            e.offset(),
+            stream_len as u64,
+            "unexpected_eof not at the end: {e}"
+        );
+        assert!(
+            e.missing().is_some_and(|m| m > 0),
+            "unexpected_eof missing nothing: {e}"
+        );
     } else {
         assert_eq!(e.missing(), None);
     }
@@ -183,7 +194,11 @@ pub fn decode_whole(cfg: &Config, stream: &[u8]) -> Run {
         match dec.decode(&mut buf) {
             Ok(Some(frame)) => {
                 let end = dec.offset();
-                assert_eq!(end as usize + buf.len(), stream.len(), "consumed count disagrees");
+                assert_eq!(
+                    end as usize + buf.len(),
+                    stream.len(),
+                    "consumed count disagrees"
+                );
                 assert!(end > start && end <= stream.len() as u64);
                 assert_eq!(frame.header.body_len(), frame.body.len() as u64);
                 assert!(dec.is_between_frames());
@@ -374,7 +389,10 @@ pub fn check_reencode(cfg: &Config, frame: &Frame, original: &[u8]) -> bool {
         panic!("decoded frame does not re-encode: {e}\nframe: {frame:?}");
     }
     let again = decode_one(cfg.profile, cfg.verify_digests, &wire);
-    assert_eq!(&again, frame, "re-encoded frame decodes differently\nwire: {wire:02x?}");
+    assert_eq!(
+        &again, frame,
+        "re-encoded frame decodes differently\nwire: {wire:02x?}"
+    );
     let mut wire2 = BytesMut::new();
     if let Err(e) = enc.encode(&again, &mut wire2) {
         panic!("canonical frame does not re-encode: {e}");

@@ -520,10 +520,11 @@ class Decoder:
     # -- input ------------------------------------------------------------
 
     def feed(self, data):
-        """Append received octets (one recv()'s worth, any size)."""
+        """Append received octets (one recv()'s worth, any size).  Octets
+        fed after a decode error are ignored (section 7.2)."""
         if self._eof:
             raise ValueError("feed() after feed_eof()")
-        if self._error is None and data:
+        if self._state != _FAILED:
             self._buf += data
 
     def feed_eof(self):
@@ -565,9 +566,28 @@ class Decoder:
         """Return the next Head / BodyChunk / FrameEnd event, END at a clean
         end of stream, or None if more octets are needed.  Raises
         DecodeError (sticky)."""
-        if self._error is not None:
-            raise self._error
         st = self._state
+        if st == _BODY:
+            # hot path: body octets
+            rem = self._remaining
+            if rem:
+                buf = self._buf
+                p = self._pos
+                avail = len(buf) - p
+                if avail:
+                    n = avail if avail < rem else rem
+                    if p == 0 and n == avail:
+                        data = bytes(buf)
+                        buf.clear()
+                        self._abs += n
+                    else:
+                        data = self._take(n)
+                    self._remaining = rem - n
+                    for hasher, _ in self._hashers:
+                        hasher.update(data)
+                    return BodyChunk(data)
+        elif st == _FAILED:
+            raise self._error
         if st == _PREFIX:
             avail = self._avail()
             if avail < 4:
@@ -671,6 +691,13 @@ class Decoder:
             yield f
 
     @property
+    def mid_frame(self):
+        """True while a frame is partially received (or octets of the next
+        one are buffered)."""
+        return self._error is None and (self._state != _PREFIX
+                                        or self._avail() > 0)
+
+    @property
     def at_clean_end(self):
         return (self._eof and self._error is None and self._state == _PREFIX
                 and self._avail() == 0)
@@ -710,22 +737,26 @@ def _is_nonchar(cp):
     return 0xFDD0 <= cp <= 0xFDEF or (cp & 0xFFFE) == 0xFFFE
 
 
-def _check_str(s, what):
-    for ch in s:
-        cp = ord(ch)
+_SUSPECT_RE = re.compile("[\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]|"
+                         "[\U0001fffe-\U0010ffff]")
+
+
+def _check_str(s, strict):
+    for m in _SUSPECT_RE.finditer(s):
+        cp = ord(m.group(0))
         if 0xD800 <= cp <= 0xDFFF:
-            raise EncodeError("%s contains a lone surrogate" % what)
-        if cp >= 0xFDD0 and _is_nonchar(cp):
-            raise EncodeError("%s contains a noncharacter U+%04X" % (what, cp))
+            raise EncodeError("string contains a lone surrogate")
+        if strict and _is_nonchar(cp):
+            raise EncodeError("string contains a noncharacter U+%04X" % cp)
 
 
-def _enc_str(s):
-    _check_str(s, "string")
+def _enc_str(s, strict=True):
+    _check_str(s, strict)
     return '"' + _ESC_RE.sub(_esc, s) + '"'
 
 
-def _enc_value(v, depth, out):
-    if depth > 64:
+def _enc_value(v, depth, out, strict=True):
+    if strict and depth > 64:
         raise EncodeError("nesting deeper than 64")
     if v is None:
         out.append("null")
@@ -744,22 +775,22 @@ def _enc_value(v, depth, out):
         # or exponent ("1.0", "1e-05"), so a float stays a non-integer.
         out.append(repr(v))
     elif isinstance(v, str):
-        out.append(_enc_str(v))
+        out.append(_enc_str(v, strict))
     elif isinstance(v, dict):
-        _enc_members(list(v.items()), depth, out)
+        _enc_members(list(v.items()), depth, out, strict)
     elif isinstance(v, (list, tuple)):
         out.append("[")
         for k, item in enumerate(v):
             if k:
                 out.append(",")
-            _enc_value(item, depth + 1, out)
+            _enc_value(item, depth + 1, out, strict)
         out.append("]")
     else:
         raise EncodeError("not a JSON value: %r" % (type(v).__name__,))
 
 
-def _enc_members(items, depth, out):
-    if depth > 64:
+def _enc_members(items, depth, out, strict=True):
+    if strict and depth > 64:
         raise EncodeError("nesting deeper than 64")
     seen = set()
     out.append("{")
@@ -771,17 +802,20 @@ def _enc_members(items, depth, out):
         seen.add(name)
         if k:
             out.append(",")
-        out.append(_enc_str(name))
+        out.append(_enc_str(name, strict))
         out.append(":")
-        _enc_value(val, depth + 1, out)
+        _enc_value(val, depth + 1, out, strict)
     out.append("}")
 
 
-def encode_header(header):
-    """Compact canonical JSON text of a header (dict, or list of pairs)."""
+def encode_header(header, strict=True):
+    """Compact canonical JSON text of a header (dict, or list of pairs).
+
+    strict=False drops the sender-side depth (<= 64) and noncharacter rules;
+    it is for re-encoding data a receiver accepted (testee replies)."""
     items = list(header.items()) if isinstance(header, dict) else list(header)
     out = []
-    _enc_members(items, 1, out)
+    _enc_members(items, 1, out, strict)
     return "".join(out).encode("utf-8")
 
 

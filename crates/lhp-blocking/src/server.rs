@@ -238,8 +238,7 @@ pub fn error_frame(code: &str, message: &str, offset: u64) -> Frame {
     members.insert("message".into(), Value::from(message));
     members.insert("offset".into(), Value::from(offset));
     Frame::new(
-        Header::from_members(members.clone(), Profile::Lhp1)
-            .unwrap_or_else(|_| Header::with_kind("error")),
+        Header::from_members(members, Profile::Lhp1).unwrap_or_else(|_| Header::with_kind("error")),
         bytes::Bytes::new(),
     )
 }
@@ -432,8 +431,12 @@ impl Server {
         let spawned = thread::Builder::new()
             .name(format!("lhp-conn-{id}"))
             .spawn(move || {
+                // Removes the registration even if the handler panics.
+                let _registration = Registration {
+                    shared: &shared,
+                    id,
+                };
                 serve(stream, peer, &shared, &*handler, busy);
-                shared.remove(id);
             });
         if spawned.is_err() {
             // The registry's clone of the stream is the last one: removing it closes the socket.
@@ -810,6 +813,18 @@ fn is_transient(e: &io::Error) -> bool {
     ) || e
         .raw_os_error()
         .is_some_and(|c| c == 23 || c == 24 || c == 105 || c == 12)
+}
+
+/// Unregisters a connection when its thread ends, however it ends.
+struct Registration<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.shared.remove(self.id);
+    }
 }
 
 /// State shared by the accept loop, the connections and the shutdown handles.

@@ -247,3 +247,29 @@ fn client_reports_a_frame_cut_short() {
         other => panic!("expected unexpected_eof, got {other:?}"),
     }
 }
+
+#[test]
+fn a_panicking_handler_loses_only_its_connection() {
+    let server = spawn(&Config::new(), |f: Frame| {
+        assert!(f.header.kind() != Some("boom"), "handler panics on purpose");
+        Some(f)
+    });
+    let addr = server.local_addr();
+    let mut c = TestConn::connect(addr, "panicking handler");
+    c.send(&encode(&Frame::new(
+        Header::with_kind("boom"),
+        bytes::Bytes::new(),
+    )));
+    c.expect_close(Duration::from_secs(5), "after the panic");
+    let end = Instant::now() + Duration::from_secs(5);
+    while server.connections() > 0 && Instant::now() < end {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        server.connections(),
+        0,
+        "the panicked connection is still registered"
+    );
+    let f = echo_frame(2, &b"fine"[..]);
+    assert_eq!(Client::connect(addr).unwrap().request(&f).unwrap(), f);
+}

@@ -108,7 +108,10 @@ fn frame_head(header: &str) -> Vec<u8> {
 fn declared_lengths_cost_no_allocation() {
     // The meter works: a 1 MiB vector shows up.
     let (v, peak) = measure(|| vec![1u8; 1 << 20]);
-    assert!(peak >= 1 << 20, "the counting allocator missed 1 MiB (saw {peak})");
+    assert!(
+        peak >= 1 << 20,
+        "the counting allocator missed 1 MiB (saw {peak})"
+    );
     drop(v);
 
     // A prefix declaring a 4 GiB header (FF FF FF FF), accepted by an open limit: the
@@ -124,7 +127,10 @@ fn declared_lengths_cost_no_allocation() {
             }
             assert_eq!(dec.wanted(buf.len()), u64::from(u32::MAX) - 8);
         });
-        assert!(peak < 64 * KIB, "4 GiB header claim cost {peak} octets (streaming: {streaming})");
+        assert!(
+            peak < 64 * KIB,
+            "4 GiB header claim cost {peak} octets (streaming: {streaming})"
+        );
     }
 
     // The same claim under the default limit is refused before anything is sized by it.
@@ -140,10 +146,15 @@ fn declared_lengths_cost_no_allocation() {
         assert_eq!(dec.decode(&mut buf), Ok(None));
         assert_eq!(dec.wanted(0), i32::MAX as u64);
     });
-    assert!(peak < 64 * KIB, "2 GiB seed-compat claim cost {peak} octets");
+    assert!(
+        peak < 64 * KIB,
+        "2 GiB seed-compat claim cost {peak} octets"
+    );
 
     // A header declaring a 2^53−1 octet body, with max_body_len at its maximum.
-    let head = frame_head(&format!("{{\"kind\":\"put\",\"body_len\":{MAX_SAFE_INTEGER}}}"));
+    let head = frame_head(&format!(
+        "{{\"kind\":\"put\",\"body_len\":{MAX_SAFE_INTEGER}}}"
+    ));
     for streaming in [false, true] {
         let mut buf = BytesMut::from(&head[..]);
         buf.extend_from_slice(&[0u8; 1000]); // and the first octets of the body
@@ -154,7 +165,9 @@ fn declared_lengths_cost_no_allocation() {
                     panic!("no Head event");
                 };
                 assert_eq!(h.body_len(), MAX_SAFE_INTEGER);
-                assert!(matches!(dec.decode_event(&mut buf), Ok(Some(Event::Body(b))) if b.len() == 1000));
+                assert!(
+                    matches!(dec.decode_event(&mut buf), Ok(Some(Event::Body(b))) if b.len() == 1000)
+                );
                 assert_eq!(dec.decode_event(&mut buf), Ok(None));
                 assert_eq!(dec.wanted(0), MAX_SAFE_INTEGER - 1000);
             } else {
@@ -162,7 +175,10 @@ fn declared_lengths_cost_no_allocation() {
                 assert_eq!(dec.wanted(buf.len()), MAX_SAFE_INTEGER - 1000);
             }
         });
-        assert!(peak < 64 * KIB, "2^53−1 body claim cost {peak} octets (streaming: {streaming})");
+        assert!(
+            peak < 64 * KIB,
+            "2^53−1 body claim cost {peak} octets (streaming: {streaming})"
+        );
     }
 }
 
@@ -205,7 +221,10 @@ fn streaming_1gib_body_in_constant_memory() {
     assert_eq!(streamed, BODY);
     // One chunk of buffer, plus the decoder's state and the header: well under 16 KiB.
     let bound = CHUNK as u64 + 16 * KIB;
-    assert!(peak <= bound, "streaming 1 GiB peaked at {peak} octets (bound {bound})");
+    assert!(
+        peak <= bound,
+        "streaming 1 GiB peaked at {peak} octets (bound {bound})"
+    );
     eprintln!("streaming 1 GiB in 64 KiB chunks: peak live allocation {peak} octets");
 }
 
@@ -246,15 +265,18 @@ fn feed(profile: Profile, input: &[u8], sizes: &[usize], streaming: bool) -> u64
 /// seed-compat, `file_size`) claims up to 2^53−1 octets, then some of the claimed octets.
 fn claims() -> impl Strategy<Value = (Profile, Vec<u8>)> {
     let profile = prop_oneof![Just(Profile::Lhp1), Just(Profile::SeedCompat)];
-    let raw_prefix = (any::<u32>(), prop::collection::vec(any::<u8>(), 0..2048)).prop_map(
-        |(claim, tail)| {
+    let raw_prefix =
+        (any::<u32>(), prop::collection::vec(any::<u8>(), 0..2048)).prop_map(|(claim, tail)| {
             let mut v = claim.to_be_bytes().to_vec();
             v.extend(tail);
             v
-        },
-    );
+        });
     let body_claim = (
-        prop_oneof![0..=MAX_SAFE_INTEGER, MAX_SAFE_INTEGER - 10..=MAX_SAFE_INTEGER, 0..4096u64],
+        prop_oneof![
+            0..=MAX_SAFE_INTEGER,
+            MAX_SAFE_INTEGER - 10..=MAX_SAFE_INTEGER,
+            0..4096u64
+        ],
         prop::collection::vec(any::<u8>(), 0..4096),
         any::<bool>(),
     )
@@ -262,8 +284,11 @@ fn claims() -> impl Strategy<Value = (Profile, Vec<u8>)> {
             let member = if seed_name { "file_size" } else { "body_len" };
             (claim, body, member)
         });
-    (profile, prop_oneof![raw_prefix.prop_map(Err), body_claim.prop_map(Ok)]).prop_map(
-        |(profile, shape)| {
+    (
+        profile,
+        prop_oneof![raw_prefix.prop_map(Err), body_claim.prop_map(Ok)],
+    )
+        .prop_map(|(profile, shape)| {
             let input = match shape {
                 Err(raw) => raw,
                 Ok((claim, body, member)) => {
@@ -279,8 +304,7 @@ fn claims() -> impl Strategy<Value = (Profile, Vec<u8>)> {
                 }
             };
             (profile, input)
-        },
-    )
+        })
 }
 
 proptest! {

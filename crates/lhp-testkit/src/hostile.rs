@@ -199,11 +199,13 @@ fn slow_peer(addr: SocketAddr, server_read_timeout: Duration) {
             "{context}: sent {sent} octets over {:?} and the server neither replied nor closed",
             server_read_timeout * 5
         );
-        if (&*conn.stream())
+        let mut out = conn.stream();
+        if out
             .write_all(wire.get(sent..sent + 1).unwrap_or_default())
             .is_err()
         {
             // The server closed; its error frame (if any) is still readable.
+            std::thread::sleep(step);
             continue;
         }
         sent += 1;

@@ -213,3 +213,39 @@ fn check_replies(conn: &mut TestConn, s: &EchoStream, round: &str) {
         assert_same_frame(&got, want, &context);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_streams_reencode_to_their_expected_frames() {
+        for s in echo_streams() {
+            let mut dec = Decoder::new();
+            let mut buf = BytesMut::from(&s.wire[..]);
+            for want in &s.expected {
+                let got = dec.decode(&mut buf).unwrap().unwrap();
+                crate::assert_same_frame(&got, want, &s.id);
+                assert_eq!(got.header.kind(), Some("echo"), "{}", s.id);
+            }
+            assert!(dec.decode_eof(&mut buf).unwrap().is_none(), "{}", s.id);
+            let points = split_points(&s);
+            let (h, _) = s.first;
+            assert!(
+                points.iter().any(|&p| p < 4),
+                "{}: no split in the prefix",
+                s.id
+            );
+            assert!(
+                points.iter().any(|&p| p > 4 && p < 4 + h),
+                "{}: no split in the header",
+                s.id
+            );
+            assert!(
+                points.iter().all(|&p| p > 0 && p < s.wire.len()),
+                "{}",
+                s.id
+            );
+        }
+    }
+}

@@ -87,8 +87,19 @@ fn orchestrate(idle: usize, secs: u64) -> Result<(), Box<dyn std::error::Error>>
     }
 
     for conns in [1usize, 10, 100, 1000] {
-        let out = run_child(&exe, &["load", &addr.to_string(), &conns.to_string(), &secs.to_string()])?;
-        println!("echo 100-byte bodies, {conns:>4} connections: {}", out.trim());
+        let out = run_child(
+            &exe,
+            &[
+                "load",
+                &addr.to_string(),
+                &conns.to_string(),
+                &secs.to_string(),
+            ],
+        )?;
+        println!(
+            "echo 100-byte bodies, {conns:>4} connections: {}",
+            out.trim()
+        );
     }
     stop.cancel();
     rt.block_on(running)??;
@@ -96,7 +107,10 @@ fn orchestrate(idle: usize, secs: u64) -> Result<(), Box<dyn std::error::Error>>
 }
 
 fn run_child(exe: &std::path::Path, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
-    let out = Command::new(exe).args(args).stderr(Stdio::inherit()).output()?;
+    let out = Command::new(exe)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()?;
     if !out.status.success() {
         return Err(format!("child {args:?} failed: {}", out.status).into());
     }
@@ -118,7 +132,11 @@ fn idle_client(addr: SocketAddr, n: usize) -> Result<(), Box<dyn std::error::Err
 
 /// `conns` connections, each sending an echo frame with a 100-byte body and waiting for the
 /// reply, for `secs` seconds; prints frames per second.
-fn load_client(addr: SocketAddr, conns: usize, secs: u64) -> Result<(), Box<dyn std::error::Error>> {
+fn load_client(
+    addr: SocketAddr,
+    conns: usize,
+    secs: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -156,7 +174,10 @@ fn load_client(addr: SocketAddr, conns: usize, secs: u64) -> Result<(), Box<dyn 
         }
         let took = start.elapsed().as_secs_f64();
         let n = count.load(Ordering::Relaxed);
-        println!("{:.0} frames/s ({n} round trips in {took:.2} s)", n as f64 / took);
+        println!(
+            "{:.0} frames/s ({n} round trips in {took:.2} s)",
+            n as f64 / took
+        );
         Ok::<_, Box<dyn std::error::Error>>(())
     })
 }

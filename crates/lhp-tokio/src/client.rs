@@ -126,7 +126,10 @@ impl Ended {
 
 impl Client {
     /// Connects to `addr` within `connect_timeout`, with default settings otherwise.
-    pub async fn connect<A: ToSocketAddrs>(addr: A, connect_timeout: Duration) -> Result<Client, Error> {
+    pub async fn connect<A: ToSocketAddrs>(
+        addr: A,
+        connect_timeout: Duration,
+    ) -> Result<Client, Error> {
         let config = ClientConfig {
             connect_timeout,
             ..ClientConfig::default()
@@ -135,7 +138,10 @@ impl Client {
     }
 
     /// Connects to `addr` with `config`. Must be called inside a tokio runtime.
-    pub async fn connect_with<A: ToSocketAddrs>(addr: A, config: ClientConfig) -> Result<Client, Error> {
+    pub async fn connect_with<A: ToSocketAddrs>(
+        addr: A,
+        config: ClientConfig,
+    ) -> Result<Client, Error> {
         let stream = match timeout(config.connect_timeout, TcpStream::connect(addr)).await {
             Ok(stream) => stream?,
             Err(_) => return Err(Error::Timeout("connecting")),
@@ -191,7 +197,12 @@ impl Client {
             let mut writer = self.inner.writer.lock().await;
             // A write cut short leaves half a frame on the wire: the connection is unusable.
             guard.poison = true;
-            match timeout(self.inner.config.write_timeout, writer.write_frame(&request)).await {
+            match timeout(
+                self.inner.config.write_timeout,
+                writer.write_frame(&request),
+            )
+            .await
+            {
                 Ok(Ok(())) => guard.poison = false,
                 Ok(Err(Error::Encode(e))) => {
                     guard.poison = false;

@@ -198,7 +198,8 @@ pub(crate) fn reserve_for(buf: &mut BytesMut, wanted: u64) {
 /// The members of an error frame (§7): `{"kind":"error","code":..,"message":..[,"offset":..]}`.
 pub(crate) fn error_frame(code: &str, message: impl fmt::Display, offset: Option<u64>) -> Frame {
     let mut h = lhp_codec::Header::with_kind("error");
-    h.insert("code", code).insert("message", message.to_string());
+    h.insert("code", code)
+        .insert("message", message.to_string());
     if let Some(offset) = offset {
         h.insert("offset", offset);
     }

@@ -217,7 +217,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
                 None => {
                     // Body octets stream through: read at most a chunk's worth at a time.
-                    let want = self.decoder.wanted(self.buf.len()).clamp(1, 8 * READ_CHUNK as u64);
+                    let want = self
+                        .decoder
+                        .wanted(self.buf.len())
+                        .clamp(1, 8 * READ_CHUNK as u64);
                     reserve_for(&mut self.buf, want);
                     let n = ready!(poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf))?;
                     if n == 0 {
@@ -313,7 +316,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         let mut header = header.clone();
         header.set_body_len(body_len);
         self.head.clear();
-        self.encoder.encode_head(&header, body_len, &mut self.head)?;
+        self.encoder
+            .encode_head(&header, body_len, &mut self.head)?;
         let mut body = body.take(body_len);
         let cap = usize::try_from(body_len).map_or(64 << 10, |n| n.min(64 << 10));
         let mut chunk = BytesMut::with_capacity(cap);

@@ -46,12 +46,19 @@ fn battery_idle_large_declarations_hold_little_memory() {
     let held = lhp_testkit::idle_large_declarations(server.addr, conns);
     let after = lhp_testkit::rss_bytes();
     assert_eq!(held.held() + held.busy(), conns);
-    assert_eq!(held.busy(), 0, "the default limit admits {conns} connections");
+    assert_eq!(
+        held.busy(),
+        0,
+        "the default limit admits {conns} connections"
+    );
     match (before, after) {
         (Some(before), Some(after)) => {
             let per = after.saturating_sub(before) / conns as u64;
             // Each holds at most a read chunk (8 KiB) and its task: nowhere near 1 GiB.
-            assert!(per < 64 << 10, "server grew by {per} octets per held connection");
+            assert!(
+                per < 64 << 10,
+                "server grew by {per} octets per held connection"
+            );
             eprintln!("idle large declarations: {per} octets of RSS per held connection");
         }
         _ => eprintln!("SKIPPING the memory assertion: no /proc/self/statm on this system"),

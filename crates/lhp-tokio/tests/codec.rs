@@ -165,7 +165,8 @@ async fn streaming_reader_matches_whole_frames() {
             match reader.read_head().await {
                 Ok(Some(head)) => {
                     let mut body = Vec::new();
-                    let r = tokio::io::AsyncReadExt::read_to_end(&mut reader.body(), &mut body).await;
+                    let r =
+                        tokio::io::AsyncReadExt::read_to_end(&mut reader.body(), &mut body).await;
                     match r {
                         Ok(_) => got.frames.push((head.members().clone(), body)),
                         Err(e) => {
@@ -236,12 +237,21 @@ fn huge_declarations_do_not_reserve_memory() {
     buf.extend_from_slice(&(json.len() as u32).to_be_bytes());
     buf.extend_from_slice(json);
     assert!(codec.decode(&mut buf).expect("valid head").is_none());
-    assert!(buf.capacity() <= 64 << 10, "reserved {} octets", buf.capacity());
+    assert!(
+        buf.capacity() <= 64 << 10,
+        "reserved {} octets",
+        buf.capacity()
+    );
     // Feed 100 KiB of body in 1 KiB reads; capacity stays within a small multiple of what
     // arrived (each reservation is at most what is buffered; `Vec` growth may double that).
     for _ in 0..100 {
         buf.extend_from_slice(&[0u8; 1024]);
         assert!(codec.decode(&mut buf).expect("valid").is_none());
-        assert!(buf.capacity() <= 4 * buf.len() + (16 << 10), "{} for {}", buf.capacity(), buf.len());
+        assert!(
+            buf.capacity() <= 4 * buf.len() + (16 << 10),
+            "{} for {}",
+            buf.capacity(),
+            buf.len()
+        );
     }
 }

@@ -35,7 +35,11 @@ fn check(reply: &Frame, sent: &Frame, digest: &[u8; 32], what: &str) {
     let got: [u8; 32] = Sha256::digest(&reply.body).into();
     assert_eq!(reply.body.len(), sent.body.len(), "{what}: body length");
     assert_eq!(&got, digest, "{what}: body sha256");
-    assert_eq!(reply.header.members(), sent.header.members(), "{what}: header members");
+    assert_eq!(
+        reply.header.members(),
+        sent.header.members(),
+        "{what}: header members"
+    );
     let names: Vec<_> = reply.header.members().keys().collect();
     let want: Vec<_> = sent.header.members().keys().collect();
     assert_eq!(names, want, "{what}: member order");
@@ -58,13 +62,20 @@ fn tokio_client_to_blocking_server() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let client = Client::connect(addr, Duration::from_secs(10)).await.expect("connect");
+        let client = Client::connect(addr, Duration::from_secs(10))
+            .await
+            .expect("connect");
         for (i, len) in SIZES.into_iter().enumerate() {
             let (mut frame, digest) = frame_of(len, i as u64 + 1);
             let reply = client.request(frame.clone()).await.expect("reply");
             // The client set `id`; the sent frame had it too.
             frame.header.set_id(reply.header.id().expect("id echoed"));
-            check(&reply, &frame, &digest, &format!("tokio → blocking, {len} octets"));
+            check(
+                &reply,
+                &frame,
+                &digest,
+                &format!("tokio → blocking, {len} octets"),
+            );
         }
     });
     server.shutdown().expect("blocking server shuts down");
@@ -78,6 +89,11 @@ fn blocking_client_to_tokio_server() {
         let (mut frame, digest) = frame_of(len, i as u64 + 100);
         frame.header.set_id(i as u64);
         let reply = client.request(&frame).expect("reply");
-        check(&reply, &frame, &digest, &format!("blocking → tokio, {len} octets"));
+        check(
+            &reply,
+            &frame,
+            &digest,
+            &format!("blocking → tokio, {len} octets"),
+        );
     }
 }

@@ -17,7 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn start(config: ServerConfig) -> (SocketAddr, CancellationToken, JoinHandle<std::io::Result<()>>) {
+fn start(
+    config: ServerConfig,
+) -> (
+    SocketAddr,
+    CancellationToken,
+    JoinHandle<std::io::Result<()>>,
+) {
     let server = Server::bind("127.0.0.1:0", config, lhp_tokio::echo).expect("bind");
     let addr = server.local_addr();
     let stop = server.shutdown_token();
@@ -33,7 +39,10 @@ fn echo_frame(body: impl Into<Bytes>) -> Frame {
 /// Reads one frame from a raw socket (test side), with a deadline.
 async fn read_one(stream: &mut TcpStream) -> Option<Frame> {
     let mut framed = Framed::new(stream, LhpCodec::new());
-    timeout(LIMIT, framed.next()).await.expect("reply in time")?.ok()
+    timeout(LIMIT, framed.next())
+        .await
+        .expect("reply in time")?
+        .ok()
 }
 
 #[tokio::test]
@@ -42,10 +51,17 @@ async fn echo_round_trip_keeps_members_in_order() {
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let mut framed = Framed::new(tcp, LhpCodec::new());
     let mut h = Header::new();
-    h.insert("z", 1).set_kind("echo").insert("a", "你好").set_id(5);
+    h.insert("z", 1)
+        .set_kind("echo")
+        .insert("a", "你好")
+        .set_id(5);
     let sent = Frame::new(h, Bytes::from_static(b"body"));
     framed.send(sent.clone()).await.expect("send");
-    let got = timeout(LIMIT, framed.next()).await.expect("in time").expect("frame").expect("ok");
+    let got = timeout(LIMIT, framed.next())
+        .await
+        .expect("in time")
+        .expect("frame")
+        .expect("ok");
     let names: Vec<_> = got.header.members().keys().cloned().collect();
     assert_eq!(names, ["z", "kind", "a", "id", "body_len"]);
     assert_eq!(got, sent);
@@ -62,8 +78,14 @@ async fn other_kinds_get_bad_request_and_the_connection_stays_open() {
         .await
         .expect("reply");
     assert_eq!(reply.header.kind(), Some("error"));
-    assert_eq!(reply.header.get("code").and_then(|v| v.as_str()), Some("bad_request"));
-    let reply = client.request(echo_frame("still here")).await.expect("reply");
+    assert_eq!(
+        reply.header.get("code").and_then(|v| v.as_str()),
+        Some("bad_request")
+    );
+    let reply = client
+        .request(echo_frame("still here"))
+        .await
+        .expect("reply");
     assert_eq!(&reply.body[..], b"still here");
     stop.cancel();
     running.await.expect("join").expect("run");
@@ -102,9 +124,14 @@ async fn connections_over_the_limit_get_busy() {
     b.request(echo_frame("b")).await.expect("b served");
     let mut c = TcpStream::connect(addr).await.expect("c connects");
     let busy = read_one(&mut c).await.expect("busy frame");
-    assert_eq!(busy.header.get("code").and_then(|v| v.as_str()), Some("busy"));
+    assert_eq!(
+        busy.header.get("code").and_then(|v| v.as_str()),
+        Some("busy")
+    );
     let mut rest = Vec::new();
-    let n = timeout(LIMIT, c.read_to_end(&mut rest)).await.expect("closed in time");
+    let n = timeout(LIMIT, c.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
     assert!(n.is_ok() && rest.is_empty(), "closed after the busy frame");
     // The limit frees up when a connection ends.
     drop(a);
@@ -133,19 +160,41 @@ async fn protocol_error_gets_an_error_frame_and_only_that_connection_closes() {
     let mut bad = TcpStream::connect(addr).await.expect("connect");
     // A valid frame, then a header with a duplicate member.
     let mut wire = BytesMut::new();
-    lhp_codec::Encoder::new().encode(&echo_frame("ok"), &mut wire).expect("encode");
+    lhp_codec::Encoder::new()
+        .encode(&echo_frame("ok"), &mut wire)
+        .expect("encode");
     let first_len = wire.len() as u64;
     wire.extend_from_slice(b"\0\0\0\x0d{\"a\":1,\"a\":2}");
     bad.write_all(&wire).await.expect("write");
     let mut framed = Framed::new(&mut bad, LhpCodec::new());
-    let echo = timeout(LIMIT, framed.next()).await.expect("in time").expect("frame").expect("ok");
+    let echo = timeout(LIMIT, framed.next())
+        .await
+        .expect("in time")
+        .expect("frame")
+        .expect("ok");
     assert_eq!(&echo.body[..], b"ok");
-    let err = timeout(LIMIT, framed.next()).await.expect("in time").expect("frame").expect("ok");
+    let err = timeout(LIMIT, framed.next())
+        .await
+        .expect("in time")
+        .expect("frame")
+        .expect("ok");
     assert_eq!(err.header.kind(), Some("error"));
-    assert_eq!(err.header.get("code").and_then(|v| v.as_str()), Some("duplicate_member"));
-    assert_eq!(err.header.get("offset").and_then(|v| v.as_u64()), Some(first_len + 4));
-    assert!(timeout(LIMIT, framed.next()).await.expect("closed in time").is_none());
-    let reply = bystander.request(echo_frame("fine")).await.expect("bystander served");
+    assert_eq!(
+        err.header.get("code").and_then(|v| v.as_str()),
+        Some("duplicate_member")
+    );
+    assert_eq!(
+        err.header.get("offset").and_then(|v| v.as_u64()),
+        Some(first_len + 4)
+    );
+    assert!(timeout(LIMIT, framed.next())
+        .await
+        .expect("closed in time")
+        .is_none());
+    let reply = bystander
+        .request(echo_frame("fine"))
+        .await
+        .expect("bystander served");
     assert_eq!(&reply.body[..], b"fine");
     stop.cancel();
     running.await.expect("join").expect("run");
@@ -157,7 +206,9 @@ async fn a_trickling_peer_hits_the_per_frame_deadline() {
     config.read_timeout = Duration::from_millis(600);
     let (addr, stop, running) = start(config);
     let mut wire = BytesMut::new();
-    lhp_codec::Encoder::new().encode(&echo_frame("x".repeat(64)), &mut wire).expect("encode");
+    lhp_codec::Encoder::new()
+        .encode(&echo_frame("x".repeat(64)), &mut wire)
+        .expect("encode");
     let mut slow = TcpStream::connect(addr).await.expect("connect");
     slow.set_nodelay(true).expect("nodelay");
     let started = Instant::now();
@@ -169,7 +220,10 @@ async fn a_trickling_peer_hits_the_per_frame_deadline() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let reply = read_one(&mut slow).await.expect("timeout frame");
-    assert_eq!(reply.header.get("code").and_then(|v| v.as_str()), Some("timeout"));
+    assert_eq!(
+        reply.header.get("code").and_then(|v| v.as_str()),
+        Some("timeout")
+    );
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "held for {took:?}");
     stop.cancel();
@@ -183,7 +237,10 @@ async fn idle_connections_time_out() {
     let (addr, stop, running) = start(config);
     let mut idle = TcpStream::connect(addr).await.expect("connect");
     let frame = read_one(&mut idle).await.expect("timeout frame");
-    assert_eq!(frame.header.get("code").and_then(|v| v.as_str()), Some("timeout"));
+    assert_eq!(
+        frame.header.get("code").and_then(|v| v.as_str()),
+        Some("timeout")
+    );
     stop.cancel();
     running.await.expect("join").expect("run");
 }
@@ -209,14 +266,20 @@ async fn shutdown_stops_accepting_and_drains_frames_in_flight() {
     stop.cancel();
     let reply = in_flight.await.expect("join").expect("drained reply");
     assert_eq!(&reply.body[..], b"in flight");
-    timeout(LIMIT, running).await.expect("run returns").expect("join").expect("run");
+    timeout(LIMIT, running)
+        .await
+        .expect("run returns")
+        .expect("join")
+        .expect("run");
     // Idle connections were closed; no new ones are accepted.
     assert!(idle.request(echo_frame("late")).await.is_err());
-    assert!(TcpStream::connect(addr).await.is_err() || {
-        let mut s = TcpStream::connect(addr).await.expect("connect");
-        let mut b = [0u8; 1];
-        matches!(timeout(LIMIT, s.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
-    });
+    assert!(
+        TcpStream::connect(addr).await.is_err() || {
+            let mut s = TcpStream::connect(addr).await.expect("connect");
+            let mut b = [0u8; 1];
+            matches!(timeout(LIMIT, s.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
+        }
+    );
 }
 
 #[tokio::test]
@@ -235,7 +298,11 @@ async fn shutdown_grace_bounds_a_stuck_handler() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     stop.cancel();
-    timeout(LIMIT, running).await.expect("run returns").expect("join").expect("run");
+    timeout(LIMIT, running)
+        .await
+        .expect("run returns")
+        .expect("join")
+        .expect("run");
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(pending.await.expect("join").is_err());
 }
@@ -244,7 +311,11 @@ async fn shutdown_grace_bounds_a_stuck_handler() {
 struct Digest;
 
 impl StreamHandler for Digest {
-    async fn call(&self, head: Header, mut body: Body<'_, TcpStream>) -> Result<Option<Frame>, Error> {
+    async fn call(
+        &self,
+        head: Header,
+        mut body: Body<'_, TcpStream>,
+    ) -> Result<Option<Frame>, Error> {
         use sha2::Digest as _;
         let mut hasher = sha2::Sha256::new();
         let mut n = 0u64;
@@ -253,7 +324,9 @@ impl StreamHandler for Digest {
             hasher.update(&chunk);
         }
         let mut reply = Header::with_kind("digest");
-        reply.insert("octets", n).insert("sha", hex::encode(hasher.finalize()));
+        reply
+            .insert("octets", n)
+            .insert("sha", hex::encode(hasher.finalize()));
         if let Some(id) = head.id() {
             reply.set_id(id);
         }
@@ -283,16 +356,27 @@ async fn streaming_handler_sees_a_body_larger_than_its_limit_for_whole_frames() 
         .await
         .expect("stream the body");
     let mut reader = lhp_tokio::FrameReader::new(rd);
-    let reply = timeout(LIMIT, reader.read_frame()).await.expect("in time").expect("ok").expect("reply");
-    assert_eq!(reply.header.get("octets").and_then(|v| v.as_u64()), Some(len));
-    assert_eq!(reply.header.get("sha").and_then(|v| v.as_str()), Some(expected.as_str()));
+    let reply = timeout(LIMIT, reader.read_frame())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("reply");
+    assert_eq!(
+        reply.header.get("octets").and_then(|v| v.as_u64()),
+        Some(len)
+    );
+    assert_eq!(
+        reply.header.get("sha").and_then(|v| v.as_str()),
+        Some(expected.as_str())
+    );
     stop.cancel();
     running.await.expect("join").expect("run");
 }
 
 #[tokio::test]
 async fn streamed_digest_mismatch_ends_with_an_error_frame() {
-    let server = Server::bind_streaming("127.0.0.1:0", ServerConfig::default(), Digest).expect("bind");
+    let server =
+        Server::bind_streaming("127.0.0.1:0", ServerConfig::default(), Digest).expect("bind");
     let (addr, stop) = (server.local_addr(), server.shutdown_token());
     let running = tokio::spawn(server.run());
     let mut h = Header::with_kind("put");
@@ -304,8 +388,14 @@ async fn streamed_digest_mismatch_ends_with_an_error_frame() {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
     tcp.write_all(&wire).await.expect("write");
     let err = read_one(&mut tcp).await.expect("error frame");
-    assert_eq!(err.header.get("code").and_then(|v| v.as_str()), Some("digest_mismatch"));
-    assert_eq!(err.header.get("offset").and_then(|v| v.as_u64()), Some(wire.len() as u64 - 3));
+    assert_eq!(
+        err.header.get("code").and_then(|v| v.as_str()),
+        Some("digest_mismatch")
+    );
+    assert_eq!(
+        err.header.get("offset").and_then(|v| v.as_u64()),
+        Some(wire.len() as u64 - 3)
+    );
     stop.cancel();
     running.await.expect("join").expect("run");
 }

@@ -114,11 +114,21 @@ pub fn run<W: Write>(out: &mut W) -> io::Result<bool> {
             other => ok &= step(out, false, &format!("{what}: expected bad_name, got {other:?}"))?,
         }
     }
-    ok &= step(out, !work.path().join("etc").exists() && !root.join("../../etc/passwd").starts_with(&root), "nothing was written outside the root")?;
+    let outside = entries(work.path())? == ["copy.bin", "root", "source.bin"];
+    let inside = entries(&root)? == ["demo.bin"];
+    ok &= step(out, outside && inside, "nothing but demo.bin was written, and nothing outside the root")?;
 
     server.shutdown().map_err(lhp_blocking::Error::into_io)?;
     writeln!(out, "lhp demo: {} in {:.2} s", if ok { "every step checked out" } else { "FAILED" }, started.elapsed().as_secs_f64())?;
     Ok(ok)
+}
+
+fn entries(dir: &Path) -> io::Result<Vec<String>> {
+    let mut v: Vec<String> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<io::Result<_>>()?;
+    v.sort();
+    Ok(v)
 }
 
 fn step<W: Write>(out: &mut W, ok: bool, text: &str) -> io::Result<bool> {

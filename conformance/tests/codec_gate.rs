@@ -1,0 +1,44 @@
+//! The CI gate: `lhp-codec` passes every required vector under every split strategy.
+
+use lhp_conformance::runner::{self, Options, Status};
+use lhp_conformance::testee::{CodecDecode, CodecEvents, Testee};
+
+fn gate(testee: &mut dyn Testee) {
+    let cases = lhp_conformance::load_cases(&lhp_vectors::default_dir(), &[]).unwrap();
+    assert!(cases.len() >= 200, "only {} cases", cases.len());
+    assert!(cases.iter().any(|c| c.id() == "coalesced/lhp1"));
+    let report = runner::run_all(testee, &cases, &Options::default());
+    let bad: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| {
+            r.tier == "required" && r.status != Status::Pass && r.status != Status::NonStrict
+        })
+        .map(|r| format!("{} {}: {}", r.status.name(), r.id, r.detail))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} required case(s) failed:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+    // Every case really ran plans (a harness that runs nothing passes everything).
+    let plans: usize = report.results.iter().map(|r| r.plans).sum();
+    assert!(plans > 100_000, "only {plans} plans ran");
+    eprintln!(
+        "{}: {} cases, {plans} plans in {:.1} s",
+        report.name,
+        report.results.len(),
+        report.elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn codec_decode_passes_every_required_case_under_every_split() {
+    gate(&mut CodecDecode);
+}
+
+#[test]
+fn codec_events_passes_every_required_case_under_every_split() {
+    gate(&mut CodecEvents);
+}
