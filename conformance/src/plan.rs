@@ -227,6 +227,18 @@ impl Budget {
         len > self.exhaustive_up_to && len.saturating_sub(1) > self.sample_size(len)
     }
 
+    /// The smaller of two budgets, field by field.
+    pub fn min(&self, other: &Budget) -> Budget {
+        Budget {
+            exhaustive_up_to: self.exhaustive_up_to.min(other.exhaustive_up_to),
+            sample: self.sample.min(other.sample),
+            sample_octets: self.sample_octets.min(other.sample_octets),
+            pairs_up_to: self.pairs_up_to.min(other.pairs_up_to),
+            bytes_up_to: self.bytes_up_to.min(other.bytes_up_to),
+            random: self.random.min(other.random),
+        }
+    }
+
     /// How many points are sampled on a stream of `len` octets.
     pub fn sample_size(&self, len: usize) -> usize {
         (self.sample_octets / len.max(1)).clamp(16, self.sample.max(16))

@@ -193,14 +193,7 @@ pub fn run_all(testee: &mut dyn Testee, cases: &[Case], opts: &Options) -> ImplR
     let name = testee.name();
     let mut budget = testee.budget();
     if opts.quick {
-        budget = Budget {
-            exhaustive_up_to: budget.exhaustive_up_to.min(Budget::QUICK.exhaustive_up_to),
-            sample: budget.sample.min(Budget::QUICK.sample),
-            sample_octets: budget.sample_octets.min(Budget::QUICK.sample_octets),
-            pairs_up_to: budget.pairs_up_to.min(Budget::QUICK.pairs_up_to),
-            bytes_up_to: budget.bytes_up_to.min(Budget::QUICK.bytes_up_to),
-            random: budget.random.min(Budget::QUICK.random),
-        };
+        budget = budget.min(&Budget::QUICK);
     }
     let mut results = Vec::with_capacity(cases.len());
     for case in cases {

@@ -297,13 +297,38 @@ fn validate_members(
     members: &Map<String, Value>,
     profile: Profile,
 ) -> Result<Checked, DecodeErrorKind> {
-    let mut body_len = None;
-    let length_members: &[&'static str] = match profile {
-        Profile::Lhp1 => &LENGTH_MEMBERS[..1],
-        Profile::SeedCompat => &LENGTH_MEMBERS[..],
+    // One pass picks out the registered members; the checks below then run in §4.5 order.
+    let mut slots: [Option<&Value>; 9] = [None; 9];
+    for (k, v) in members {
+        let i = match k.as_str() {
+            "body_len" => 0,
+            "file_size" => 1,
+            "total_size" => 2,
+            "kind" => 3,
+            "id" => 4,
+            "name" => 5,
+            "sha256" => 6,
+            "v" => 7,
+            "md5" => 8,
+            _ => continue,
+        };
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(v);
+        }
+    }
+    let [body_len_v, file_size, total_size, kind, id, name, sha256, version_v, md5] = slots;
+    let lengths: [(&'static str, Option<&Value>); 3] = [
+        ("body_len", body_len_v),
+        ("file_size", file_size),
+        ("total_size", total_size),
+    ];
+    let length_members = match profile {
+        Profile::Lhp1 => &lengths[..1],
+        Profile::SeedCompat => &lengths[..],
     };
-    for &member in length_members {
-        let Some(v) = members.get(member) else {
+    let mut body_len = None;
+    for &(member, v) in length_members {
+        let Some(v) = v else {
             continue;
         };
         let n = integer_literal(v).ok_or_else(|| DecodeErrorKind::InvalidBodyLen {
@@ -322,30 +347,24 @@ fn validate_members(
     }
     let body_len = body_len.map_or(0, |(n, _)| n);
 
-    if let Some(v) = members.get("kind") {
-        if !v.is_string() {
-            return Err(invalid("kind", "a string"));
-        }
+    if kind.is_some_and(|v| !v.is_string()) {
+        return Err(invalid("kind", "a string"));
     }
-    if let Some(v) = members.get("id") {
-        if integer_literal(v).is_none() {
-            return Err(invalid("id", "an integer in 0..=2^53−1"));
-        }
+    if id.is_some_and(|v| integer_literal(v).is_none()) {
+        return Err(invalid("id", "an integer in 0..=2^53−1"));
     }
-    if let Some(v) = members.get("name") {
-        if !v.is_string() {
-            return Err(invalid("name", "a string"));
-        }
+    if name.is_some_and(|v| !v.is_string()) {
+        return Err(invalid("name", "a string"));
     }
     let mut digests = Vec::new();
-    if let Some(v) = members.get("sha256") {
+    if let Some(v) = sha256 {
         let d = v
             .as_str()
             .and_then(|s| parse_hex::<32>(s, false))
             .ok_or_else(|| invalid("sha256", "a string of 64 lowercase hex digits"))?;
         digests.push(ExpectedDigest::Sha256(d));
     }
-    let version = match members.get("v") {
+    let version = match version_v {
         Some(v) => Some(integer_literal(v).ok_or_else(|| invalid("v", "the integer 1"))?),
         None => None,
     };
@@ -356,8 +375,7 @@ fn validate_members(
     }
     if profile == Profile::SeedCompat {
         // The seeds send placeholders such as "hih1jk5jk151jk51": only a real digest is one.
-        if let Some(d) = members
-            .get("md5")
+        if let Some(d) = md5
             .and_then(Value::as_str)
             .and_then(|s| parse_hex::<16>(s, true))
         {
@@ -524,15 +542,19 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let found = self.found;
-        let mut members = Map::new();
+        // Headers typically have 3–8 members: sizing the map once avoids the rehash at 4.
+        let mut members = Map::with_capacity(8);
         while let Some(name) = map.next_key::<String>()? {
             let value = map.next_value_seed(ValueSeed { found: &mut *found })?;
-            if members.contains_key(&name) {
-                if found.duplicate.is_none() {
-                    found.duplicate = Some(name);
+            match members.entry(name) {
+                serde_json::map::Entry::Vacant(e) => {
+                    e.insert(value);
                 }
-            } else {
-                members.insert(name, value);
+                serde_json::map::Entry::Occupied(e) => {
+                    if found.duplicate.is_none() {
+                        found.duplicate = Some(e.key().clone());
+                    }
+                }
             }
         }
         Ok(Value::Object(members))
