@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod case;
+pub mod engines;
 pub mod plan;
 pub mod report;
 pub mod runner;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use lhp_conformance::engines::{Blocking, Tokio};
 use lhp_conformance::report::Report;
 use lhp_conformance::runner::{self, Options};
 use lhp_conformance::stdio::StdioTestee;
@@ -79,9 +80,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 testees.push(Box::new(CodecDecode));
                 testees.push(Box::new(CodecEvents));
             }
+            "blocking" => testees.push(Box::new(Blocking)),
+            "tokio" => testees.push(Box::new(Tokio::new())),
             "all" => {
                 testees.push(Box::new(CodecDecode));
                 testees.push(Box::new(CodecEvents));
+                testees.push(Box::new(Blocking));
+                testees.push(Box::new(Tokio::new()));
             }
             other => {
                 return Err(format!(

@@ -1,5 +1,6 @@
 //! The CI gate: `lhp-codec` passes every required vector under every split strategy.
 
+use lhp_conformance::engines::{Blocking, Tokio};
 use lhp_conformance::runner::{self, Options, Status};
 use lhp_conformance::testee::{CodecDecode, CodecEvents, Testee};
 
@@ -41,4 +42,14 @@ fn codec_decode_passes_every_required_case_under_every_split() {
 #[test]
 fn codec_events_passes_every_required_case_under_every_split() {
     gate(&mut CodecEvents);
+}
+
+#[test]
+fn blocking_reader_passes_every_required_case_under_every_split() {
+    gate(&mut Blocking);
+}
+
+#[test]
+fn tokio_reader_passes_every_required_case_under_every_split() {
+    gate(&mut Tokio::new());
 }

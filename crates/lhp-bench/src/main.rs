@@ -1,1 +1,836 @@
-fn main() {}
+//! # lhp-bench: LHP/1 side by side with the machine's limits and the baselines
+//!
+//! `cargo run --release -p lhp-bench [-- --quick] [--json FILE] [--svg DIR] [--runs N]`
+//!
+//! Runs, in one process and over loopback, the ceilings (memcpy, raw TCP bulk, raw TCP
+//! ping-pong), the baselines a user would pick instead (tokio-util `LengthDelimitedCodec` +
+//! serde_json, and the seeds' Python approach in `bench/seed_baseline.py`) and LHP
+//! (`lhp-codec` alone, `lhp-blocking`, `lhp-tokio`), repeats each measurement (5 runs by
+//! default) and prints the median with min/max, the ratios, and each target of issue 8 with
+//! met / not met. `docs/performance.md` holds a run and explains the gaps.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod chart;
+mod stats;
+mod work;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use stats::{percentile, repeat, Row, Stat};
+use work::TokioEcho;
+
+/// Sizes of each workload; `--quick` shrinks them.
+struct Plan {
+    runs: usize,
+    codec_frames: usize,
+    small_frames: usize,
+    python_frames: usize,
+    mib1_count: usize,
+    mib64_count: usize,
+    echo_rounds: usize,
+    sweep_budget: usize,
+    conc_duration: Duration,
+    mem_len: u64,
+}
+
+#[derive(Default)]
+struct Args {
+    quick: bool,
+    json: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    runs: Option<usize>,
+    mem_child: Option<u64>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--json" => a.json = Some(it.next().ok_or("--json needs a file")?.into()),
+            "--svg" => a.svg = Some(it.next().ok_or("--svg needs a directory")?.into()),
+            "--runs" => {
+                let n: usize = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--runs needs a number")?;
+                a.runs = Some(n.max(1));
+            }
+            "--mem-child" => {
+                a.mem_child = Some(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("--mem-child needs octets")?,
+                )
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: lhp-bench [--quick] [--runs N] [--json FILE] [--svg DIR]\n\
+                     Runs every measurement N times (default 5) and prints median [min..max]."
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(a)
+}
+
+/// Everything a run produced, for `--json`.
+#[derive(Serialize)]
+struct Report {
+    command: String,
+    quick: bool,
+    runs: usize,
+    machine: Machine,
+    rows: Vec<Row>,
+    sweep: Vec<SweepPoint>,
+    concurrency: Vec<ConcPoint>,
+    targets: Vec<Target>,
+}
+
+#[derive(Serialize)]
+struct Machine {
+    nproc: usize,
+    cpu: String,
+    kernel: String,
+}
+
+#[derive(Serialize, Clone)]
+struct SweepPoint {
+    subject: String,
+    body: usize,
+    frame_octets: usize,
+    frames_per_s: Stat,
+    gbps: Stat,
+}
+
+#[derive(Serialize, Clone)]
+struct ConcPoint {
+    subject: String,
+    connections: usize,
+    frames_per_s: Stat,
+    median_us: Stat,
+    p99_us: Stat,
+}
+
+#[derive(Serialize)]
+struct Target {
+    name: String,
+    want: String,
+    got: Option<f64>,
+    met: Option<bool>,
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("lhp-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(len) = args.mem_child {
+        match work::stream_peak_rss(len) {
+            Ok((rss, t)) => println!("{{\"peak_rss\":{rss},\"seconds\":{}}}", t.as_secs_f64()),
+            Err(e) => {
+                eprintln!("lhp-bench --mem-child: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    check_nofile();
+    let plan = if args.quick {
+        Plan {
+            runs: args.runs.unwrap_or(5),
+            codec_frames: 20_000,
+            small_frames: 20_000,
+            python_frames: 5_000,
+            mib1_count: 16,
+            mib64_count: 1,
+            echo_rounds: 2_000,
+            sweep_budget: 16 << 20,
+            conc_duration: Duration::from_millis(120),
+            mem_len: 1 << 30,
+        }
+    } else {
+        Plan {
+            runs: args.runs.unwrap_or(5),
+            codec_frames: 100_000,
+            small_frames: 100_000,
+            python_frames: 30_000,
+            mib1_count: 128,
+            mib64_count: 4,
+            echo_rounds: 10_000,
+            sweep_budget: 96 << 20,
+            conc_duration: Duration::from_millis(400),
+            mem_len: 4 << 30,
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut b = Bench {
+        rows: Vec::new(),
+        runs: plan.runs,
+    };
+    let machine = machine();
+    eprintln!(
+        "lhp-bench: {} runs each{}; {} cores, {}",
+        plan.runs,
+        if args.quick { " (--quick)" } else { "" },
+        machine.nproc,
+        machine.cpu
+    );
+
+    // Ceilings.
+    eprintln!("ceilings...");
+    b.measure("memcpy", "memcpy (64 MiB)", "GB/s", true, None, work::memcpy_gbps);
+
+    // Codec only.
+    eprintln!("codec only...");
+    let n = plan.codec_frames;
+    let lw = work::lhp_wire(n, 100);
+    let bw = work::ldc_wire(n, 100);
+    let w = "small frames, codec only (in memory)";
+    b.measure(w, "tokio-util LDC + serde_json Map", "frames/s", true, None, || {
+        work::codec_ldc(&bw, n, false)
+    });
+    b.measure(w, "tokio-util LDC + serde_json struct", "frames/s", true, None, || {
+        work::codec_ldc(&bw, n, true)
+    });
+    b.measure(
+        w,
+        "lhp-codec Decoder",
+        "frames/s",
+        true,
+        Some("tokio-util LDC + serde_json Map"),
+        || work::codec_lhp(&lw, n),
+    );
+
+    // Small frames over loopback.
+    eprintln!("small frames over loopback...");
+    let n = plan.small_frames;
+    let w = "small frames, loopback";
+    match python(plan.python_frames, plan.runs) {
+        Ok(values) => b.push(w, "Python seeds (struct+json)", "frames/s", true, values, None),
+        Err(why) => b.missing(w, "Python seeds (struct+json)", "frames/s", why),
+    }
+    b.measure(
+        w,
+        "tokio-util LDC + serde_json",
+        "frames/s",
+        true,
+        Some("Python seeds (struct+json)"),
+        || n as f64 / work::ldc_tokio_stream(&rt, 100, n).as_secs_f64(),
+    );
+    b.measure(
+        w,
+        "lhp-blocking",
+        "frames/s",
+        true,
+        Some("Python seeds (struct+json)"),
+        || n as f64 / work::lhp_blocking_stream(100, n).as_secs_f64(),
+    );
+    b.measure(
+        w,
+        "lhp-tokio (Framed)",
+        "frames/s",
+        true,
+        Some("Python seeds (struct+json)"),
+        || n as f64 / work::lhp_tokio_stream(&rt, 100, n).as_secs_f64(),
+    );
+
+    // Bulk.
+    eprintln!("bulk bodies...");
+    for (label, size, count) in [
+        ("1 MiB bodies, loopback", 1usize << 20, plan.mib1_count),
+        ("64 MiB bodies, loopback", 64 << 20, plan.mib64_count),
+    ] {
+        let total = size * count;
+        b.measure(label, "raw TCP (blocking)", "GB/s", true, None, || {
+            work::raw_bulk_blocking(size, count)
+        });
+        b.measure(
+            label,
+            "lhp-blocking",
+            "GB/s",
+            true,
+            Some("raw TCP (blocking)"),
+            || work::gbps(total, work::lhp_blocking_stream(size, count)),
+        );
+        b.measure(label, "raw TCP (tokio)", "GB/s", true, None, || {
+            work::raw_bulk_tokio(&rt, size, count)
+        });
+        b.measure(
+            label,
+            "tokio-util LDC + serde_json",
+            "GB/s",
+            true,
+            Some("raw TCP (tokio)"),
+            || work::gbps(total, work::ldc_tokio_stream(&rt, size, count)),
+        );
+        b.measure(
+            label,
+            "lhp-tokio (FrameWriter/Reader)",
+            "GB/s",
+            true,
+            Some("raw TCP (tokio)"),
+            || work::gbps(total, work::lhp_tokio_stream(&rt, size, count)),
+        );
+    }
+
+    // Echo round trips.
+    eprintln!("echo round trips...");
+    let r = plan.echo_rounds;
+    let w = "echo 64 B, 1 connection";
+    b.latency(w, "raw TCP ping-pong (blocking)", None, || {
+        work::raw_pingpong_blocking(r)
+    });
+    b.latency(
+        w,
+        "lhp-blocking Client/Server",
+        Some("raw TCP ping-pong (blocking)"),
+        || work::echo_lhp_blocking(r),
+    );
+    b.latency(w, "raw TCP ping-pong (tokio)", None, || {
+        work::raw_pingpong_tokio(&rt, r)
+    });
+    b.latency(
+        w,
+        "tokio-util LDC + serde_json",
+        Some("raw TCP ping-pong (tokio)"),
+        || work::echo_tokio(&rt, TokioEcho::Ldc, 1, Duration::ZERO, Some(r)).1,
+    );
+    b.latency(
+        w,
+        "lhp-tokio Server/Framed",
+        Some("raw TCP ping-pong (tokio)"),
+        || work::echo_tokio(&rt, TokioEcho::Lhp, 1, Duration::ZERO, Some(r)).1,
+    );
+
+    // Size sweep.
+    eprintln!("size sweep...");
+    let mut sweep = Vec::new();
+    let head = work::lhp_wire(1, 0).len();
+    for body in [0usize, 1 << 10, 64 << 10, 1 << 20, 16 << 20] {
+        let count = (plan.sweep_budget / (body + head)).clamp(4, plan.small_frames);
+        let frame = body + head;
+        let mut point = |subject: &str, f: &mut dyn FnMut() -> Duration| {
+            let (fps, _) = repeat(plan.runs, || count as f64 / f().as_secs_f64());
+            let scale = |v: f64| v * frame as f64 / 1e9;
+            sweep.push(SweepPoint {
+                subject: subject.to_string(),
+                body,
+                frame_octets: frame,
+                frames_per_s: fps,
+                gbps: Stat {
+                    median: scale(fps.median),
+                    min: scale(fps.min),
+                    max: scale(fps.max),
+                },
+            });
+        };
+        point("lhp-blocking", &mut || work::lhp_blocking_stream(body, count));
+        point("lhp-tokio", &mut || work::lhp_tokio_stream(&rt, body, count));
+        point("tokio-util LDC + serde_json", &mut || {
+            work::ldc_tokio_stream(&rt, body, count)
+        });
+        if body > 0 {
+            point("raw TCP (blocking), same octets", &mut || {
+                let gb = work::raw_bulk_blocking(frame, count);
+                Duration::from_secs_f64(frame as f64 * count as f64 / (gb * 1e9))
+            });
+        }
+    }
+
+    // Concurrency.
+    eprintln!("concurrent connections...");
+    let mut conc = Vec::new();
+    for which in [TokioEcho::Lhp, TokioEcho::Ldc] {
+        for conns in [1usize, 10, 100, 1000] {
+            let mut fps = Vec::new();
+            let mut med = Vec::new();
+            let mut p99 = Vec::new();
+            for _ in 0..plan.runs {
+                let (f, mut lat) = work::echo_tokio(&rt, which, conns, plan.conc_duration, None);
+                lat.sort_unstable();
+                fps.push(f);
+                med.push(percentile(&lat, 50.0));
+                p99.push(percentile(&lat, 99.0));
+            }
+            conc.push(ConcPoint {
+                subject: match which {
+                    TokioEcho::Lhp => "lhp-tokio".into(),
+                    TokioEcho::Ldc => "tokio-util LDC + serde_json".into(),
+                },
+                connections: conns,
+                frames_per_s: Stat::of(&fps),
+                median_us: Stat::of(&med),
+                p99_us: Stat::of(&p99),
+            });
+        }
+    }
+
+    // Memory.
+    eprintln!("memory while streaming {} GiB...", plan.mem_len >> 30);
+    let mem = mem_child(plan.mem_len);
+
+    let targets = targets(&b.rows, &mem, plan.mem_len);
+    print_report(&b.rows, &sweep, &conc, &targets, &mem, plan.mem_len);
+
+    let report = Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        quick: args.quick,
+        runs: plan.runs,
+        machine,
+        rows: b.rows,
+        sweep,
+        concurrency: conc,
+        targets,
+    };
+    if let Some(path) = &args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => {
+                if let Err(e) = std::fs::write(path, s) {
+                    eprintln!("lhp-bench: writing {}: {e}", path.display());
+                }
+            }
+            Err(e) => eprintln!("lhp-bench: {e}"),
+        }
+    }
+    if let Some(dir) = &args.svg {
+        if let Err(e) = charts(dir, &report) {
+            eprintln!("lhp-bench: charts: {e}");
+        }
+    }
+}
+
+struct Bench {
+    rows: Vec<Row>,
+    runs: usize,
+}
+
+impl Bench {
+    fn measure(
+        &mut self,
+        workload: &str,
+        subject: &str,
+        unit: &'static str,
+        higher: bool,
+        against: Option<&str>,
+        f: impl FnMut() -> f64,
+    ) {
+        let (_, values) = repeat(self.runs, f);
+        self.push(workload, subject, unit, higher, values, against);
+    }
+
+    /// Latency rows: median and p99 of each run's round trips, in µs.
+    fn latency(
+        &mut self,
+        workload: &str,
+        subject: &str,
+        against: Option<&str>,
+        mut f: impl FnMut() -> Vec<std::time::Duration>,
+    ) {
+        let mut med = Vec::new();
+        let mut p99 = Vec::new();
+        for _ in 0..self.runs {
+            let mut lat = f();
+            lat.sort_unstable();
+            med.push(percentile(&lat, 50.0));
+            p99.push(percentile(&lat, 99.0));
+        }
+        let p99_against = against.map(|a| format!("{a} p99"));
+        self.push(workload, subject, "µs median", false, med, against);
+        self.push(
+            workload,
+            &format!("{subject} p99"),
+            "µs p99",
+            false,
+            p99,
+            p99_against.as_deref(),
+        );
+    }
+
+    fn push(
+        &mut self,
+        workload: &str,
+        subject: &str,
+        unit: &'static str,
+        higher: bool,
+        values: Vec<f64>,
+        against: Option<&str>,
+    ) {
+        let stat = Stat::of(&values);
+        let ratio = against.and_then(|a| {
+            let other = self
+                .rows
+                .iter()
+                .find(|r| r.workload == workload && r.subject == a && r.not_measured.is_none())?;
+            Some((a.to_string(), stat.median / other.stat.median))
+        });
+        self.rows.push(Row {
+            workload: workload.into(),
+            subject: subject.into(),
+            unit,
+            higher_is_better: higher,
+            stat,
+            runs: values,
+            ratio,
+            not_measured: None,
+        });
+    }
+
+    fn missing(&mut self, workload: &str, subject: &str, unit: &'static str, why: String) {
+        eprintln!("  {subject}: not measured: {why}");
+        self.rows.push(Row {
+            workload: workload.into(),
+            subject: subject.into(),
+            unit,
+            higher_is_better: true,
+            stat: Stat::of(&[]),
+            runs: Vec::new(),
+            ratio: None,
+            not_measured: Some(why),
+        });
+    }
+}
+
+/// Runs `bench/seed_baseline.py` and returns its frames/s per run.
+fn python(frames: usize, runs: usize) -> Result<Vec<f64>, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/seed_baseline.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--frames", &frames.to_string(), "--runs", &runs.to_string()])
+        .output()
+        .map_err(|e| format!("python3 could not be started: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "python3 {script} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("python output {line:?}: {e}"))?;
+    v.get("frames_per_s")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .ok_or_else(|| format!("python output without frames_per_s: {line}"))
+}
+
+/// Runs this program again as `--mem-child LEN` so the peak RSS is that of streaming only.
+fn mem_child(len: u64) -> Result<(u64, f64), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["--mem-child", &len.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let rss = v.get("peak_rss").and_then(|x| x.as_u64()).ok_or("no peak_rss")?;
+    let secs = v.get("seconds").and_then(|x| x.as_f64()).ok_or("no seconds")?;
+    Ok((rss, secs))
+}
+
+fn targets(rows: &[Row], mem: &Result<(u64, f64), String>, mem_len: u64) -> Vec<Target> {
+    let ratio = |w: &str, s: &str| {
+        rows.iter()
+            .find(|r| r.workload == w && r.subject == s)
+            .and_then(|r| r.ratio.as_ref().map(|x| x.1))
+    };
+    let mut t = Vec::new();
+    let mut add = |name: String, want: &str, got: Option<f64>, ok: &dyn Fn(f64) -> bool| {
+        t.push(Target {
+            name,
+            want: want.into(),
+            got,
+            met: got.map(ok),
+        });
+    };
+    add(
+        "codec, small frames: lhp-codec / tokio-util LDC + serde_json Map".into(),
+        ">= 1.0x (aim 1.5x)",
+        ratio("small frames, codec only (in memory)", "lhp-codec Decoder"),
+        &|r| r >= 1.0,
+    );
+    for w in ["1 MiB bodies, loopback", "64 MiB bodies, loopback"] {
+        add(
+            format!("{w}: lhp-blocking / raw TCP blocking"),
+            ">= 0.9x",
+            ratio(w, "lhp-blocking"),
+            &|r| r >= 0.9,
+        );
+        add(
+            format!("{w}: lhp-tokio / raw TCP tokio"),
+            ">= 0.9x",
+            ratio(w, "lhp-tokio (FrameWriter/Reader)"),
+            &|r| r >= 0.9,
+        );
+    }
+    let e = "echo 64 B, 1 connection";
+    add(
+        "echo median: lhp-blocking / raw ping-pong blocking".into(),
+        "<= 1.1x",
+        ratio(e, "lhp-blocking Client/Server"),
+        &|r| r <= 1.1,
+    );
+    add(
+        "echo median: lhp-tokio / raw ping-pong tokio".into(),
+        "<= 1.1x",
+        ratio(e, "lhp-tokio Server/Framed"),
+        &|r| r <= 1.1,
+    );
+    let s = "small frames, loopback";
+    add(
+        "small frames over loopback: lhp-blocking / Python".into(),
+        ">= 30x",
+        ratio(s, "lhp-blocking"),
+        &|r| r >= 30.0,
+    );
+    add(
+        "small frames over loopback: lhp-tokio / Python".into(),
+        ">= 30x",
+        ratio(s, "lhp-tokio (Framed)"),
+        &|r| r >= 30.0,
+    );
+    add(
+        format!(
+            "peak RSS streaming a {} GiB body (MiB)",
+            mem_len >> 30
+        ),
+        "< 32 MiB",
+        mem.as_ref().ok().map(|(rss, _)| *rss as f64 / (1 << 20) as f64),
+        &|m| m < 32.0,
+    );
+    t
+}
+
+fn fmt(v: f64) -> String {
+    if !v.is_finite() {
+        "-".into()
+    } else if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn print_report(
+    rows: &[Row],
+    sweep: &[SweepPoint],
+    conc: &[ConcPoint],
+    targets: &[Target],
+    mem: &Result<(u64, f64), String>,
+    mem_len: u64,
+) {
+    let mut last = "";
+    println!(
+        "| workload | subject | median | min | max | unit | ratio (median / reference) |"
+    );
+    println!("|---|---|---:|---:|---:|---|---|");
+    for r in rows {
+        let w = if r.workload == last { "" } else { &r.workload };
+        last = &r.workload;
+        if let Some(why) = &r.not_measured {
+            println!("| {w} | {} | not measured: {why} | | | {} | |", r.subject, r.unit);
+            continue;
+        }
+        let ratio = r
+            .ratio
+            .as_ref()
+            .map(|(a, x)| format!("{x:.2}x {a}"))
+            .unwrap_or_default();
+        println!(
+            "| {w} | {} | {} | {} | {} | {} | {ratio} |",
+            r.subject,
+            fmt(r.stat.median),
+            fmt(r.stat.min),
+            fmt(r.stat.max),
+            r.unit
+        );
+    }
+    println!();
+    println!("Size sweep, one connection, one-way stream (median [min..max]):");
+    println!();
+    println!("| body | frame octets | subject | frames/s | GB/s |");
+    println!("|---:|---:|---|---:|---:|");
+    for p in sweep {
+        println!(
+            "| {} | {} | {} | {} [{}..{}] | {} [{}..{}] |",
+            p.body,
+            p.frame_octets,
+            p.subject,
+            fmt(p.frames_per_s.median),
+            fmt(p.frames_per_s.min),
+            fmt(p.frames_per_s.max),
+            fmt(p.gbps.median),
+            fmt(p.gbps.min),
+            fmt(p.gbps.max)
+        );
+    }
+    println!();
+    println!("Concurrent connections, tokio echo of 64-byte bodies, one request at a time each:");
+    println!();
+    println!("| subject | connections | frames/s | median µs | p99 µs |");
+    println!("|---|---:|---:|---:|---:|");
+    for p in conc {
+        println!(
+            "| {} | {} | {} [{}..{}] | {} [{}..{}] | {} [{}..{}] |",
+            p.subject,
+            p.connections,
+            fmt(p.frames_per_s.median),
+            fmt(p.frames_per_s.min),
+            fmt(p.frames_per_s.max),
+            fmt(p.median_us.median),
+            fmt(p.median_us.min),
+            fmt(p.median_us.max),
+            fmt(p.p99_us.median),
+            fmt(p.p99_us.min),
+            fmt(p.p99_us.max)
+        );
+    }
+    println!();
+    match mem {
+        Ok((rss, secs)) => println!(
+            "Memory: streaming a {} GiB body through lhp-blocking (child process): peak RSS {:.1} MiB, {:.2} GB/s",
+            mem_len >> 30,
+            *rss as f64 / (1 << 20) as f64,
+            mem_len as f64 / secs / 1e9
+        ),
+        Err(e) => println!("Memory: not measured: {e}"),
+    }
+    println!();
+    println!("Targets:");
+    println!();
+    println!("| target | wanted | got | |");
+    println!("|---|---|---:|---|");
+    for t in targets {
+        let (got, met) = match (t.got, t.met) {
+            (Some(g), Some(m)) => (format!("{g:.2}"), if m { "met" } else { "NOT met" }),
+            _ => ("-".into(), "not measured"),
+        };
+        println!("| {} | {} | {got} | {met} |", t.name, t.want);
+    }
+}
+
+fn charts(dir: &std::path::Path, r: &Report) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let subjects: Vec<&String> = {
+        let mut v: Vec<&String> = Vec::new();
+        for p in &r.sweep {
+            if !v.contains(&&p.subject) {
+                v.push(&p.subject);
+            }
+        }
+        v
+    };
+    let series = |pick: &dyn Fn(&SweepPoint) -> f64| -> Vec<chart::Series> {
+        subjects
+            .iter()
+            .map(|s| chart::Series {
+                name: (*s).clone(),
+                points: r
+                    .sweep
+                    .iter()
+                    .filter(|p| &p.subject == *s)
+                    .map(|p| (p.frame_octets as f64, pick(p)))
+                    .collect(),
+            })
+            .collect()
+    };
+    chart::log_log(
+        &dir.join("frames-per-second.svg"),
+        "frames/s against frame size (loopback, 1 connection, median)",
+        "frame size, octets (prefix + header + body)",
+        "frames/s",
+        &series(&|p| p.frames_per_s.median),
+    )?;
+    chart::log_log(
+        &dir.join("throughput.svg"),
+        "GB/s against frame size (loopback, 1 connection, median)",
+        "frame size, octets (prefix + header + body)",
+        "GB/s",
+        &series(&|p| p.gbps.median),
+    )?;
+    let mut lat = Vec::new();
+    for s in ["lhp-tokio", "tokio-util LDC + serde_json"] {
+        for (q, pick) in [
+            ("median", (|p: &ConcPoint| p.median_us.median) as fn(&ConcPoint) -> f64),
+            ("p99", |p: &ConcPoint| p.p99_us.median),
+        ] {
+            lat.push(chart::Series {
+                name: format!("{s} {q}"),
+                points: r
+                    .concurrency
+                    .iter()
+                    .filter(|p| p.subject == s)
+                    .map(|p| (p.connections as f64, pick(p)))
+                    .collect(),
+            });
+        }
+    }
+    chart::log_log(
+        &dir.join("latency-vs-connections.svg"),
+        "echo round trip against concurrent connections (tokio, median of runs)",
+        "connections",
+        "latency, µs",
+        &lat,
+    )?;
+    Ok(())
+}
+
+fn machine() -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu,
+        kernel,
+    }
+}
+
+/// 1,000 connections with both ends in this process need about 2,000 files: say so early if
+/// the soft `RLIMIT_NOFILE` is lower (raise it with `ulimit -n 4096`).
+fn check_nofile() {
+    let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse::<u64>().ok()))
+    });
+    if let Some(n) = soft.filter(|n| *n < 2_100) {
+        eprintln!(
+            "lhp-bench: the open-file limit is {n}; 1,000 connections need about 2,100 \
+             (run `ulimit -n 4096` first)"
+        );
+    }
+}

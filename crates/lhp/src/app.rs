@@ -210,7 +210,9 @@ pub fn reply_to(request: &Header, mut reply: Header) -> Header {
 
 /// Whether `s` is a 64-digit lowercase hex digest.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

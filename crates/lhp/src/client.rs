@@ -104,7 +104,10 @@ pub fn put(
     let mut offset = 0;
     if resume {
         let reply = request(client, app::stat(name))?;
-        let partial = app::u64_member(&reply, "partial").ok().flatten().unwrap_or(0);
+        let partial = app::u64_member(&reply, "partial")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         if partial <= size {
             offset = partial;
         }
@@ -192,9 +195,13 @@ pub fn get(
     expect_kind(&head, app::FILE)?;
     let size = app::u64_member(&head, "size").ok().flatten().unwrap_or(0);
     if app::u64_member(&head, "offset").ok().flatten() != Some(offset) {
-        return Err(ClientError::Unexpected(format!("file reply for offset {offset}: {head}")));
+        return Err(ClientError::Unexpected(format!(
+            "file reply for offset {offset}: {head}"
+        )));
     }
-    let expected = app::str_member(&head, "file_sha256").unwrap_or_default().to_owned();
+    let expected = app::str_member(&head, "file_sha256")
+        .unwrap_or_default()
+        .to_owned();
     bar.set_length(size);
     bar.set_position(offset);
     let mut received = 0u64;
@@ -239,7 +246,10 @@ pub fn stat(client: &mut Client, name: &str) -> Result<(Option<u64>, u64), Clien
     let reply = request(client, app::stat(name))?;
     expect_kind(&reply, app::OK)?;
     let size = reply.get("size").and_then(Value::as_u64);
-    let partial = app::u64_member(&reply, "partial").ok().flatten().unwrap_or(0);
+    let partial = app::u64_member(&reply, "partial")
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     Ok((size, partial))
 }
 
@@ -255,7 +265,12 @@ pub fn list(client: &mut Client) -> Result<Vec<(String, u64)>, ClientError> {
         .map_err(|e| ClientError::Unexpected(format!("listing body: {e}")))?;
     Ok(entries
         .iter()
-        .filter_map(|e| Some((e.get("name")?.as_str()?.to_owned(), e.get("size")?.as_u64()?)))
+        .filter_map(|e| {
+            Some((
+                e.get("name")?.as_str()?.to_owned(),
+                e.get("size")?.as_u64()?,
+            ))
+        })
         .collect())
 }
 

@@ -47,7 +47,11 @@ pub fn run<W: Write>(out: &mut W) -> io::Result<bool> {
         .spawn()
         .map_err(lhp_blocking::Error::into_io)?;
     let addr = server.local_addr().to_string();
-    writeln!(out, "lhp demo: server on {addr} (blocking engine), root {}", root.display())?;
+    writeln!(
+        out,
+        "lhp demo: server on {addr} (blocking engine), root {}",
+        root.display()
+    )?;
 
     let mut ok = true;
     let data = generate(FILE_SIZE);
@@ -65,18 +69,39 @@ pub fn run<W: Write>(out: &mut W) -> io::Result<bool> {
         Err(e) => ok &= step(out, false, &format!("put demo.bin failed: {e}"))?,
     }
     let stored = fs::read(root.join("demo.bin")).map(|d| hex_lower(&Sha256::digest(&d)));
-    ok &= step(out, stored.as_deref().ok() == Some(digest.as_str()),
-        &format!("stored file has the original sha256 {}…", digest.get(..16).unwrap_or_default()))?;
+    ok &= step(
+        out,
+        stored.as_deref().ok() == Some(digest.as_str()),
+        &format!(
+            "stored file has the original sha256 {}…",
+            digest.get(..16).unwrap_or_default()
+        ),
+    )?;
 
     // 3. Download and verify.
     let t = Instant::now();
     let copy = work.path().join("copy.bin");
-    let got = client::connect(&addr, Profile::Lhp1)
-        .and_then(|mut c| client::get(&mut c, "demo.bin", &copy, false, &indicatif::ProgressBar::hidden()));
+    let got = client::connect(&addr, Profile::Lhp1).and_then(|mut c| {
+        client::get(
+            &mut c,
+            "demo.bin",
+            &copy,
+            false,
+            &indicatif::ProgressBar::hidden(),
+        )
+    });
     match got {
-        Ok(r) => ok &= step(out, r.sha256 == digest && r.size == FILE_SIZE as u64, &format!(
-            "get demo.bin: {} MiB, sha256 verified end to end, {}", r.size >> 20, client::rate(r.size, t.elapsed())
-        ))?,
+        Ok(r) => {
+            ok &= step(
+                out,
+                r.sha256 == digest && r.size == FILE_SIZE as u64,
+                &format!(
+                    "get demo.bin: {} MiB, sha256 verified end to end, {}",
+                    r.size >> 20,
+                    client::rate(r.size, t.elapsed())
+                ),
+            )?
+        }
         Err(e) => ok &= step(out, false, &format!("get demo.bin failed: {e}"))?,
     }
 
@@ -104,22 +129,54 @@ pub fn run<W: Write>(out: &mut W) -> io::Result<bool> {
     // 5. Path traversal.
     for (what, header) in [
         ("get ../../etc/passwd", app::get("../../etc/passwd", None)),
-        ("put ../../etc/passwd", app::put("../../etc/passwd", 0, &hex_lower(&Sha256::digest(b"")), None)),
+        (
+            "put ../../etc/passwd",
+            app::put(
+                "../../etc/passwd",
+                0,
+                &hex_lower(&Sha256::digest(b"")),
+                None,
+            ),
+        ),
     ] {
-        let res = client::connect(&addr, Profile::Lhp1).and_then(|mut c| client::request(&mut c, header));
+        let res =
+            client::connect(&addr, Profile::Lhp1).and_then(|mut c| client::request(&mut c, header));
         match res {
             Err(ClientError::Server { code, message }) if code == "bad_name" => {
-                step(out, true, &format!("{what}: refused with bad_name ({message})"))?;
+                step(
+                    out,
+                    true,
+                    &format!("{what}: refused with bad_name ({message})"),
+                )?;
             }
-            other => ok &= step(out, false, &format!("{what}: expected bad_name, got {other:?}"))?,
+            other => {
+                ok &= step(
+                    out,
+                    false,
+                    &format!("{what}: expected bad_name, got {other:?}"),
+                )?
+            }
         }
     }
     let outside = entries(work.path())? == ["copy.bin", "root", "source.bin"];
     let inside = entries(&root)? == ["demo.bin"];
-    ok &= step(out, outside && inside, "nothing but demo.bin was written, and nothing outside the root")?;
+    ok &= step(
+        out,
+        outside && inside,
+        "nothing but demo.bin was written, and nothing outside the root",
+    )?;
 
     server.shutdown().map_err(lhp_blocking::Error::into_io)?;
-    writeln!(out, "lhp demo: {} in {:.2} s", if ok { "every step checked out" } else { "FAILED" }, started.elapsed().as_secs_f64())?;
+    writeln!(
+        out,
+        "lhp demo: {} in {:.2} s",
+        if ok {
+            "every step checked out"
+        } else {
+            "FAILED"
+        },
+        started.elapsed().as_secs_f64()
+    )?;
     Ok(ok)
 }
 
@@ -177,8 +234,11 @@ fn upload_raw(addr: &str, data: &[u8], digest: &str) -> Result<u64, ClientError>
 
     // Two requests in one write: the server must find both frames in one read.
     let mut coalesced = BytesMut::new();
-    enc.encode(&Frame::new(app::stat("demo.bin"), Default::default()), &mut coalesced)
-        .map_err(lhp_blocking::Error::from)?;
+    enc.encode(
+        &Frame::new(app::stat("demo.bin"), Default::default()),
+        &mut coalesced,
+    )
+    .map_err(lhp_blocking::Error::from)?;
     enc.encode(&Frame::new(app::list(), Default::default()), &mut coalesced)
         .map_err(lhp_blocking::Error::from)?;
     w.write_all(&coalesced)?;

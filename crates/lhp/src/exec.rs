@@ -90,7 +90,12 @@ pub fn run(
             } else {
                 ErrorCode::Internal
             };
-            send_error(request, replies, code, &format!("cannot start {program:?}: {e}"))?;
+            send_error(
+                request,
+                replies,
+                code,
+                &format!("cannot start {program:?}: {e}"),
+            )?;
             return Ok(None);
         }
     };
@@ -169,7 +174,11 @@ pub fn send_error(
     replies.send(&Frame::new(h, Bytes::new()))
 }
 
-fn pump<R: Read + Send + 'static>(mut pipe: R, stream: Stream, tx: SyncSender<(Stream, Option<Bytes>)>) {
+fn pump<R: Read + Send + 'static>(
+    mut pipe: R,
+    stream: Stream,
+    tx: SyncSender<(Stream, Option<Bytes>)>,
+) {
     thread::spawn(move || {
         let mut buf = vec![0u8; OUTPUT_CHUNK];
         loop {

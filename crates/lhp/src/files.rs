@@ -72,8 +72,9 @@ impl FileService {
     pub fn new(opts: &ServeOptions) -> io::Result<Self> {
         let root = match &opts.root {
             Some(r) => {
-                let c = fs::canonicalize(r)
-                    .map_err(|e| io::Error::new(e.kind(), format!("--root {}: {e}", r.display())))?;
+                let c = fs::canonicalize(r).map_err(|e| {
+                    io::Error::new(e.kind(), format!("--root {}: {e}", r.display()))
+                })?;
                 if !c.is_dir() {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -115,9 +116,12 @@ impl Handler for FileService {
             Some(app::EXEC) => self.exec(&head, replies),
             Some(kind @ (app::PUT | app::GET | app::STAT | app::LIST)) => {
                 let Some(root) = self.root.clone() else {
-                    return reply_error(&head, replies, ErrorCode::BadRequest, &format!(
-                        "this server has no --root: {kind} is not available"
-                    ));
+                    return reply_error(
+                        &head,
+                        replies,
+                        ErrorCode::BadRequest,
+                        &format!("this server has no --root: {kind} is not available"),
+                    );
                 };
                 match kind {
                     app::PUT => {
@@ -131,14 +135,27 @@ impl Handler for FileService {
             }
             None if self.profile == Profile::SeedCompat && head.get("file_name").is_some() => {
                 let Some(root) = self.root.clone() else {
-                    return reply_error(&head, replies, ErrorCode::BadRequest, "this server has no --root");
+                    return reply_error(
+                        &head,
+                        replies,
+                        ErrorCode::BadRequest,
+                        "this server has no --root",
+                    );
                 };
                 let (head, body) = request.into_parts();
                 self.seed_upload(&root, &head, body, replies)
             }
             other => {
-                let what = other.map_or_else(|| "a frame without kind".to_owned(), |k| format!("kind {k:?}"));
-                reply_error(&head, replies, ErrorCode::BadRequest, &format!("{what} is not a request this server knows"))
+                let what = other.map_or_else(
+                    || "a frame without kind".to_owned(),
+                    |k| format!("kind {k:?}"),
+                );
+                reply_error(
+                    &head,
+                    replies,
+                    ErrorCode::BadRequest,
+                    &format!("{what} is not a request this server knows"),
+                )
             }
         }
     }
@@ -151,7 +168,13 @@ enum Upload {
 }
 
 impl FileService {
-    fn put(&self, root: &Path, head: &Header, body: Body<'_, ConnReader>, replies: &mut Replies<'_>) -> Result<(), Error> {
+    fn put(
+        &self,
+        root: &Path,
+        head: &Header,
+        body: Body<'_, ConnReader>,
+        replies: &mut Replies<'_>,
+    ) -> Result<(), Error> {
         let Some(name) = head.name() else {
             return reply_error(head, replies, ErrorCode::BadRequest, "put needs a name");
         };
@@ -162,13 +185,20 @@ impl FileService {
         let expected = match (app::str_member(head, "file_sha256"), head.sha256()) {
             (Some(d), _) if app::is_sha256_hex(d) => d.to_owned(),
             (Some(_), _) => {
-                return reply_error(head, replies, ErrorCode::BadRequest, "file_sha256 must be 64 lowercase hex digits")
+                return reply_error(
+                    head,
+                    replies,
+                    ErrorCode::BadRequest,
+                    "file_sha256 must be 64 lowercase hex digits",
+                )
             }
             (None, Some(d)) if offset == 0 => d.to_owned(),
-            _ => {
-                return reply_error(head, replies, ErrorCode::BadRequest,
-                    "put needs sha256 (the whole file's digest), or file_sha256 when it has an offset")
-            }
+            _ => return reply_error(
+                head,
+                replies,
+                ErrorCode::BadRequest,
+                "put needs sha256 (the whole file's digest), or file_sha256 when it has an offset",
+            ),
         };
         let replace = app::bool_member(head, "replace");
         let resolved = match names::resolve(root, name) {
@@ -188,9 +218,20 @@ impl FileService {
 
     /// Seed 000's upload: `{"file_name": ..., "file_size": n}` and the file. Stored like a
     /// `put` that replaces (the seeds overwrite), without a digest; no reply on success.
-    fn seed_upload(&self, root: &Path, head: &Header, body: Body<'_, ConnReader>, replies: &mut Replies<'_>) -> Result<(), Error> {
+    fn seed_upload(
+        &self,
+        root: &Path,
+        head: &Header,
+        body: Body<'_, ConnReader>,
+        replies: &mut Replies<'_>,
+    ) -> Result<(), Error> {
         let Some(name) = head.get("file_name").and_then(Value::as_str) else {
-            return reply_error(head, replies, ErrorCode::BadRequest, "file_name must be a string");
+            return reply_error(
+                head,
+                replies,
+                ErrorCode::BadRequest,
+                "file_name must be a string",
+            );
         };
         let resolved = match names::resolve(root, name) {
             Ok(r) => r,
@@ -215,14 +256,29 @@ impl FileService {
         let target = resolved.path();
         if let Ok(meta) = fs::symlink_metadata(&target) {
             if meta.file_type().is_symlink() || !meta.is_file() {
-                return Ok(Upload::Refused(ErrorCode::BadName, format!("{:?} exists and is not a regular file", resolved.file_name)));
+                return Ok(Upload::Refused(
+                    ErrorCode::BadName,
+                    format!("{:?} exists and is not a regular file", resolved.file_name),
+                ));
             }
             if !replace {
-                return Ok(Upload::Refused(ErrorCode::Exists, format!("{:?} exists (send \"replace\":true to replace it)", resolved.file_name)));
+                return Ok(Upload::Refused(
+                    ErrorCode::Exists,
+                    format!(
+                        "{:?} exists (send \"replace\":true to replace it)",
+                        resolved.file_name
+                    ),
+                ));
             }
         }
         let Some(_claim) = Claim::new(&self.uploading, target.clone()) else {
-            return Ok(Upload::Refused(ErrorCode::Busy, format!("{:?} is being uploaded by another client", resolved.file_name)));
+            return Ok(Upload::Refused(
+                ErrorCode::Busy,
+                format!(
+                    "{:?} is being uploaded by another client",
+                    resolved.file_name
+                ),
+            ));
         };
         let partial_path = resolved.partial_path();
         let opened = OpenOptions::new()
@@ -242,9 +298,13 @@ impl FileService {
         };
         let held = file.metadata().map_err(Error::Io)?.len();
         if offset > held {
-            return Ok(Upload::Refused(ErrorCode::BadRequest, format!(
-                "cannot resume {:?} at octet {offset}: the server holds {held} (ask with stat)", resolved.file_name
-            )));
+            return Ok(Upload::Refused(
+                ErrorCode::BadRequest,
+                format!(
+                    "cannot resume {:?} at octet {offset}: the server holds {held} (ask with stat)",
+                    resolved.file_name
+                ),
+            ));
         }
         file.set_len(offset).map_err(Error::Io)?;
         let mut hasher = Sha256::new();
@@ -270,7 +330,10 @@ impl FileService {
             };
             let chunk = buf.get(..n).unwrap_or_default();
             if let Err(e) = file.write_all(chunk) {
-                return Ok(Upload::Refused(ErrorCode::Internal, format!("writing {:?}: {e}", resolved.file_name)));
+                return Ok(Upload::Refused(
+                    ErrorCode::Internal,
+                    format!("writing {:?}: {e}", resolved.file_name),
+                ));
             }
             hasher.update(chunk);
             size += n as u64;
@@ -297,8 +360,15 @@ impl FileService {
         };
         if let Err(e) = placed {
             let _ = fs::remove_file(&partial_path);
-            let code = if e.kind() == io::ErrorKind::AlreadyExists { ErrorCode::Exists } else { ErrorCode::Internal };
-            return Ok(Upload::Refused(code, format!("placing {:?}: {e}", resolved.file_name)));
+            let code = if e.kind() == io::ErrorKind::AlreadyExists {
+                ErrorCode::Exists
+            } else {
+                ErrorCode::Internal
+            };
+            return Ok(Upload::Refused(
+                code,
+                format!("placing {:?}: {e}", resolved.file_name),
+            ));
         }
         if let Ok(dir) = File::open(&resolved.dir) {
             let _ = dir.sync_all();
@@ -314,22 +384,35 @@ impl FileService {
             Ok(o) => o.unwrap_or(0),
             Err(m) => return reply_error(head, replies, ErrorCode::BadRequest, &m),
         };
-        let mut file = match names::resolve(root, name).and_then(|r| names::open_regular(&r.path())) {
+        let mut file = match names::resolve(root, name).and_then(|r| names::open_regular(&r.path()))
+        {
             Ok(f) => f,
             Err(e) => return reply_name_error(head, replies, e),
         };
         let size = file.metadata().map_err(Error::Io)?.len();
         if offset > size {
-            return reply_error(head, replies, ErrorCode::BadRequest, &format!("offset {offset} is past the end ({size} octets)"));
+            return reply_error(
+                head,
+                replies,
+                ErrorCode::BadRequest,
+                &format!("offset {offset} is past the end ({size} octets)"),
+            );
         }
         let (digest, hashed) = lhp_blocking::sha256_of(&mut file).map_err(Error::Io)?;
         if hashed != size {
-            return reply_error(head, replies, ErrorCode::Internal, &format!("{name:?} changed while being read"));
+            return reply_error(
+                head,
+                replies,
+                ErrorCode::Internal,
+                &format!("{name:?} changed while being read"),
+            );
         }
         file.seek(SeekFrom::Start(offset)).map_err(Error::Io)?;
         let mut h = app::reply_to(head, Header::with_kind(app::FILE));
         h.set_name(name);
-        h.insert("size", size).insert("offset", offset).insert("file_sha256", hex_lower(&digest));
+        h.insert("size", size)
+            .insert("offset", offset)
+            .insert("file_sha256", hex_lower(&digest));
         if offset == 0 {
             h.set_sha256(&digest);
         }
@@ -347,7 +430,11 @@ impl FileService {
         };
         let size = match names::open_regular(&resolved.path()) {
             Ok(f) => Value::from(f.metadata().map_err(Error::Io)?.len()),
-            Err(e) if e.code == ErrorCode::NotFound && !names::exists_no_follow(&resolved.path()) => Value::Null,
+            Err(e)
+                if e.code == ErrorCode::NotFound && !names::exists_no_follow(&resolved.path()) =>
+            {
+                Value::Null
+            }
             Err(e) => return reply_name_error(head, replies, e),
         };
         let partial = fs::symlink_metadata(resolved.partial_path())
@@ -371,17 +458,33 @@ impl FileService {
             .collect();
         let body = serde_json::to_vec(&body).map_err(|e| Error::Io(io::Error::other(e)))?;
         let mut h = app::reply_to(head, Header::with_kind(app::LISTING));
-        h.insert("count", entries.len()).insert("truncated", truncated);
+        h.insert("count", entries.len())
+            .insert("truncated", truncated);
         replies.send(&Frame::new(h, body.into()))
     }
 
     fn exec(&self, head: &Header, replies: &mut Replies<'_>) -> Result<(), Error> {
         let argv: Option<Vec<String>> = head.get("argv").and_then(Value::as_array).map(|a| {
-            a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
         });
         let argv = match argv {
-            Some(v) if !v.is_empty() && Some(v.len()) == head.get("argv").and_then(Value::as_array).map(Vec::len) => v,
-            _ => return reply_error(head, replies, ErrorCode::BadRequest, "argv must be a non-empty array of strings"),
+            Some(v)
+                if !v.is_empty()
+                    && Some(v.len())
+                        == head.get("argv").and_then(Value::as_array).map(Vec::len) =>
+            {
+                v
+            }
+            _ => {
+                return reply_error(
+                    head,
+                    replies,
+                    ErrorCode::BadRequest,
+                    "argv must be a non-empty array of strings",
+                )
+            }
         };
         let program = argv.first().map(String::as_str).unwrap_or_default();
         if !self.allow_exec.iter().any(|p| p == program) {
@@ -405,7 +508,10 @@ struct Claim<'a> {
 
 impl<'a> Claim<'a> {
     fn new(set: &'a Mutex<HashSet<PathBuf>>, path: PathBuf) -> Option<Self> {
-        lock(set).insert(path.clone()).then_some(Claim { set, path })
+        // Decide under the lock, build the claim after releasing it: a claim dropped while the
+        // guard is alive would deadlock in its own `drop`.
+        let inserted = lock(set).insert(path.clone());
+        inserted.then(|| Claim { set, path })
     }
 }
 
@@ -426,12 +532,18 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, u64)>, truncated: &mut 
             *truncated = true;
             return;
         }
-        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         if name.starts_with(app::PARTIAL_PREFIX) {
             continue;
         }
         let Ok(ft) = entry.file_type() else { continue };
-        let full = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let full = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         if ft.is_dir() {
             walk(&entry.path(), &full, out, truncated);
         } else if ft.is_file() {
@@ -454,7 +566,12 @@ fn body_error(e: io::Error) -> Error {
     }
 }
 
-fn reply_error(head: &Header, replies: &mut Replies<'_>, code: ErrorCode, message: &str) -> Result<(), Error> {
+fn reply_error(
+    head: &Header,
+    replies: &mut Replies<'_>,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), Error> {
     exec::send_error(head, replies, code, message)
 }
 

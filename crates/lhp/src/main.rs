@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use lhp::client::{self, ClientError};
 use lhp::decode::{decode_stream, error_json, DecodeOptions};
-use lhp::files::ServeOptions;
 use lhp::encode::{parse_header, write_frame, EncodeOptions};
+use lhp::files::ServeOptions;
 use lhp_codec::{Limits, Profile, MAX_SAFE_INTEGER};
 use sha2::{Digest, Sha256};
 
@@ -318,7 +318,9 @@ fn encode(a: EncodeArgs) -> io::Result<ExitCode> {
 
 fn serve(a: ServeArgs) -> io::Result<ExitCode> {
     if a.engine == EngineArg::Tokio {
-        eprintln!("lhp serve: --engine tokio is not wired into lhp serve yet; use --engine blocking");
+        eprintln!(
+            "lhp serve: --engine tokio is not wired into lhp serve yet; use --engine blocking"
+        );
         return Ok(ExitCode::from(2));
     }
     let opts = ServeOptions {
@@ -349,7 +351,9 @@ fn put(a: PutArgs) -> Result<ExitCode, ClientError> {
             .file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| ClientError::Unexpected(format!("{} has no file name; use --as", a.file.display())))?,
+            .ok_or_else(|| {
+                ClientError::Unexpected(format!("{} has no file name; use --as", a.file.display()))
+            })?,
     };
     let mut c = client::connect(&a.remote.addr, a.remote.profile.into())?;
     let t = client::timer();
@@ -357,7 +361,12 @@ fn put(a: PutArgs) -> Result<ExitCode, ClientError> {
     let r = client::put(&mut c, &a.file, &name, a.resume, a.replace, &bar)?;
     println!(
         "put {}: {} octets ({} sent, resumed from {}), sha256 {} verified by the server, {}",
-        r.name, r.size, r.sent, r.resumed_from, r.sha256, client::rate(r.sent, t.elapsed())
+        r.name,
+        r.size,
+        r.sent,
+        r.resumed_from,
+        r.sha256,
+        client::rate(r.sent, t.elapsed())
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -373,7 +382,13 @@ fn get(a: GetArgs) -> Result<ExitCode, ClientError> {
     let r = client::get(&mut c, &a.name, &out, a.resume, &bar)?;
     println!(
         "get {} -> {}: {} octets ({} received, resumed from {}), sha256 {} verified, {}",
-        a.name, r.path.display(), r.size, r.received, r.resumed_from, r.sha256, client::rate(r.received, t.elapsed())
+        a.name,
+        r.path.display(),
+        r.size,
+        r.received,
+        r.resumed_from,
+        r.sha256,
+        client::rate(r.received, t.elapsed())
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -389,7 +404,12 @@ fn ls(a: RemoteArgs) -> Result<ExitCode, ClientError> {
 
 fn exec(a: ExecArgs) -> Result<ExitCode, ClientError> {
     let mut c = client::connect(&a.remote.addr, a.remote.profile.into())?;
-    let r = client::exec(&mut c, &a.argv, &mut io::stdout().lock(), &mut io::stderr().lock())?;
+    let r = client::exec(
+        &mut c,
+        &a.argv,
+        &mut io::stdout().lock(),
+        &mut io::stderr().lock(),
+    )?;
     if r.timed_out {
         eprintln!("lhp exec: the server's time limit killed the program");
     }
@@ -402,5 +422,9 @@ fn exec(a: ExecArgs) -> Result<ExitCode, ClientError> {
 
 fn demo() -> io::Result<ExitCode> {
     let ok = lhp::demo::run(&mut io::stdout().lock())?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

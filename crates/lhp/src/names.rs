@@ -50,13 +50,17 @@ pub fn check_name(name: &str) -> Result<Vec<&str>, NameError> {
         return Err(NameError::bad("the name is empty"));
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(NameError::bad(format!("the name is longer than {MAX_NAME_LEN} octets")));
+        return Err(NameError::bad(format!(
+            "the name is longer than {MAX_NAME_LEN} octets"
+        )));
     }
     if name.starts_with('/') {
         return Err(NameError::bad("absolute names are not allowed"));
     }
     if name.chars().any(char::is_control) {
-        return Err(NameError::bad("the name contains a NUL or control character"));
+        return Err(NameError::bad(
+            "the name contains a NUL or control character",
+        ));
     }
     let parts: Vec<&str> = name.split('/').collect();
     for p in &parts {
@@ -64,9 +68,13 @@ pub fn check_name(name: &str) -> Result<Vec<&str>, NameError> {
             "" => return Err(NameError::bad("the name has an empty component")),
             "." | ".." => return Err(NameError::bad(format!("the name has a {p:?} component"))),
             p if p.starts_with(PARTIAL_PREFIX) => {
-                return Err(NameError::bad("names starting with .lhp-partial- are reserved"))
+                return Err(NameError::bad(
+                    "names starting with .lhp-partial- are reserved",
+                ))
             }
-            p if p.len() > 255 => return Err(NameError::bad("a component is longer than 255 octets")),
+            p if p.len() > 255 => {
+                return Err(NameError::bad("a component is longer than 255 octets"))
+            }
             _ => {}
         }
     }
@@ -93,8 +101,10 @@ impl Resolved {
     pub fn partial_path(&self) -> PathBuf {
         use sha2::{Digest, Sha256};
         let digest = hex::encode(Sha256::digest(self.file_name.as_bytes()));
-        self.dir
-            .join(format!("{PARTIAL_PREFIX}{}", digest.get(..32).unwrap_or(&digest)))
+        self.dir.join(format!(
+            "{PARTIAL_PREFIX}{}",
+            digest.get(..32).unwrap_or(&digest)
+        ))
     }
 }
 
@@ -123,7 +133,9 @@ pub fn resolve(root: &Path, name: &str) -> Result<Resolved, NameError> {
         }
     };
     if !dir.starts_with(root) {
-        return Err(NameError::bad(format!("{name:?} leads outside the served directory")));
+        return Err(NameError::bad(format!(
+            "{name:?} leads outside the served directory"
+        )));
     }
     if !dir.is_dir() {
         return Err(NameError {
@@ -177,8 +189,10 @@ pub fn exists_no_follow(path: &Path) -> bool {
 }
 
 fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| "the file".to_owned(), |n| format!("{:?}", n.to_string_lossy()))
+    path.file_name().map_or_else(
+        || "the file".to_owned(),
+        |n| format!("{:?}", n.to_string_lossy()),
+    )
 }
 
 #[cfg(test)]
@@ -193,12 +207,29 @@ mod tests {
         std::os::unix::fs::symlink("/etc", root.join("out")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("pw")).unwrap();
         assert_eq!(resolve(&root, "sub/a").unwrap().path(), root.join("sub/a"));
-        assert_eq!(resolve(&root, "out/passwd").unwrap_err().code, ErrorCode::BadName);
-        assert_eq!(resolve(&root, "nodir/a").unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(
+            resolve(&root, "out/passwd").unwrap_err().code,
+            ErrorCode::BadName
+        );
+        assert_eq!(
+            resolve(&root, "nodir/a").unwrap_err().code,
+            ErrorCode::NotFound
+        );
         let pw = resolve(&root, "pw").unwrap();
-        assert_eq!(open_regular(&pw.path()).unwrap_err().code, ErrorCode::BadName);
-        assert_eq!(open_regular(&root.join("sub")).unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(
+            open_regular(&pw.path()).unwrap_err().code,
+            ErrorCode::BadName
+        );
+        assert_eq!(
+            open_regular(&root.join("sub")).unwrap_err().code,
+            ErrorCode::NotFound
+        );
         let p = resolve(&root, "sub/x").unwrap().partial_path();
-        assert!(p.file_name().unwrap().to_str().unwrap().starts_with(PARTIAL_PREFIX));
+        assert!(p
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(PARTIAL_PREFIX));
     }
 }

@@ -34,17 +34,24 @@ fn serve(args: &[&str]) -> Serve {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line {line:?}")).to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line {line:?}"))
+        .to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     Serve { child, addr }
 }
 
 fn client(s: &Serve, args: &[&str]) -> Output {
+    // `--addr` right after the subcommand: after `exec --` it would be part of argv.
+    let (sub, rest) = args.split_first().expect("a subcommand");
     let mut cmd: Command = lhp();
-    cmd.args(args).args(["--addr", &s.addr]);
-    let out = cmd.output().unwrap();
-    out
+    cmd.arg(sub).args(["--addr", &s.addr]).args(rest);
+    cmd.output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -52,13 +59,24 @@ fn stderr(o: &Output) -> String {
 }
 
 fn visible(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect();
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
     v.sort();
     v
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(seed as u32) as u8 ^ seed).collect()
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(seed as u32) as u8
+                ^ seed
+        })
+        .collect()
 }
 
 /// Raw LHP/1 frame bytes.
@@ -90,9 +108,21 @@ fn put_get_ls_round_trip_and_exists_rule() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("exists"), "{}", stderr(&out));
     assert_eq!(fs::read(root.path().join("sub/澳门.bin")).unwrap(), content);
-    let out = client(&s, &["put", src.to_str().unwrap(), "--as", "sub/澳门.bin", "--replace"]);
+    let out = client(
+        &s,
+        &[
+            "put",
+            src.to_str().unwrap(),
+            "--as",
+            "sub/澳门.bin",
+            "--replace",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(fs::read(root.path().join("sub/澳门.bin")).unwrap(), b"other");
+    assert_eq!(
+        fs::read(root.path().join("sub/澳门.bin")).unwrap(),
+        b"other"
+    );
 
     let dst = local.path().join("copy.bin");
     let out = client(&s, &["get", "sub/澳门.bin", "-o", dst.to_str().unwrap()]);
@@ -118,7 +148,10 @@ fn interrupted_upload_leaves_nothing_visible_and_resume_completes_it() {
     let half = content.len() / 2 + 12345;
     {
         let mut tcp = TcpStream::connect(&s.addr).unwrap();
-        let header = format!(r#"{{"kind":"put","name":"big.bin","sha256":"{digest}","body_len":{}}}"#, content.len());
+        let header = format!(
+            r#"{{"kind":"put","name":"big.bin","sha256":"{digest}","body_len":{}}}"#,
+            content.len()
+        );
         let mut wire = frame(&header, &[]);
         wire.extend_from_slice(&content[..half]);
         tcp.write_all(&wire).unwrap();
@@ -128,13 +161,25 @@ fn interrupted_upload_leaves_nothing_visible_and_resume_completes_it() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let out = client(&s, &["ls"]);
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "listing after a broken upload");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "",
+            "listing after a broken upload"
+        );
         assert_eq!(visible(root.path()), Vec::<String>::new());
-        let partial: u64 = fs::read_dir(root.path()).unwrap().map(|e| e.unwrap()).filter(|e| e.file_name().to_string_lossy().starts_with(".lhp-partial-")).map(|e| e.metadata().unwrap().len()).sum();
+        let partial: u64 = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".lhp-partial-"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
         if partial == half as u64 {
             break;
         }
-        assert!(Instant::now() < deadline, "partial has {partial} of {half} octets");
+        assert!(
+            Instant::now() < deadline,
+            "partial has {partial} of {half} octets"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let src = local.path().join("big.bin");
@@ -151,19 +196,38 @@ fn interrupted_upload_leaves_nothing_visible_and_resume_completes_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains(&format!("resumed from {half}")), "{text}");
-    assert_eq!(sha256_hex(&fs::read(root.path().join("big.bin")).unwrap()), digest);
-    assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1, "the partial file is gone");
+    assert_eq!(
+        sha256_hex(&fs::read(root.path().join("big.bin")).unwrap()),
+        digest
+    );
+    assert_eq!(
+        fs::read_dir(root.path()).unwrap().count(),
+        1,
+        "the partial file is gone"
+    );
 
     // get --resume: a partial download continues from where it stopped.
     let dst = local.path().join("down.bin");
     fs::write(local.path().join(".down.bin.lhp-partial"), &content[..1000]).unwrap();
-    let out = client(&s, &["get", "big.bin", "-o", dst.to_str().unwrap(), "--resume"]);
+    let out = client(
+        &s,
+        &["get", "big.bin", "-o", dst.to_str().unwrap(), "--resume"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("resumed from 1000"));
     assert_eq!(fs::read(&dst).unwrap(), content);
     // A corrupt partial download is caught by the whole-file digest and discarded.
     fs::write(local.path().join(".down2.bin.lhp-partial"), vec![0u8; 1000]).unwrap();
-    let out = client(&s, &["get", "big.bin", "-o", local.path().join("down2.bin").to_str().unwrap(), "--resume"]);
+    let out = client(
+        &s,
+        &[
+            "get",
+            "big.bin",
+            "-o",
+            local.path().join("down2.bin").to_str().unwrap(),
+            "--resume",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("digest mismatch"), "{}", stderr(&out));
     assert!(!local.path().join("down2.bin").exists());
@@ -177,7 +241,14 @@ fn digest_mismatch_is_rejected_and_stores_nothing() {
     let wrong = sha256_hex(b"something else");
     let mut tcp = TcpStream::connect(&s.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    tcp.write_all(&frame(&format!(r#"{{"kind":"put","name":"x.txt","sha256":"{wrong}","body_len":{}}}"#, body.len()), body)).unwrap();
+    tcp.write_all(&frame(
+        &format!(
+            r#"{{"kind":"put","name":"x.txt","sha256":"{wrong}","body_len":{}}}"#,
+            body.len()
+        ),
+        body,
+    ))
+    .unwrap();
     let mut reply = Vec::new();
     tcp.read_to_end(&mut reply).unwrap();
     let out = common::run(&["decode"], &reply);
@@ -187,14 +258,25 @@ fn digest_mismatch_is_rejected_and_stores_nothing() {
     // Resume form: a wrong file_sha256 is caught by the server itself; connection kept.
     let mut tcp = TcpStream::connect(&s.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    tcp.write_all(&frame(&format!(r#"{{"kind":"put","name":"x.txt","offset":0,"file_sha256":"{wrong}","body_len":{}}}"#, body.len()), body)).unwrap();
+    tcp.write_all(&frame(
+        &format!(
+            r#"{{"kind":"put","name":"x.txt","offset":0,"file_sha256":"{wrong}","body_len":{}}}"#,
+            body.len()
+        ),
+        body,
+    ))
+    .unwrap();
     let mut head = [0u8; 4];
     tcp.read_exact(&mut head).unwrap();
     let mut h = vec![0u8; u32::from_be_bytes(head) as usize];
     tcp.read_exact(&mut h).unwrap();
     let h: serde_json::Value = serde_json::from_slice(&h).unwrap();
     assert_eq!(h["code"], "digest_mismatch", "{h}");
-    assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0, "nothing stored, no partial kept");
+    assert_eq!(
+        fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "nothing stored, no partial kept"
+    );
 }
 
 #[test]
@@ -209,12 +291,30 @@ fn traversal_and_symlink_escapes_are_refused() {
     let src = local.path().join("f");
     fs::write(&src, b"payload").unwrap();
     let dst = local.path().join("out");
-    for name in ["../../etc/passwd", "/etc/passwd", "escape/secret", "link", "a//b", "escape/../link"] {
+    for name in [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "escape/secret",
+        "link",
+        "a//b",
+        "escape/../link",
+    ] {
         let out = client(&s, &["get", name, "-o", dst.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1), "get {name}");
-        assert!(stderr(&out).contains("bad_name"), "get {name}: {}", stderr(&out));
-        let out = client(&s, &["put", src.to_str().unwrap(), "--as", name, "--replace"]);
-        assert!(stderr(&out).contains("bad_name"), "put {name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("bad_name"),
+            "get {name}: {}",
+            stderr(&out)
+        );
+        let out = client(
+            &s,
+            &["put", src.to_str().unwrap(), "--as", name, "--replace"],
+        );
+        assert!(
+            stderr(&out).contains("bad_name"),
+            "put {name}: {}",
+            stderr(&out)
+        );
     }
     assert!(!dst.exists());
     assert_eq!(fs::read(outside.path().join("secret")).unwrap(), b"secret");
@@ -230,23 +330,45 @@ fn exec_is_off_unless_allowed_and_never_uses_a_shell() {
     assert!(stderr(&out).contains("exec_denied"), "{}", stderr(&out));
     drop(s);
 
-    let s = serve(&["--root", root.path().to_str().unwrap(), "--allow-exec", "echo", "--allow-exec", "ls"]);
+    let s = serve(&[
+        "--root",
+        root.path().to_str().unwrap(),
+        "--allow-exec",
+        "echo",
+        "--allow-exec",
+        "ls",
+    ]);
     let out = client(&s, &["exec", "--", "echo", "$(id);ls", "`id`", "a|b>c"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "$(id);ls `id` a|b>c\n");
-    assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0, "no redirection happened");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "$(id);ls `id` a|b>c\n"
+    );
+    assert_eq!(
+        fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "no redirection happened"
+    );
     // Not allowed: a shell, or a path to an allowed program.
     for argv in [&["sh", "-c", "id"][..], &["/bin/echo", "x"][..]] {
         let mut args = vec!["exec", "--"];
         args.extend_from_slice(argv);
         let out = client(&s, &args);
-        assert!(stderr(&out).contains("exec_denied"), "{argv:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("exec_denied"),
+            "{argv:?}: {}",
+            stderr(&out)
+        );
     }
     // stdout and stderr kept apart; the exit code comes back.
     let out = client(&s, &["exec", "--", "ls", "/nonexistent-lhp-dir"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
-    assert!(stderr(&out).contains("nonexistent-lhp-dir"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nonexistent-lhp-dir"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -288,12 +410,26 @@ fn concurrent_uploads_of_one_name_never_mix() {
                 let addr = s.addr.clone();
                 let name = name.clone();
                 std::thread::spawn(move || {
-                    lhp().args(["put", path.to_str().unwrap(), "--as", &name, "--replace", "--addr", &addr]).output().unwrap()
+                    lhp()
+                        .args([
+                            "put",
+                            path.to_str().unwrap(),
+                            "--as",
+                            &name,
+                            "--replace",
+                            "--addr",
+                            &addr,
+                        ])
+                        .output()
+                        .unwrap()
                 })
             })
             .collect();
         let outs: Vec<Output> = runs.into_iter().map(|t| t.join().unwrap()).collect();
-        assert!(outs.iter().any(|o| o.status.success()), "round {round}: neither upload succeeded");
+        assert!(
+            outs.iter().any(|o| o.status.success()),
+            "round {round}: neither upload succeeded"
+        );
         for o in outs.iter().filter(|o| !o.status.success()) {
             assert!(stderr(o).contains("busy"), "round {round}: {}", stderr(o));
         }
@@ -305,10 +441,18 @@ fn concurrent_uploads_of_one_name_never_mix() {
 #[test]
 fn seed_compat_serve_stores_the_seed_upload_safely() {
     let root = tempfile::tempdir().unwrap();
-    let s = serve(&["--root", root.path().to_str().unwrap(), "--profile", "seed-compat"]);
+    let s = serve(&[
+        "--root",
+        root.path().to_str().unwrap(),
+        "--profile",
+        "seed-compat",
+    ]);
     let body = data(300_000, 5);
     for (name, ok) in [("澳门最大线上赌场开业啦.mp4", true), ("../evil.mp4", false)] {
-        let header = common::py_dumps(&[("file_name", common::Py::Str(name)), ("file_size", common::Py::Int(body.len() as i64))]);
+        let header = common::py_dumps(&[
+            ("file_name", common::Py::Str(name)),
+            ("file_size", common::Py::Int(body.len() as i64)),
+        ]);
         let mut tcp = TcpStream::connect(&s.addr).unwrap();
         // The seed client's writes: prefix, header, then the file line by line.
         let wire = seed_frame(&header, &body);
@@ -327,7 +471,10 @@ fn seed_compat_serve_stores_the_seed_upload_safely() {
         }
     }
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(visible(root.path()), vec!["澳门最大线上赌场开业啦.mp4".to_owned()]);
+    assert_eq!(
+        visible(root.path()),
+        vec!["澳门最大线上赌场开业啦.mp4".to_owned()]
+    );
     assert!(!root.path().parent().unwrap().join("evil.mp4").exists());
 }
 
@@ -336,7 +483,7 @@ fn echo_without_root_and_clean_exit_on_sigterm() {
     let mut s = serve(&[]);
     let mut tcp = TcpStream::connect(&s.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let f = frame(r#"{"kind":"echo","id":7,"x":"澳"}"#, b"body");
+    let f = frame(r#"{"kind":"echo","id":7,"x":"澳","body_len":4}"#, b"body");
     tcp.write_all(&f).unwrap();
     let mut back = vec![0u8; f.len()];
     tcp.read_exact(&mut back).unwrap();
@@ -350,7 +497,10 @@ fn echo_without_root_and_clean_exit_on_sigterm() {
         if let Some(st) = s.child.try_wait().unwrap() {
             break st;
         }
-        assert!(Instant::now() < deadline, "lhp serve did not exit on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "lhp serve did not exit on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
