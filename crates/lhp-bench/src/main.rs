@@ -46,6 +46,7 @@ struct Args {
     svg: Option<PathBuf>,
     runs: Option<usize>,
     mem_child: Option<u64>,
+    profile: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -70,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
                         .ok_or("--mem-child needs octets")?,
                 )
             }
+            "--profile" => a.profile = Some(it.next().ok_or("--profile needs a case")?),
             "-h" | "--help" => {
                 println!(
                     "usage: lhp-bench [--quick] [--runs N] [--json FILE] [--svg DIR]\n\
@@ -147,6 +149,13 @@ fn main() {
         }
         return;
     }
+    if let Some(case) = &args.profile {
+        if let Err(e) = profile(case) {
+            eprintln!("lhp-bench --profile: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     check_nofile();
     let plan = if args.quick {
         Plan {
@@ -195,7 +204,14 @@ fn main() {
 
     // Ceilings.
     eprintln!("ceilings...");
-    b.measure("memcpy", "memcpy (64 MiB)", "GB/s", true, None, work::memcpy_gbps);
+    b.measure(
+        "memcpy",
+        "memcpy (64 MiB)",
+        "GB/s",
+        true,
+        None,
+        work::memcpy_gbps,
+    );
 
     // Codec only.
     eprintln!("codec only...");
@@ -203,12 +219,22 @@ fn main() {
     let lw = work::lhp_wire(n, 100);
     let bw = work::ldc_wire(n, 100);
     let w = "small frames, codec only (in memory)";
-    b.measure(w, "tokio-util LDC + serde_json Map", "frames/s", true, None, || {
-        work::codec_ldc(&bw, n, false)
-    });
-    b.measure(w, "tokio-util LDC + serde_json struct", "frames/s", true, None, || {
-        work::codec_ldc(&bw, n, true)
-    });
+    b.measure(
+        w,
+        "tokio-util LDC + serde_json Map",
+        "frames/s",
+        true,
+        None,
+        || work::codec_ldc(&bw, n, false),
+    );
+    b.measure(
+        w,
+        "tokio-util LDC + serde_json struct",
+        "frames/s",
+        true,
+        None,
+        || work::codec_ldc(&bw, n, true),
+    );
     b.measure(
         w,
         "lhp-codec Decoder",
@@ -223,7 +249,14 @@ fn main() {
     let n = plan.small_frames;
     let w = "small frames, loopback";
     match python(plan.python_frames, plan.runs) {
-        Ok(values) => b.push(w, "Python seeds (struct+json)", "frames/s", true, values, None),
+        Ok(values) => b.push(
+            w,
+            "Python seeds (struct+json)",
+            "frames/s",
+            true,
+            values,
+            None,
+        ),
         Err(why) => b.missing(w, "Python seeds (struct+json)", "frames/s", why),
     }
     b.measure(
@@ -263,11 +296,19 @@ fn main() {
         });
         b.measure(
             label,
-            "lhp-blocking",
+            "lhp-blocking, whole frames",
             "GB/s",
             true,
             Some("raw TCP (blocking)"),
             || work::gbps(total, work::lhp_blocking_stream(size, count)),
+        );
+        b.measure(
+            label,
+            "lhp-blocking, body streamed",
+            "GB/s",
+            true,
+            Some("raw TCP (blocking)"),
+            || work::gbps(total, work::lhp_blocking_streamed(size, count)),
         );
         b.measure(label, "raw TCP (tokio)", "GB/s", true, None, || {
             work::raw_bulk_tokio(&rt, size, count)
@@ -282,11 +323,19 @@ fn main() {
         );
         b.measure(
             label,
-            "lhp-tokio (FrameWriter/Reader)",
+            "lhp-tokio, whole frames",
             "GB/s",
             true,
             Some("raw TCP (tokio)"),
             || work::gbps(total, work::lhp_tokio_stream(&rt, size, count)),
+        );
+        b.measure(
+            label,
+            "lhp-tokio, body streamed",
+            "GB/s",
+            true,
+            Some("raw TCP (tokio)"),
+            || work::gbps(total, work::lhp_tokio_streamed(&rt, size, count)),
         );
     }
 
@@ -341,8 +390,12 @@ fn main() {
                 },
             });
         };
-        point("lhp-blocking", &mut || work::lhp_blocking_stream(body, count));
-        point("lhp-tokio", &mut || work::lhp_tokio_stream(&rt, body, count));
+        point("lhp-blocking", &mut || {
+            work::lhp_blocking_stream(body, count)
+        });
+        point("lhp-tokio", &mut || {
+            work::lhp_tokio_stream(&rt, body, count)
+        });
         point("tokio-util LDC + serde_json", &mut || {
             work::ldc_tokio_stream(&rt, body, count)
         });
@@ -414,6 +467,39 @@ fn main() {
             eprintln!("lhp-bench: charts: {e}");
         }
     }
+}
+
+/// Runs one case for about ten seconds, for `perf record -g -- lhp-bench --profile CASE`.
+fn profile(case: &str) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        match case {
+            "codec" => {
+                let w = work::lhp_wire(100_000, 100);
+                work::codec_lhp(&w, 100_000);
+            }
+            "small-blocking" => drop(work::lhp_blocking_stream(100, 100_000)),
+            "small-tokio" => drop(work::lhp_tokio_stream(&rt, 100, 100_000)),
+            "bulk-blocking" => drop(work::lhp_blocking_stream(64 << 20, 4)),
+            "bulk-blocking-streamed" => drop(work::lhp_blocking_streamed(64 << 20, 4)),
+            "bulk-tokio" => drop(work::lhp_tokio_stream(&rt, 64 << 20, 4)),
+            "bulk-tokio-streamed" => drop(work::lhp_tokio_streamed(&rt, 64 << 20, 4)),
+            "echo-blocking" => drop(work::echo_lhp_blocking(10_000)),
+            "raw-bulk" => drop(work::raw_bulk_blocking(64 << 20, 4)),
+            other => {
+                return Err(format!(
+                    "unknown case {other:?}: codec, small-blocking, small-tokio, bulk-blocking, \
+                     bulk-blocking-streamed, bulk-tokio, bulk-tokio-streamed, echo-blocking, raw-bulk"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Bench {
@@ -542,8 +628,14 @@ fn mem_child(len: u64) -> Result<(u64, f64), String> {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    let rss = v.get("peak_rss").and_then(|x| x.as_u64()).ok_or("no peak_rss")?;
-    let secs = v.get("seconds").and_then(|x| x.as_f64()).ok_or("no seconds")?;
+    let rss = v
+        .get("peak_rss")
+        .and_then(|x| x.as_u64())
+        .ok_or("no peak_rss")?;
+    let secs = v
+        .get("seconds")
+        .and_then(|x| x.as_f64())
+        .ok_or("no seconds")?;
     Ok((rss, secs))
 }
 
@@ -570,15 +662,27 @@ fn targets(rows: &[Row], mem: &Result<(u64, f64), String>, mem_len: u64) -> Vec<
     );
     for w in ["1 MiB bodies, loopback", "64 MiB bodies, loopback"] {
         add(
-            format!("{w}: lhp-blocking / raw TCP blocking"),
+            format!("{w}: lhp-blocking (whole frames) / raw TCP blocking"),
             ">= 0.9x",
-            ratio(w, "lhp-blocking"),
+            ratio(w, "lhp-blocking, whole frames"),
             &|r| r >= 0.9,
         );
         add(
-            format!("{w}: lhp-tokio / raw TCP tokio"),
+            format!("{w}: lhp-blocking (body streamed) / raw TCP blocking"),
             ">= 0.9x",
-            ratio(w, "lhp-tokio (FrameWriter/Reader)"),
+            ratio(w, "lhp-blocking, body streamed"),
+            &|r| r >= 0.9,
+        );
+        add(
+            format!("{w}: lhp-tokio (body streamed) / raw TCP tokio"),
+            ">= 0.9x",
+            ratio(w, "lhp-tokio, body streamed"),
+            &|r| r >= 0.9,
+        );
+        add(
+            format!("{w}: lhp-tokio (whole frames) / raw TCP tokio"),
+            ">= 0.9x",
+            ratio(w, "lhp-tokio, whole frames"),
             &|r| r >= 0.9,
         );
     }
@@ -609,12 +713,11 @@ fn targets(rows: &[Row], mem: &Result<(u64, f64), String>, mem_len: u64) -> Vec<
         &|r| r >= 30.0,
     );
     add(
-        format!(
-            "peak RSS streaming a {} GiB body (MiB)",
-            mem_len >> 30
-        ),
+        format!("peak RSS streaming a {} GiB body (MiB)", mem_len >> 30),
         "< 32 MiB",
-        mem.as_ref().ok().map(|(rss, _)| *rss as f64 / (1 << 20) as f64),
+        mem.as_ref()
+            .ok()
+            .map(|(rss, _)| *rss as f64 / (1 << 20) as f64),
         &|m| m < 32.0,
     );
     t
@@ -645,15 +748,16 @@ fn print_report(
     mem_len: u64,
 ) {
     let mut last = "";
-    println!(
-        "| workload | subject | median | min | max | unit | ratio (median / reference) |"
-    );
+    println!("| workload | subject | median | min | max | unit | ratio (median / reference) |");
     println!("|---|---|---:|---:|---:|---|---|");
     for r in rows {
         let w = if r.workload == last { "" } else { &r.workload };
         last = &r.workload;
         if let Some(why) = &r.not_measured {
-            println!("| {w} | {} | not measured: {why} | | | {} | |", r.subject, r.unit);
+            println!(
+                "| {w} | {} | not measured: {why} | | | {} | |",
+                r.subject, r.unit
+            );
             continue;
         }
         let ratio = r
@@ -776,7 +880,10 @@ fn charts(dir: &std::path::Path, r: &Report) -> Result<(), Box<dyn std::error::E
     let mut lat = Vec::new();
     for s in ["lhp-tokio", "tokio-util LDC + serde_json"] {
         for (q, pick) in [
-            ("median", (|p: &ConcPoint| p.median_us.median) as fn(&ConcPoint) -> f64),
+            (
+                "median",
+                (|p: &ConcPoint| p.median_us.median) as fn(&ConcPoint) -> f64,
+            ),
             ("p99", |p: &ConcPoint| p.p99_us.median),
         ] {
             lat.push(chart::Series {
@@ -822,11 +929,17 @@ fn machine() -> Machine {
 /// 1,000 connections with both ends in this process need about 2,000 files: say so early if
 /// the soft `RLIMIT_NOFILE` is lower (raise it with `ulimit -n 4096`).
 fn check_nofile() {
-    let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Max open files"))
-            .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse::<u64>().ok()))
-    });
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(3)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+        });
     if let Some(n) = soft.filter(|n| *n < 2_100) {
         eprintln!(
             "lhp-bench: the open-file limit is {n}; 1,000 connections need about 2,100 \

@@ -245,15 +245,16 @@ pub fn ldc_payload(members: &Map<String, Value>, body: &[u8]) -> Bytes {
 /// What a tokio-util user would write to take the payload apart.
 fn ldc_parse(mut frame: BytesMut, typed: bool) -> io::Result<(Option<Map<String, Value>>, Bytes)> {
     let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-    if frame.len() < 4 {
-        return Err(bad("short frame"));
-    }
-    let hlen = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-    if frame.len() < 4 + hlen {
+    let prefix: [u8; 4] = frame
+        .get(..4)
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| bad("short frame"))?;
+    let hlen = u32::from_be_bytes(prefix) as usize;
+    if frame.len() - 4 < hlen {
         return Err(bad("short header"));
     }
     let body = frame.split_off(4 + hlen).freeze();
-    let json = &frame[4..];
+    let json = frame.get(4..).unwrap_or_default();
     if typed {
         let h: TypedHeader = serde_json::from_slice(json)?;
         if h.body_len != body.len() as u64 {
@@ -308,6 +309,84 @@ pub fn lhp_blocking_stream(body: usize, count: usize) -> Duration {
             Ok(start.elapsed())
         },
     )
+}
+
+/// lhp-blocking, bodies streamed: `FrameWriter::write_frame` (vectored, no copy of the body)
+/// into `FrameReader::read_head` + `body()` read into one reused buffer, as the raw receiver
+/// does.
+pub fn lhp_blocking_streamed(body: usize, count: usize) -> Duration {
+    let f = frame(body);
+    blocking_pair(
+        move |s| {
+            let mut r = lhp_blocking::FrameReader::with(s, Profile::Lhp1, limits());
+            let mut buf = vec![0u8; body.clamp(1, 1 << 20)];
+            for _ in 0..count {
+                let head = r.read_head().map_err(io::Error::other)?;
+                let head = head.ok_or_else(|| io::Error::other("early end"))?;
+                let mut got = 0;
+                let mut b = r.body();
+                loop {
+                    let n = b.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                }
+                if got as u64 != head.body_len() || got != body {
+                    return Err(io::Error::other("wrong body"));
+                }
+            }
+            r.get_mut().write_all(b"k")
+        },
+        move |s| {
+            let start = Instant::now();
+            let mut w = lhp_blocking::FrameWriter::new(s);
+            for _ in 0..count {
+                w.write_frame(&f).map_err(io::Error::other)?;
+            }
+            ack(w.get_mut())?;
+            Ok(start.elapsed())
+        },
+    )
+}
+
+/// lhp-tokio, bodies streamed: `FrameWriter::write_frame` into `FrameReader::read_head` +
+/// `body()` (an `AsyncRead`) read into one reused buffer.
+pub fn lhp_tokio_streamed(rt: &Runtime, body: usize, count: usize) -> Duration {
+    let f = frame(body);
+    rt.block_on(async move {
+        let (mut c, server) = tokio_pair(move |s| async move {
+            let mut r = lhp_tokio::FrameReader::with(s, Profile::Lhp1, limits());
+            let mut buf = vec![0u8; body.clamp(1, 1 << 20)];
+            for _ in 0..count {
+                let head = r.read_head().await.map_err(io::Error::other)?;
+                let head = head.ok_or_else(|| io::Error::other("early end"))?;
+                let mut got = 0;
+                let mut b = r.body();
+                loop {
+                    let n = b.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                }
+                if got as u64 != head.body_len() || got != body {
+                    return Err(io::Error::other("wrong body"));
+                }
+            }
+            r.get_mut().write_all(b"k").await
+        })
+        .await;
+        let start = Instant::now();
+        let mut w = lhp_tokio::FrameWriter::new(&mut c);
+        for _ in 0..count {
+            w.write_frame(&f).await.expect("write_frame");
+        }
+        c.read_u8().await.expect("ack");
+        let t = start.elapsed();
+        server.await.expect("server task").expect("server");
+        t
+    })
 }
 
 /// lhp-tokio: small frames through `Framed<TcpStream, LhpCodec>` (`feed`, then one flush);
@@ -371,7 +450,10 @@ pub fn ldc_tokio_stream(rt: &Runtime, body: usize, count: usize) -> Duration {
                 .new_codec();
             let mut framed = Framed::new(s, codec);
             for _ in 0..count {
-                let got = framed.next().await.ok_or_else(|| io::Error::other("end"))??;
+                let got = framed
+                    .next()
+                    .await
+                    .ok_or_else(|| io::Error::other("end"))??;
                 let (_, b) = ldc_parse(got, false)?;
                 if b.len() != body {
                     return Err(io::Error::other("wrong body"));
@@ -465,7 +547,9 @@ pub fn echo_tokio(
                 (addr, h)
             }
             TokioEcho::Ldc => {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
                 let addr = l.local_addr().expect("addr");
                 let stop2 = stop.clone();
                 let h = tokio::spawn(async move {
@@ -578,7 +662,9 @@ pub fn stream_peak_rss(len: u64) -> io::Result<(u64, Duration)> {
     w.write_stream(&h, io::repeat(b'x').take(len))
         .map_err(io::Error::other)?;
     ack(w.get_mut())?;
-    let got = server.join().map_err(|_| io::Error::other("server panicked"))??;
+    let got = server
+        .join()
+        .map_err(|_| io::Error::other("server panicked"))??;
     if got != len {
         return Err(io::Error::other("short body"));
     }
@@ -635,7 +721,9 @@ where
     F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = l.local_addr().expect("addr");
     let h = tokio::spawn(async move {
         let (s, _) = l.accept().await?;

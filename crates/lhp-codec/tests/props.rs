@@ -70,6 +70,9 @@ fn frame() -> impl Strategy<Value = (Frame, bool)> {
         })
 }
 
+/// What a decode produced: frames (header members, body) and the error's code and offset.
+type Decoded = (Vec<(Map<String, Value>, Vec<u8>)>, Option<(String, u64)>);
+
 /// Decodes `data` fed in pieces at `cuts`: frames (header members, body) and the error code
 /// and offset, via the whole-frame API and via the streaming API.
 fn decode_both(
@@ -77,7 +80,7 @@ fn decode_both(
     limits: Limits,
     data: &[u8],
     cuts: &[usize],
-) -> [(Vec<(Map<String, Value>, Vec<u8>)>, Option<(String, u64)>); 2] {
+) -> [Decoded; 2] {
     let mut results = [(Vec::new(), None), (Vec::new(), None)];
     for (mode, out) in results.iter_mut().enumerate() {
         let mut dec = Decoder::with(profile, limits);
