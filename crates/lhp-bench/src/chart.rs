@@ -95,8 +95,6 @@ fn human(v: f64) -> String {
         format!("{:.3}M", v / 1e6)
     } else if a >= 1e3 {
         format!("{:.3}k", v / 1e3)
-    } else if a >= 1.0 {
-        format!("{v:.3}")
     } else {
         format!("{v:.3}")
     }

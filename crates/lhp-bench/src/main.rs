@@ -219,29 +219,27 @@ fn main() {
     let lw = work::lhp_wire(n, 100);
     let bw = work::ldc_wire(n, 100);
     let w = "small frames, codec only (in memory)";
-    b.measure(
+    let (lw, bw) = (&lw, &bw);
+    b.interleaved(
         w,
-        "tokio-util LDC + serde_json Map",
         "frames/s",
-        true,
-        None,
-        || work::codec_ldc(&bw, n, false),
-    );
-    b.measure(
-        w,
-        "tokio-util LDC + serde_json struct",
-        "frames/s",
-        true,
-        None,
-        || work::codec_ldc(&bw, n, true),
-    );
-    b.measure(
-        w,
-        "lhp-codec Decoder",
-        "frames/s",
-        true,
-        Some("tokio-util LDC + serde_json Map"),
-        || work::codec_lhp(&lw, n),
+        vec![
+            (
+                "tokio-util LDC + serde_json Map",
+                None,
+                Box::new(move || work::codec_ldc(bw, n, false)),
+            ),
+            (
+                "tokio-util LDC + serde_json struct",
+                None,
+                Box::new(move || work::codec_ldc(bw, n, true)),
+            ),
+            (
+                "lhp-codec Decoder",
+                Some("tokio-util LDC + serde_json Map"),
+                Box::new(move || work::codec_lhp(lw, n)),
+            ),
+        ],
     );
 
     // Small frames over loopback.
@@ -259,83 +257,79 @@ fn main() {
         ),
         Err(why) => b.missing(w, "Python seeds (struct+json)", "frames/s", why),
     }
-    b.measure(
+    b.interleaved(
         w,
-        "tokio-util LDC + serde_json",
         "frames/s",
-        true,
-        Some("Python seeds (struct+json)"),
-        || n as f64 / work::ldc_tokio_stream(&rt, 100, n).as_secs_f64(),
-    );
-    b.measure(
-        w,
-        "lhp-blocking",
-        "frames/s",
-        true,
-        Some("Python seeds (struct+json)"),
-        || n as f64 / work::lhp_blocking_stream(100, n).as_secs_f64(),
-    );
-    b.measure(
-        w,
-        "lhp-tokio (Framed)",
-        "frames/s",
-        true,
-        Some("Python seeds (struct+json)"),
-        || n as f64 / work::lhp_tokio_stream(&rt, 100, n).as_secs_f64(),
+        vec![
+            (
+                "tokio-util LDC + serde_json",
+                Some("Python seeds (struct+json)"),
+                Box::new(|| n as f64 / work::ldc_tokio_stream(&rt, 100, n).as_secs_f64()),
+            ),
+            (
+                "lhp-blocking",
+                Some("Python seeds (struct+json)"),
+                Box::new(|| n as f64 / work::lhp_blocking_stream(100, n).as_secs_f64()),
+            ),
+            (
+                "lhp-tokio (Framed)",
+                Some("Python seeds (struct+json)"),
+                Box::new(|| n as f64 / work::lhp_tokio_stream(&rt, 100, n).as_secs_f64()),
+            ),
+        ],
     );
 
-    // Bulk.
+    // Bulk: the subjects take turns, run by run, so a burst of load elsewhere on the machine
+    // hits them all rather than one.
     eprintln!("bulk bodies...");
     for (label, size, count) in [
         ("1 MiB bodies, loopback", 1usize << 20, plan.mib1_count),
         ("64 MiB bodies, loopback", 64 << 20, plan.mib64_count),
     ] {
         let total = size * count;
-        b.measure(label, "raw TCP (blocking)", "GB/s", true, None, || {
-            work::raw_bulk_blocking(size, count)
-        });
-        b.measure(
+        let rt = &rt;
+        let rb = Some("raw TCP (blocking)");
+        let rtk = Some("raw TCP (tokio)");
+        b.interleaved(
             label,
-            "lhp-blocking, whole frames",
             "GB/s",
-            true,
-            Some("raw TCP (blocking)"),
-            || work::gbps(total, work::lhp_blocking_stream(size, count)),
-        );
-        b.measure(
-            label,
-            "lhp-blocking, body streamed",
-            "GB/s",
-            true,
-            Some("raw TCP (blocking)"),
-            || work::gbps(total, work::lhp_blocking_streamed(size, count)),
-        );
-        b.measure(label, "raw TCP (tokio)", "GB/s", true, None, || {
-            work::raw_bulk_tokio(&rt, size, count)
-        });
-        b.measure(
-            label,
-            "tokio-util LDC + serde_json",
-            "GB/s",
-            true,
-            Some("raw TCP (tokio)"),
-            || work::gbps(total, work::ldc_tokio_stream(&rt, size, count)),
-        );
-        b.measure(
-            label,
-            "lhp-tokio, whole frames",
-            "GB/s",
-            true,
-            Some("raw TCP (tokio)"),
-            || work::gbps(total, work::lhp_tokio_stream(&rt, size, count)),
-        );
-        b.measure(
-            label,
-            "lhp-tokio, body streamed",
-            "GB/s",
-            true,
-            Some("raw TCP (tokio)"),
-            || work::gbps(total, work::lhp_tokio_streamed(&rt, size, count)),
+            vec![
+                (
+                    "raw TCP (blocking)",
+                    None,
+                    Box::new(move || work::raw_bulk_blocking(size, count)),
+                ),
+                (
+                    "lhp-blocking, whole frames",
+                    rb,
+                    Box::new(move || work::gbps(total, work::lhp_blocking_stream(size, count))),
+                ),
+                (
+                    "lhp-blocking, body streamed",
+                    rb,
+                    Box::new(move || work::gbps(total, work::lhp_blocking_streamed(size, count))),
+                ),
+                (
+                    "raw TCP (tokio)",
+                    None,
+                    Box::new(move || work::raw_bulk_tokio(rt, size, count)),
+                ),
+                (
+                    "tokio-util LDC + serde_json",
+                    rtk,
+                    Box::new(move || work::gbps(total, work::ldc_tokio_stream(rt, size, count))),
+                ),
+                (
+                    "lhp-tokio, whole frames",
+                    rtk,
+                    Box::new(move || work::gbps(total, work::lhp_tokio_stream(rt, size, count))),
+                ),
+                (
+                    "lhp-tokio, body streamed",
+                    rtk,
+                    Box::new(move || work::gbps(total, work::lhp_tokio_streamed(rt, size, count))),
+                ),
+            ],
         );
     }
 
@@ -455,6 +449,9 @@ fn main() {
     if let Some(path) = &args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    let _ = std::fs::create_dir_all(dir);
+                }
                 if let Err(e) = std::fs::write(path, s) {
                     eprintln!("lhp-bench: writing {}: {e}", path.display());
                 }
@@ -476,13 +473,13 @@ fn profile(case: &str) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    let wire = work::lhp_wire(100_000, 100);
+    let base = work::ldc_wire(100_000, 100);
     let until = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < until {
         match case {
-            "codec" => {
-                let w = work::lhp_wire(100_000, 100);
-                work::codec_lhp(&w, 100_000);
-            }
+            "codec" => drop(work::codec_lhp(&wire, 100_000)),
+            "codec-baseline" => drop(work::codec_ldc(&base, 100_000, false)),
             "small-blocking" => drop(work::lhp_blocking_stream(100, 100_000)),
             "small-tokio" => drop(work::lhp_tokio_stream(&rt, 100, 100_000)),
             "bulk-blocking" => drop(work::lhp_blocking_stream(64 << 20, 4)),
@@ -493,7 +490,7 @@ fn profile(case: &str) -> Result<(), String> {
             "raw-bulk" => drop(work::raw_bulk_blocking(64 << 20, 4)),
             other => {
                 return Err(format!(
-                    "unknown case {other:?}: codec, small-blocking, small-tokio, bulk-blocking, \
+                    "unknown case {other:?}: codec, codec-baseline, small-blocking, small-tokio, bulk-blocking, \
                      bulk-blocking-streamed, bulk-tokio, bulk-tokio-streamed, echo-blocking, raw-bulk"
                 ))
             }
@@ -519,6 +516,26 @@ impl Bench {
     ) {
         let (_, values) = repeat(self.runs, f);
         self.push(workload, subject, unit, higher, values, against);
+    }
+
+    /// Measures several subjects of one workload taking turns: run 1 of each, then run 2 of
+    /// each, and so on. Rows come out in the order given; references must come first.
+    #[allow(clippy::type_complexity)]
+    fn interleaved<'a>(
+        &mut self,
+        workload: &str,
+        unit: &'static str,
+        mut cases: Vec<(&str, Option<&str>, Box<dyn FnMut() -> f64 + 'a>)>,
+    ) {
+        let mut values = vec![Vec::new(); cases.len()];
+        for _ in 0..self.runs {
+            for (i, (_, _, f)) in cases.iter_mut().enumerate() {
+                values[i].push(f());
+            }
+        }
+        for ((subject, against, _), v) in cases.into_iter().zip(values) {
+            self.push(workload, subject, unit, true, v, against);
+        }
     }
 
     /// Latency rows: median and p99 of each run's round trips, in µs.

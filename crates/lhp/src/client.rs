@@ -98,9 +98,30 @@ pub fn put(
     replace: bool,
     bar: &ProgressBar,
 ) -> Result<PutReport, ClientError> {
+    let (digest, size) = file_digest(path)?;
+    put_digested(client, path, name, (&digest, size), resume, replace, bar)
+}
+
+/// The sha256 (lowercase hex) and length of a file. Hash before connecting: a server closes
+/// a connection that stays idle while a large file is hashed.
+pub fn file_digest(path: &Path) -> Result<(String, u64), ClientError> {
+    let (digest, size) = sha256_of(File::open(path)?)?;
+    Ok((hex_lower(&digest), size))
+}
+
+/// [`put`] of a file whose digest and size [`file_digest`] already computed (it is checked
+/// again by the server, so a file that changed meanwhile is refused, not stored).
+pub fn put_digested(
+    client: &mut Client,
+    path: &Path,
+    name: &str,
+    (digest, size): (&str, u64),
+    resume: bool,
+    replace: bool,
+    bar: &ProgressBar,
+) -> Result<PutReport, ClientError> {
+    let digest = digest.to_owned();
     let mut file = File::open(path)?;
-    let (digest, size) = sha256_of(&mut file)?;
-    let digest = hex_lower(&digest);
     let mut offset = 0;
     if resume {
         let reply = request(client, app::stat(name))?;

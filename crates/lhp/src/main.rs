@@ -355,10 +355,19 @@ fn put(a: PutArgs) -> Result<ExitCode, ClientError> {
                 ClientError::Unexpected(format!("{} has no file name; use --as", a.file.display()))
             })?,
     };
+    let (digest, size) = client::file_digest(&a.file)?;
     let mut c = client::connect(&a.remote.addr, a.remote.profile.into())?;
     let t = client::timer();
     let bar = client::progress(0, &name, true);
-    let r = client::put(&mut c, &a.file, &name, a.resume, a.replace, &bar)?;
+    let r = client::put_digested(
+        &mut c,
+        &a.file,
+        &name,
+        (&digest, size),
+        a.resume,
+        a.replace,
+        &bar,
+    )?;
     println!(
         "put {}: {} octets ({} sent, resumed from {}), sha256 {} verified by the server, {}",
         r.name,

@@ -43,6 +43,9 @@ fn four_gib_transfer_in_constant_memory() {
     BufReader::new(server.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    let pid = server.id();
+    // Kill the server even if an assertion fails.
+    let _guard = KillOnDrop(server);
     let addr = line.trim().trim_start_matches("listening on ").to_owned();
     let put = common::lhp()
         .args(["put", "--addr", &addr, src.to_str().unwrap()])
@@ -70,14 +73,12 @@ fn four_gib_transfer_in_constant_memory() {
         "{}",
         String::from_utf8_lossy(&get.stderr)
     );
-    let status = fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let hwm_kib: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
     eprintln!(
         "put: {}get: {}server peak RSS {hwm_kib} KiB",
         String::from_utf8_lossy(&put.stdout),
@@ -88,4 +89,13 @@ fn four_gib_transfer_in_constant_memory() {
         hwm_kib < 64 * 1024,
         "server peak RSS {hwm_kib} KiB for a 4 GiB transfer"
     );
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
