@@ -77,3 +77,27 @@ pub struct Row {
     /// Why a row has no measurement.
     pub not_measured: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_median_min_max() {
+        let s = Stat::of(&[5.0, 1.0, 3.0]);
+        assert_eq!((s.median, s.min, s.max), (3.0, 1.0, 5.0));
+        let s = Stat::of(&[4.0, 1.0, 3.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+        assert!(Stat::of(&[]).median.is_nan());
+        assert_eq!(Stat::of(&[f64::NAN, 2.0]).median, 2.0);
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank_in_microseconds() {
+        let lat: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&lat, 50.0), 50.0);
+        assert_eq!(percentile(&lat, 99.0), 99.0);
+        assert_eq!(percentile(&lat, 100.0), 100.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
+}

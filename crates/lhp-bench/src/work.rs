@@ -734,3 +734,51 @@ where
     c.set_nodelay(true).expect("nodelay");
     (c, h)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_wires_carry_the_same_frames() {
+        let n = 50;
+        assert!(codec_lhp(&lhp_wire(n, 100), n) > 0.0);
+        assert!(codec_ldc(&ldc_wire(n, 100), n, false) > 0.0);
+        assert!(codec_ldc(&ldc_wire(n, 100), n, true) > 0.0);
+        assert!(codec_ldc(&ldc_wire(n, 0), n, false) > 0.0);
+    }
+
+    #[test]
+    fn baseline_parse_rejects_bad_payloads() {
+        assert!(ldc_parse(BytesMut::from(&b"\0\0"[..]), false).is_err());
+        assert!(ldc_parse(BytesMut::from(&b"\0\0\0\x09{}"[..]), false).is_err());
+        let mut wrong = BytesMut::from(&ldc_payload(header(5).members(), b"abc")[..]);
+        assert!(ldc_parse(wrong.split(), false).is_err());
+        let ok = ldc_payload(header(3).members(), b"abc");
+        let (h, body) = ldc_parse(BytesMut::from(&ok[..]), false).expect("parse");
+        assert_eq!(&body[..], b"abc");
+        assert_eq!(
+            h.and_then(|h| h.get("kind").cloned()),
+            Some("upload".into())
+        );
+    }
+
+    #[test]
+    fn loopback_runs_move_every_frame() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        assert!(lhp_blocking_stream(100, 20) > Duration::ZERO);
+        assert!(lhp_blocking_streamed(100_000, 3) > Duration::ZERO);
+        assert!(lhp_tokio_stream(&rt, 100, 20) > Duration::ZERO);
+        assert!(lhp_tokio_streamed(&rt, 100_000, 3) > Duration::ZERO);
+        assert!(ldc_tokio_stream(&rt, 100, 20) > Duration::ZERO);
+        assert_eq!(echo_lhp_blocking(3).len(), 3);
+        assert_eq!(raw_pingpong_blocking(3).len(), 3);
+        let (_, lat) = echo_tokio(&rt, TokioEcho::Lhp, 2, Duration::ZERO, Some(3));
+        assert_eq!(lat.len(), 6);
+        let (_, lat) = echo_tokio(&rt, TokioEcho::Ldc, 2, Duration::ZERO, Some(3));
+        assert_eq!(lat.len(), 6);
+    }
+}
