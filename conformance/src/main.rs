@@ -102,7 +102,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         )));
     }
     if testees.is_empty() {
-        return Err("nothing to test: give --impl, --stdio, --server or --client".into());
+        return Err("nothing to test: give --impl or --stdio (--server and --client are not implemented yet)".into());
     }
     eprintln!("{} cases from {}", cases.len(), vectors.display());
     let mut impls = Vec::new();

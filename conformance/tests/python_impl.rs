@@ -26,7 +26,13 @@ fn python_implementation_passes_every_vector() {
     // unittest prints "Ran N tests" and "OK": make sure it really ran the vector suite.
     let ran: usize = stderr
         .lines()
-        .find_map(|l| l.strip_prefix("Ran ")?.split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("Ran ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .expect("unittest reports how many tests ran");
     assert!(ran >= 100, "only {ran} Python tests ran:\n{stderr}");
 }

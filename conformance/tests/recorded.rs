@@ -49,18 +49,26 @@ fn decode(profile: Profile, skip: u64, data: &[u8], reads: &[usize]) -> Outcome 
 fn seeds_recorded_streams_decode_with_seed_compat() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("recorded");
     let vectors = lhp_vectors::load_dir(&dir).expect("recorded vectors load");
-    assert!(vectors.len() >= 3, "recordings missing in {}", dir.display());
-    let raw: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("seeds.json")).expect("seeds.json"),
-    )
-    .expect("json");
+    assert!(
+        vectors.len() >= 3,
+        "recordings missing in {}",
+        dir.display()
+    );
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("seeds.json")).expect("seeds.json"))
+            .expect("json");
     for v in &vectors {
         assert_eq!(v.profile, "seed-compat");
         let reads: Vec<usize> = raw["vectors"]
             .as_array()
             .and_then(|a| a.iter().find(|x| x["id"] == v.id.as_str()))
             .and_then(|x| x["reads"].as_array())
-            .map(|r| r.iter().filter_map(|n| n.as_u64()).map(|n| n as usize).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|n| n.as_u64())
+                    .map(|n| n as usize)
+                    .collect()
+            })
             .unwrap_or_default();
         // The recorded reads cover the whole input, skipped octets included: drop those.
         let mut plan = Vec::new();

@@ -75,12 +75,7 @@ type Decoded = (Vec<(Map<String, Value>, Vec<u8>)>, Option<(String, u64)>);
 
 /// Decodes `data` fed in pieces at `cuts`: frames (header members, body) and the error code
 /// and offset, via the whole-frame API and via the streaming API.
-fn decode_both(
-    profile: Profile,
-    limits: Limits,
-    data: &[u8],
-    cuts: &[usize],
-) -> [Decoded; 2] {
+fn decode_both(profile: Profile, limits: Limits, data: &[u8], cuts: &[usize]) -> [Decoded; 2] {
     let mut results = [(Vec::new(), None), (Vec::new(), None)];
     for (mode, out) in results.iter_mut().enumerate() {
         let mut dec = Decoder::with(profile, limits);

@@ -189,10 +189,9 @@ pub fn check(expect: &Expect, outcome: &Outcome) -> Verdict {
                     ))
                 }
                 Some(e) => match (error.missing, e.missing) {
-                    (Some(want), Some(got)) if want != got => Verdict::Fail(format!(
-                        "expected {} missing octet(s), got {}",
-                        want, got
-                    )),
+                    (Some(want), Some(got)) if want != got => {
+                        Verdict::Fail(format!("expected {} missing octet(s), got {}", want, got))
+                    }
                     _ => Verdict::Pass,
                 },
             },
@@ -252,8 +251,7 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
 /// Member-for-member object equality (see [`values_equal`]).
 pub fn objects_equal(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .all(|(k, v)| b.get(k).is_some_and(|w| values_equal(v, w)))
 }
 
@@ -299,9 +297,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Vector>, LoadError> {
             continue;
         };
         for v in list {
-            out.push(
-                parse_vector(v).map_err(|e| LoadError(format!("{}: {e}", path.display())))?,
-            );
+            out.push(parse_vector(v).map_err(|e| LoadError(format!("{}: {e}", path.display())))?);
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -355,7 +351,10 @@ fn parse_input(v: &Value) -> Result<Vec<u8>, String> {
             out.extend_from_slice(t.as_bytes());
         } else if let Some(h) = p.get("repeat_hex").and_then(Value::as_str) {
             let unit = hex::decode(h).map_err(|e| format!("bad hex: {e}"))?;
-            let count = p.get("count").and_then(Value::as_u64).ok_or("repeat needs count")?;
+            let count = p
+                .get("count")
+                .and_then(Value::as_u64)
+                .ok_or("repeat needs count")?;
             let count = usize::try_from(count).map_err(|e| e.to_string())?;
             out.reserve(unit.len() * count);
             for _ in 0..count {
@@ -369,7 +368,10 @@ fn parse_input(v: &Value) -> Result<Vec<u8>, String> {
 }
 
 fn parse_expect(v: &Value) -> Result<Expect, String> {
-    let result = v.get("result").and_then(Value::as_str).ok_or("expect needs result")?;
+    let result = v
+        .get("result")
+        .and_then(Value::as_str)
+        .ok_or("expect needs result")?;
     let frames = || -> Result<Vec<ExpectedFrame>, String> {
         v.get("frames")
             .and_then(Value::as_array)
@@ -388,7 +390,10 @@ fn parse_expect(v: &Value) -> Result<Expect, String> {
                         .and_then(Value::as_str)
                         .ok_or("error needs code")?
                         .to_owned(),
-                    offset: e.get("offset").and_then(Value::as_u64).ok_or("error needs offset")?,
+                    offset: e
+                        .get("offset")
+                        .and_then(Value::as_u64)
+                        .ok_or("error needs offset")?,
                     missing: e.get("missing").and_then(Value::as_u64),
                 },
             })
@@ -439,7 +444,12 @@ mod tests {
     fn outcome(frames: usize, error: Option<(&str, u64)>) -> Outcome {
         Outcome {
             frames: (0..frames)
-                .map(|_| (json!({"a": 1}).as_object().cloned().unwrap_or_default(), b"x".to_vec()))
+                .map(|_| {
+                    (
+                        json!({"a": 1}).as_object().cloned().unwrap_or_default(),
+                        b"x".to_vec(),
+                    )
+                })
                 .collect(),
             error: error.map(|(c, o)| OutcomeError {
                 code: c.into(),
@@ -456,16 +466,28 @@ mod tests {
             body_len: 1,
             body: ExpectedBody::Bytes(b"x".to_vec()),
         };
-        let valid = Expect::Valid { frames: vec![f.clone()] };
+        let valid = Expect::Valid {
+            frames: vec![f.clone()],
+        };
         assert_eq!(check(&valid, &outcome(1, None)), Verdict::Pass);
         assert!(matches!(check(&valid, &outcome(2, None)), Verdict::Fail(_)));
-        assert!(matches!(check(&valid, &outcome(1, Some(("x", 0)))), Verdict::Fail(_)));
+        assert!(matches!(
+            check(&valid, &outcome(1, Some(("x", 0)))),
+            Verdict::Fail(_)
+        ));
         let invalid = Expect::Invalid {
             frames: vec![f],
-            error: ExpectedError { code: "c".into(), offset: 9, missing: None },
+            error: ExpectedError {
+                code: "c".into(),
+                offset: 9,
+                missing: None,
+            },
         };
         assert_eq!(check(&invalid, &outcome(1, Some(("c", 9)))), Verdict::Pass);
-        assert!(matches!(check(&invalid, &outcome(1, Some(("c", 8)))), Verdict::Fail(_)));
+        assert!(matches!(
+            check(&invalid, &outcome(1, Some(("c", 8)))),
+            Verdict::Fail(_)
+        ));
         let acc = Expect::Acceptable(vec![valid, invalid]);
         assert_eq!(check(&acc, &outcome(1, Some(("c", 9)))), Verdict::NonStrict);
     }

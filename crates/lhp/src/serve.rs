@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 use std::thread;
+use std::time::Duration;
 
 use lhp_blocking::{Config, Server, ShutdownHandle};
 use lhp_codec::{Limits, MAX_SAFE_INTEGER};
@@ -11,13 +12,21 @@ use signal_hook::iterator::Signals;
 
 use crate::files::{FileService, ServeOptions};
 
+/// The write deadline `lhp serve` gives the engine (see [`bind`]).
+pub const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Binds `addr` and returns the server, ready to run: bodies up to 2^53−1 (uploads are
 /// streamed to disk), the engine's default timeouts and connection limit.
 pub fn bind(addr: &str, opts: &ServeOptions) -> io::Result<Server> {
     let mut config = Config::new();
+    // lhp-blocking starts a reply's write deadline when the *request* begins, so an `ok` after
+    // a long upload, or `exec` output after a long quiet spell, would miss a 30 s deadline.
+    // Until the engine restarts the clock at each reply, allow for the longest of those.
+    let write_timeout = REPLY_WRITE_TIMEOUT.max(opts.exec_timeout + Duration::from_secs(60));
     config
         .profile(opts.profile)
-        .limits(Limits::new().with_max_body_len(MAX_SAFE_INTEGER));
+        .limits(Limits::new().with_max_body_len(MAX_SAFE_INTEGER))
+        .write_timeout(write_timeout);
     let service = FileService::new(opts)?;
     Server::bind(addr, config, service).map_err(lhp_blocking::Error::into_io)
 }
