@@ -85,7 +85,9 @@ for t in "${targets[@]}"; do
     fi
     if [ "$minimize" -eq 1 ] && [ "$rc" -eq 0 ]; then
         cp -n "work/$t"/* "corpus/$t"/ 2>/dev/null
-        cargo +nightly fuzz cmin -a "$t" "corpus/$t" -- -max_len=8192 >"logs/$t.cmin.log" 2>&1 \
+        # Set cover and 2 KiB inputs keep the checked-in corpus small (well under 5 MB).
+        cargo +nightly fuzz cmin -a "$t" "corpus/$t" -- -set_cover_merge=1 \
+            "-max_len=${CMIN_MAX_LEN:-2048}" >"logs/$t.cmin.log" 2>&1 \
             || echo "    cmin failed: fuzz/logs/$t.cmin.log"
         echo "    corpus/$t: $(ls "corpus/$t" | wc -l) files, $(du -sh "corpus/$t" | cut -f1)"
     fi
