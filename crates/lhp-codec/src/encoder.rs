@@ -125,7 +125,10 @@ mod tests {
         h.insert("file_name", "a.txt").insert("file_size", 2);
         let mut out = BytesMut::new();
         Encoder::with_profile(Profile::SeedCompat)
-            .encode(&Frame::new(h.clone(), "ab".into()), &mut out)
+            .encode(
+                &Frame::with_profile(Profile::SeedCompat, h.clone(), "ab".into()),
+                &mut out,
+            )
             .unwrap();
         let json = br#"{"file_name":"a.txt","file_size":2}"#;
         assert_eq!(out[..4], (json.len() as i32).to_le_bytes());

@@ -31,7 +31,9 @@ pub const REGISTERED: [&str; 6] = ["body_len", "kind", "id", "name", "sha256", "
 /// assert_eq!(h.get("trace").and_then(|v| v.as_str()), Some("abc"));
 /// assert_eq!(h.body_len(), 0);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Two headers are equal when their members are (names, values and order).
+#[derive(Clone, Debug, Default)]
 pub struct Header {
     members: Map<String, Value>,
     body_len: u64,
@@ -91,8 +93,9 @@ impl Header {
         T::deserialize(Value::Object(self.members.clone()))
     }
 
-    /// The body length this header declares (`body_len`, or in `seed-compat` also `file_size` /
-    /// `total_size`); 0 when absent.
+    /// The body length this header declares: for a received header, as its profile reads it
+    /// (`body_len`, or in `seed-compat` also `file_size` / `total_size`); for one being built,
+    /// the last value given to `set_body_len*` or inserted as `body_len`. 0 when absent.
     pub fn body_len(&self) -> u64 {
         self.body_len
     }
@@ -171,12 +174,23 @@ impl Header {
         self
     }
 
-    /// Sets the body length: updates every body length member present (`body_len`,
-    /// `file_size`, `total_size`), or adds `body_len` when none is and `len > 0`.
+    /// Sets the body length the `lhp1` way: the `body_len` member, added when `len > 0` or
+    /// replaced when present. (`file_size` and `total_size` are ordinary members in `lhp1`.)
     pub fn set_body_len(&mut self, len: u64) -> &mut Self {
+        self.set_body_len_for(Profile::Lhp1, len)
+    }
+
+    /// Sets the body length as `profile` carries it (§3.3, §4.4). In `seed-compat` every body
+    /// length member present (`body_len`, `file_size`, `total_size`) is updated, and `body_len`
+    /// is added only when none is present and `len > 0`.
+    pub fn set_body_len_for(&mut self, profile: Profile, len: u64) -> &mut Self {
+        let members: &[&str] = match profile {
+            Profile::Lhp1 => &LENGTH_MEMBERS[..1],
+            Profile::SeedCompat => &LENGTH_MEMBERS[..],
+        };
         let mut found = false;
-        for key in LENGTH_MEMBERS {
-            if let Some(v) = self.members.get_mut(key) {
+        for key in members {
+            if let Some(v) = self.members.get_mut(*key) {
                 *v = Value::from(len);
                 found = true;
             }
@@ -189,11 +203,11 @@ impl Header {
     }
 
     /// Inserts or replaces any member. Registered members are checked when the frame is
-    /// encoded.
+    /// encoded; inserting `body_len` also sets [`body_len`](Self::body_len).
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) -> &mut Self {
         let name = name.into();
         let value = value.into();
-        if LENGTH_MEMBERS.contains(&name.as_str()) {
+        if name == "body_len" {
             if let Some(n) = value.as_u64() {
                 self.body_len = n;
             }
@@ -216,6 +230,13 @@ impl Header {
     }
 }
 
+impl PartialEq for Header {
+    fn eq(&self, other: &Self) -> bool {
+        // `body_len` is derived from the members (and the profile that read them).
+        self.members == other.members
+    }
+}
+
 impl fmt::Display for Header {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match serde_json::to_string(&self.members) {
@@ -225,7 +246,7 @@ impl fmt::Display for Header {
     }
 }
 
-/// Members that carry the body length: `body_len` in every profile, the other two in
+/// Members that carry the body length: `body_len` in every profile, the other two only in
 /// `seed-compat` (§3.3).
 const LENGTH_MEMBERS: [&str; 3] = ["body_len", "file_size", "total_size"];
 
@@ -605,6 +626,24 @@ mod tests {
         assert_eq!(code("\u{feff}{}"), Err("header_not_json"));
         assert_eq!(code(r#"{"a":"\ud800"}"#), Err("header_not_json"));
         assert_eq!(code(" {} \n"), Ok(0));
+    }
+
+    #[test]
+    fn lhp1_length_is_only_body_len() {
+        // `file_size` is an ordinary member in lhp1: setting the body length leaves it alone.
+        let mut h = Header::with_kind("put");
+        h.insert("file_size", "abc").insert("total_size", 5);
+        assert_eq!(h.body_len(), 0);
+        h.set_body_len(3);
+        assert_eq!(h.get("file_size"), Some(&Value::from("abc")));
+        assert_eq!(h.get("total_size"), Some(&Value::from(5)));
+        assert_eq!(h.get("body_len"), Some(&Value::from(3)));
+        // In seed-compat the length members present are the ones updated.
+        let mut s = Header::new();
+        s.insert("file_name", "a").insert("file_size", 0);
+        s.set_body_len_for(Profile::SeedCompat, 9);
+        assert_eq!(s.get("file_size"), Some(&Value::from(9)));
+        assert_eq!(s.get("body_len"), None);
     }
 
     #[test]

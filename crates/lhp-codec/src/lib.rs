@@ -97,6 +97,13 @@ impl Frame {
         Frame { header, body }
     }
 
+    /// A frame with `body` for `profile`, its header's body length members set to match
+    /// (see [`Header::set_body_len_for`]).
+    pub fn with_profile(profile: Profile, mut header: Header, body: Bytes) -> Self {
+        header.set_body_len_for(profile, body.len() as u64);
+        Frame { header, body }
+    }
+
     /// The reply an `echo` server sends (§8): the same members and the same body.
     pub fn echo_reply(&self) -> Frame {
         self.clone()

@@ -17,11 +17,12 @@
 //! What the server under test must be configured with is stated on each function. Servers
 //! run in the test's own process, so memory is measured with [`rss_bytes`].
 //!
-//! ```no_run
-//! # fn start_my_echo_server() -> std::net::SocketAddr { unimplemented!() }
-//! let addr = start_my_echo_server();
-//! lhp_testkit::vectors_at_split_points(addr);
-//! lhp_testkit::concurrent_random_frames(addr, 200, 500, 7);
+//! ```
+//! /// Called by an engine's test with the address of its echo server.
+//! fn check_my_engine(addr: std::net::SocketAddr) {
+//!     lhp_testkit::vectors_at_split_points(addr);
+//!     lhp_testkit::concurrent_random_frames(addr, 200, 500, 7);
+//! }
 //! ```
 //!
 //! The helpers ([`echo_frame`], [`encode`], [`TestConn`], [`ping`]) are public so engine tests

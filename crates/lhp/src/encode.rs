@@ -108,7 +108,7 @@ pub fn write_frame<R: Read, W: Write>(
     opts: &EncodeOptions,
     out: &mut W,
 ) -> Result<(), EncodeFrameError> {
-    header.set_body_len(body_len);
+    header.set_body_len_for(opts.profile, body_len);
     if let Some(d) = &opts.sha256 {
         header.set_sha256(d);
     }
