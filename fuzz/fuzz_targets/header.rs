@@ -1,7 +1,7 @@
 //! `header`: arbitrary octets as a header. The codec's verdict must agree with an independent
 //! oracle: `std::str::from_utf8`, `serde_json` for syntax, and this file's own walk for the
 //! I-JSON rules (duplicate names at any depth, numbers within ±(2^53−1), an object at the top)
-//! and the registered-member rules, in the precedence order of spec/DECISIONS.md §4.
+//! and the registered-member rules, in the precedence order of spec/lhp-1.md §4.5.
 //!
 //! Input: one flags octet (bit 0: seed-compat), one body-limit selector, then the header.
 //! The frame is the 4-octet prefix (BE, or signed LE in seed-compat) and the header, no body.
