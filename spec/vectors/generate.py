@@ -1613,13 +1613,82 @@ def schema_validate(inst, sch, root, path="$"):
 # Main
 # ==========================================================================
 
-SECTIONS = {"3.1", "3.2", "3.3", "3.4", "4.1", "4.2", "4.3", "4.4", "4.5", "5", "6", "7.2", "7.3"}
+def g_app():
+    """The application messages of spec/lhp-app.md (§10), as a receiver's codec sees them:
+    each request and reply alone, and whole conversations in one stream."""
+    G = "app"
+    abc = b"abc"
+    d = sha256(abc)
+    msgs = [
+        ("put", "10.3", "put request: name, sha256 of the body, the file as body.",
+         {"kind": "put", "id": 1, "name": "a.txt", "sha256": d}, abc),
+        ("put-ok", "10.3", "ok reply to put: size and whole-file digest.",
+         {"kind": "ok", "id": 1, "name": "a.txt", "size": 3, "file_sha256": d}, b""),
+        ("put-resume", "10.3", "resumed put: offset and file_sha256; the body is the tail.",
+         {"kind": "put", "name": "a.txt", "offset": 2, "file_sha256": d}, b"c"),
+        ("put-replace", "10.3", "put with replace: true.",
+         {"kind": "put", "name": "dir/b.bin", "replace": True, "sha256": sha256(b"\x00\xff")}, b"\x00\xff"),
+        ("stat", "10.4", "stat request.", {"kind": "stat", "id": 3, "name": "a.txt"}, b""),
+        ("stat-ok", "10.4", "stat reply: no complete file, a 2-octet partial.",
+         {"kind": "ok", "id": 3, "name": "a.txt", "size": None, "partial": 2}, b""),
+        ("get", "10.5", "get request.", {"kind": "get", "id": 2, "name": "a.txt"}, b""),
+        ("get-offset", "10.5", "get request resuming at an offset.",
+         {"kind": "get", "id": 2, "name": "a.txt", "offset": 1}, b""),
+        ("file", "10.5", "file reply with the whole file and both digests.",
+         {"kind": "file", "id": 2, "name": "a.txt", "size": 3, "offset": 0, "file_sha256": d, "sha256": d}, abc),
+        ("list", "10.6", "list request.", {"kind": "list"}, b""),
+        ("listing", "10.6", "listing reply: a JSON array in the body.",
+         {"kind": "listing", "count": 1, "truncated": False}, b'[{"name":"a.txt","size":3}]'),
+        ("exec", "10.7", "exec request: argv array, no shell.",
+         {"kind": "exec", "id": 4, "argv": ["echo", "$(id);ls"]}, b""),
+        ("output-stdout", "10.7", "output chunk from stdout.",
+         {"kind": "output", "id": 4, "stream": "stdout"}, b"$(id);ls\n"),
+        ("output-stderr", "10.7", "output chunk from stderr.",
+         {"kind": "output", "id": 4, "stream": "stderr"}, "警告\n".encode()),
+        ("exit", "10.7", "exit reply with status.",
+         {"kind": "exit", "id": 4, "code": 0, "signal": None, "timed_out": False}, b""),
+        ("error-bad-name", "10.8", "application error frame: bad_name.",
+         {"kind": "error", "id": 5, "code": "bad_name", "message": "the name has a \"..\" component"}, b""),
+        ("error-busy", "10.8", "application error frame: busy (connection limit).",
+         {"kind": "error", "code": "busy", "message": "server at its connection limit"}, b""),
+    ]
+    for slug, spec, desc, members, body in msgs:
+        parts, f = cframe(members, body)
+        vec(G, slug, spec, desc, parts, valid(f))
+    # Whole conversations, as each side's receiver sees them.
+    for slug, spec, desc, names in [
+        ("upload-conversation-client-side", "10.3", "stat, then a resumed put, as the server reads them.",
+         ["stat", "put-resume"]),
+        ("upload-conversation-server-side", "10.3", "the replies the client reads: stat-ok then ok.",
+         ["stat-ok", "put-ok"]),
+        ("exec-conversation", "10.7", "exec replies: stdout, stderr, stdout, exit in one stream.",
+         ["output-stdout", "output-stderr", "output-stdout", "exit"]),
+    ]:
+        parts, frames = [], []
+        by = {m[0]: m for m in msgs}
+        for n in names:
+            _, _, _, members, body = by[n]
+            p, f = cframe(members, body)
+            parts += p
+            frames.append(f)
+        vec(G, slug, spec, desc, parts, valid(*frames))
+    # A put whose body does not match its sha256 never reaches the application.
+    members = {"kind": "put", "id": 6, "name": "a.txt", "sha256": d}
+    bad = b"abd"
+    parts = frame(hdr(members, bad), bad)
+    vec(G, "put-digest-mismatch", "10.3", "put whose body does not match sha256: digest_mismatch at the body.",
+        parts, invalid("digest_mismatch", plen(parts) - 3))
+
+
+SECTIONS = {"3.1", "3.2", "3.3", "3.4", "4.1", "4.2", "4.3", "4.4", "4.5", "5", "6", "7.2", "7.3",
+            "10.3", "10.4", "10.5", "10.6", "10.7", "10.8"}
 
 
 def main():
     check_only = "--check" in sys.argv[1:]
     for g in (g_framing, g_limits, g_eof, g_json, g_toplevel, g_utf8, g_ijson, g_members, g_version,
-              g_extension, g_digest, g_precedence, g_errors, g_wrongproto, g_streams, g_large, g_seed):
+              g_extension, g_digest, g_precedence, g_errors, g_wrongproto, g_streams, g_large, g_seed,
+              g_app):
         g()
     with open(os.path.join(HERE, "schema.json"), encoding="utf-8") as fh:
         schema = json.load(fh)
