@@ -88,7 +88,8 @@ pub struct PutReport {
     pub sha256: String,
 }
 
-/// Uploads `path` as `name`. With `resume`, asks the server (`stat`) how much of a previous
+/// Uploads `path` as `name`. In `seed-compat` this is seed 000's upload (see [`seed`]).
+/// With `resume`, asks the server (`stat`) how much of a previous
 /// attempt it holds and sends only the rest; the whole file's digest is checked either way.
 pub fn put(
     client: &mut Client,
@@ -120,6 +121,9 @@ pub fn put_digested(
     replace: bool,
     bar: &ProgressBar,
 ) -> Result<PutReport, ClientError> {
+    if is_seed_compat(client) {
+        return seed::put(client, path, name, (digest, size), resume, bar);
+    }
     let digest = digest.to_owned();
     let mut file = File::open(path)?;
     let mut offset = 0;
@@ -183,7 +187,7 @@ pub fn partial_download_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.lhp-partial"))
 }
 
-/// Downloads `name` to `out`, through a hidden partial file verified against the server's
+/// Downloads `name` to `out` (in `seed-compat`: seed 002's FTP `get`, see [`seed`]), through a hidden partial file verified against the server's
 /// whole-file digest before it is renamed into place. With `resume`, continues the partial
 /// file a previous attempt left.
 pub fn get(
@@ -193,6 +197,9 @@ pub fn get(
     resume: bool,
     bar: &ProgressBar,
 ) -> Result<GetReport, ClientError> {
+    if is_seed_compat(client) {
+        return seed::get(client, name, out, resume, bar);
+    }
     let partial = partial_download_path(out);
     let mut file = OpenOptions::new()
         .read(true)
@@ -308,7 +315,8 @@ pub struct ExecReport {
     pub received: (u64, u64),
 }
 
-/// `exec`: runs `argv` on the server, writing its stdout and stderr to `out` and `err` as
+/// `exec` (in `seed-compat`: seed 002's remote command, see [`seed`]): runs `argv` on the
+/// server, writing its stdout and stderr to `out` and `err` as
 /// the `output` frames arrive (each body streamed, never the whole output in memory).
 pub fn exec<O: Write, E: Write>(
     client: &mut Client,
@@ -316,6 +324,9 @@ pub fn exec<O: Write, E: Write>(
     out: &mut O,
     err: &mut E,
 ) -> Result<ExecReport, ClientError> {
+    if is_seed_compat(client) {
+        return seed::exec(client, argv, out);
+    }
     client.send(&lhp_codec::Frame::new(app::exec(argv), Default::default()))?;
     let mut received = (0u64, 0u64);
     loop {
@@ -368,6 +379,10 @@ pub fn server_error(h: &Header) -> ClientError {
     }
 }
 
+fn is_seed_compat(client: &mut Client) -> bool {
+    client.writer().encoder().profile() == Profile::SeedCompat
+}
+
 fn expect_kind(h: &Header, kind: &str) -> Result<(), ClientError> {
     if h.kind() == Some(app::ERROR) {
         return Err(server_error(h));
@@ -387,4 +402,255 @@ pub fn rate(octets: u64, elapsed: Duration) -> String {
 /// A timer for reports.
 pub fn timer() -> Instant {
     Instant::now()
+}
+
+/// The seeds' programs, spoken by `lhp put`/`get`/`exec --profile seed-compat` (§3.3).
+///
+/// None of them has a request frame, a reply status or a whole-file digest, so these paths
+/// check what can be checked and say what cannot:
+///
+/// ```text
+/// put   (seed 000 upload):  i32le len | {"file_name": NAME, "file_size": N} | N octets
+///                           (no reply; a refusal from `lhp serve` is an error frame)
+/// get   (seed 002 FTP):     -> "get NAME" (raw, no frame)
+///                           <- i32le SIZE, then per line: i32le len | {"file_name", "file_size",
+///                              "md5"} | line        (every line's md5 verified by the codec)
+/// exec  (seed 002 command): -> "CMD ARGS" (raw, no frame, at most one recv(1024))
+///                           <- i32le len | {"file_name": "a.txt", "total_size": N,
+///                              "md5": "hih1jk5jk151jk51"} | N octets of stdout then stderr
+/// ```
+pub mod seed {
+    use std::fs::{self, OpenOptions};
+    use std::io::{self, Read, Write};
+    use std::net::Shutdown;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use indicatif::ProgressBar;
+    use lhp_blocking::{Client, FrameReader};
+    use lhp_codec::{hex_lower, Decoder, Header, Limits, Profile};
+    use sha2::{Digest, Sha256};
+
+    use super::{
+        partial_download_path, server_error, ClientError, ExecReport, GetReport, PutReport,
+    };
+    use crate::app;
+
+    /// The seeds' servers read a command with one `recv(1024)`: a longer one arrives cut.
+    pub const MAX_COMMAND_LEN: usize = 1024;
+    /// How long [`put`] waits, after its last octet, for a refusal: the seeds' server never
+    /// answers (and never closes), `lhp serve` answers a refused name with an `error` frame.
+    pub const REFUSAL_WAIT: Duration = Duration::from_secs(2);
+
+    /// Seed 000's upload of `path` as `name`: `{"file_name", "file_size"}` and the file,
+    /// then the write side is shut. The seeds confirm nothing, so the report's `sha256` is
+    /// the local file's, not a server's confirmation; a refusal that arrives within
+    /// [`REFUSAL_WAIT`] is returned as [`ClientError::Server`].
+    pub fn put(
+        client: &mut Client,
+        path: &Path,
+        name: &str,
+        (digest, size): (&str, u64),
+        resume: bool,
+        bar: &ProgressBar,
+    ) -> Result<PutReport, ClientError> {
+        if resume {
+            return Err(ClientError::Unexpected(
+                "--resume needs the lhp1 profile: the seeds' upload has no offset".into(),
+            ));
+        }
+        let mut header = Header::new();
+        header.insert("file_name", name).insert("file_size", size);
+        header.set_body_len_for(Profile::SeedCompat, size);
+        let file = fs::File::open(path)?;
+        bar.set_length(size);
+        let sent = client.upload(&header, bar.wrap_read(file.take(size)))?;
+        bar.finish_and_clear();
+        client.writer().flush()?;
+        client.writer().get_ref().shutdown(Shutdown::Write)?;
+        client
+            .reader()
+            .get_ref()
+            .set_read_timeout(Some(REFUSAL_WAIT))?;
+        match client.recv() {
+            Ok(None) => {}
+            Ok(Some(frame)) if frame.header.kind() == Some(app::ERROR) => {
+                return Err(server_error(&frame.header))
+            }
+            Ok(Some(frame)) => return Err(ClientError::Unexpected(frame.header.to_string())),
+            Err(lhp_blocking::Error::Timeout(_)) => {}
+            Err(lhp_blocking::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(PutReport {
+            name: name.to_owned(),
+            size,
+            sent,
+            resumed_from: 0,
+            sha256: digest.to_owned(),
+        })
+    }
+
+    /// Seed 002's FTP `get NAME`: a bare 4-octet size, then one frame per line whose `md5`
+    /// the codec verifies. The lines go to a hidden partial file, renamed to `out` only when
+    /// exactly the announced size arrived; any failure removes it. The report's `sha256` is
+    /// computed here (the seed sends none).
+    pub fn get(
+        client: &mut Client,
+        name: &str,
+        out: &Path,
+        resume: bool,
+        bar: &ProgressBar,
+    ) -> Result<GetReport, ClientError> {
+        if resume {
+            return Err(ClientError::Unexpected(
+                "--resume needs the lhp1 profile: the seeds' get has no offset".into(),
+            ));
+        }
+        // The seed server splits the command on ' ' and wants exactly two parts.
+        if name.is_empty() || name.contains(' ') {
+            return Err(ClientError::Unexpected(format!(
+                "{name:?}: the seeds' get cannot carry an empty name or one with a space"
+            )));
+        }
+        send_command(client, &format!("get {name}"))?;
+        let mut stream = client.reader().get_ref().try_clone()?;
+        let mut prefix = [0u8; 4];
+        if let Err(e) = stream.read_exact(&mut prefix) {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                return Err(ClientError::Unexpected(format!(
+                    "the seed server closed without a size: it has no file {name:?}"
+                )));
+            }
+            return Err(e.into());
+        }
+        let size = u64::try_from(i32::from_le_bytes(prefix)).map_err(|_| {
+            ClientError::Unexpected(format!("negative file size {}", i32::from_le_bytes(prefix)))
+        })?;
+        let mut decoder = Decoder::with(
+            Profile::SeedCompat,
+            Limits::new().with_max_body_len(size.max(1)),
+        );
+        decoder.set_stream_offset(4);
+        let mut reader = FrameReader::with_decoder(stream, decoder);
+        let partial = partial_download_path(out);
+        let result = receive_lines(&mut reader, &partial, size, bar);
+        match result {
+            Ok(sha256) => {
+                fs::rename(&partial, out)?;
+                Ok(GetReport {
+                    path: out.to_owned(),
+                    size,
+                    received: size,
+                    resumed_from: 0,
+                    sha256,
+                })
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&partial);
+                Err(e)
+            }
+        }
+    }
+
+    /// Seed 002's remote command: `argv` joined by spaces, sent raw (as the seed client's
+    /// `input().strip()`), and the reply frame's body (stdout then stderr, `total_size`
+    /// octets) streamed to `out` exactly. The seed reply has no exit status: `code` is
+    /// `Some(0)` when the whole reply arrived.
+    pub fn exec<O: Write>(
+        client: &mut Client,
+        argv: &[String],
+        out: &mut O,
+    ) -> Result<ExecReport, ClientError> {
+        let joined = argv.join(" ");
+        let command = joined.trim();
+        if command.is_empty() {
+            return Err(ClientError::Unexpected("an empty command".into()));
+        }
+        send_command(client, command)?;
+        let head = client.recv_head()?.ok_or(lhp_blocking::Error::Closed)?;
+        if head.get("total_size").is_none() {
+            return Err(ClientError::Unexpected(format!(
+                "expected a seed command reply with total_size, got {head}"
+            )));
+        }
+        let received = io::copy(&mut client.body(), out)?;
+        out.flush()?;
+        Ok(ExecReport {
+            code: Some(0),
+            signal: None,
+            timed_out: false,
+            received: (received, 0),
+        })
+    }
+
+    /// Writes a command as the seeds do: its UTF-8 octets, no frame.
+    fn send_command(client: &mut Client, command: &str) -> Result<(), ClientError> {
+        if command.len() > MAX_COMMAND_LEN {
+            return Err(ClientError::Unexpected(format!(
+                "a command of {} octets: the seeds' server reads at most {MAX_COMMAND_LEN}",
+                command.len()
+            )));
+        }
+        let stream = client.writer().get_mut();
+        stream.write_all(command.as_bytes())?;
+        stream.flush()?;
+        Ok(())
+    }
+
+    /// Reads line frames until `size` octets arrived; returns their sha256.
+    fn receive_lines<R: Read>(
+        reader: &mut FrameReader<R>,
+        partial: &Path,
+        size: u64,
+        bar: &ProgressBar,
+    ) -> Result<String, ClientError> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(partial)?;
+        let mut hasher = Sha256::new();
+        let mut received = 0u64;
+        bar.set_length(size);
+        while received < size {
+            let head = reader.read_head()?.ok_or_else(|| {
+                ClientError::Unexpected(format!("the server stopped at {received} of {size}"))
+            })?;
+            let md5_ok = head
+                .get("md5")
+                .and_then(lhp_codec::Value::as_str)
+                .is_some_and(|m| m.len() == 32 && m.bytes().all(|b| b.is_ascii_hexdigit()));
+            let len = head.body_len();
+            if !md5_ok || len == 0 || len > size - received {
+                return Err(ClientError::Unexpected(format!(
+                    "a line frame without an md5, empty, or past the size {size}: {head}"
+                )));
+            }
+            let mut body = reader.body();
+            let mut buf = [0u8; 16 << 10];
+            loop {
+                let n = match body.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let chunk = buf.get(..n).unwrap_or_default();
+                file.write_all(chunk)?;
+                hasher.update(chunk);
+                bar.inc(n as u64);
+            }
+            received += len;
+        }
+        bar.finish_and_clear();
+        file.sync_all()?;
+        Ok(hex_lower(&hasher.finalize()))
+    }
 }
