@@ -9,9 +9,14 @@ use crate::Error;
 
 /// The smallest read: small frames that arrive together are read together.
 const MIN_READ: usize = 8 << 10;
-/// The largest single read (and the most zeroed per read).
-const MAX_READ: usize = 64 << 10;
-/// An empty buffer holding more than this is released between frames.
+/// The largest single read.
+const MAX_READ: usize = 1 << 20;
+/// The smallest read region allocated (zeroed once, then read into piece by piece).
+const REGION: usize = 64 << 10;
+/// Whole frames whose element (header or body) still wants at least this many octets are read
+/// straight into the buffer that will hold the element.
+const DIRECT: usize = 256 << 10;
+/// Spare read space kept between frames, at most.
 const KEEP_CAPACITY: usize = 1 << 20;
 
 /// Reads LHP/1 frames from a byte stream.
@@ -49,7 +54,13 @@ const KEEP_CAPACITY: usize = 1 << 20;
 pub struct FrameReader<R> {
     inner: R,
     decoder: Decoder,
+    /// Octets read and not yet decoded.
     buf: BytesMut,
+    /// Initialized octets directly after `buf`'s, in the same allocation: reads land here and
+    /// join `buf` without a copy, so read space is zeroed once per allocation, not per read.
+    spare: BytesMut,
+    /// Octets the last read returned: the next read may be twice as large.
+    last_read: usize,
     /// Body octets the decoder handed out that the caller has not read yet.
     pending: Bytes,
     /// Between `Event::Head` and `Event::End` of a streamed frame.
@@ -76,6 +87,8 @@ impl<R: Read> FrameReader<R> {
             inner,
             decoder,
             buf: BytesMut::new(),
+            spare: BytesMut::new(),
+            last_read: 0,
             pending: Bytes::new(),
             in_body: false,
             frame_start,
@@ -94,7 +107,12 @@ impl<R: Read> FrameReader<R> {
                 self.release_if_idle();
                 return Ok(Some(frame));
             }
-            if self.fill()? == 0 {
+            let got = if self.wanted() >= DIRECT {
+                self.fill_element()?
+            } else {
+                self.fill()?
+            };
+            if got == 0 {
                 self.decoder.finish(&self.buf)?;
                 return Ok(None);
             }
@@ -216,37 +234,104 @@ impl<R: Read> FrameReader<R> {
         }
     }
 
+    /// Octets the decoder still wants for the element being decoded.
+    fn wanted(&self) -> usize {
+        usize::try_from(self.decoder.wanted(self.buf.len())).unwrap_or(usize::MAX)
+    }
+
     /// One read from the source into the buffer. Returns the octets read (0 at end of stream).
     ///
     /// The read is sized by what the decoder still wants, at least `MIN_READ` (to pick up
-    /// coalesced small frames), at most `MAX_READ`, and at most what is already buffered
-    /// (so the buffer grows geometrically with arrived octets, never by a declared length).
+    /// coalesced small frames), at most `MAX_READ`, and at most twice what is buffered or what
+    /// the last read returned (so read space grows geometrically with arrived octets, never by
+    /// a declared length). It lands in `spare`, which is zeroed once when allocated.
     fn fill(&mut self) -> Result<usize, Error> {
-        let wanted = self.decoder.wanted(self.buf.len());
-        let cap = self.buf.len().clamp(MIN_READ, MAX_READ);
-        let n = usize::try_from(wanted)
-            .unwrap_or(usize::MAX)
-            .clamp(MIN_READ, cap);
-        let start = self.buf.len();
-        self.buf.resize(start + n, 0);
+        let cap = self
+            .buf
+            .len()
+            .max(self.last_read.saturating_mul(2))
+            .clamp(MIN_READ, MAX_READ);
+        let n = self.wanted().clamp(MIN_READ, cap);
+        if self.spare.len() < MIN_READ {
+            self.regrow(n);
+        }
+        let len = n.min(self.spare.len());
         let result = loop {
-            let Some(spare) = self.buf.get_mut(start..) else {
+            let Some(dst) = self.spare.get_mut(..len) else {
                 break Ok(0);
             };
-            match self.inner.read(spare) {
+            match self.inner.read(dst) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
-        let got = *result.as_ref().unwrap_or(&0);
-        self.buf.truncate(start + got.min(n));
-        Ok(result?)
+        let got = result?.min(len);
+        if got > 0 {
+            let piece = self.spare.split_to(got);
+            // Contiguous with `buf` (or `buf` is empty): no copy.
+            self.buf.unsplit(piece);
+        }
+        self.last_read = got;
+        Ok(got)
     }
 
-    /// Between frames, gives back a large empty buffer left by a large frame.
+    /// A new read region: what is buffered, copied to its front, and room for a read of `n`.
+    fn regrow(&mut self, n: usize) {
+        let keep = self.buf.len();
+        let mut region = BytesMut::zeroed(keep + n.max(REGION));
+        if let Some(front) = region.get_mut(..keep) {
+            front.copy_from_slice(&self.buf);
+        }
+        self.buf = region.split_to(keep);
+        self.spare = region;
+    }
+
+    /// Reads the rest of a large element of a whole frame (its body, mostly) straight into
+    /// the buffer that will hold it, which then becomes the frame's body without a copy.
+    ///
+    /// The buffer at most doubles what has arrived each time it grows (so a declared length
+    /// alone allocates nothing), is zeroed once as it grows, and ends exactly as large as the
+    /// element. Reads are up to `MAX_READ`. Returns the octets read (0 at end of stream).
+    fn fill_element(&mut self) -> Result<usize, Error> {
+        let target = self.buf.len().saturating_add(self.wanted());
+        // What is buffered starts the element (a copy only if the buffer is shared).
+        let mut element = Vec::from(std::mem::take(&mut self.buf));
+        self.spare = BytesMut::new();
+        let start = element.len();
+        let mut filled = start;
+        let result = loop {
+            if filled >= target {
+                break Ok(());
+            }
+            if filled == element.len() {
+                let grow = filled.max(MIN_READ).min(target - filled);
+                element.reserve_exact(grow);
+                element.resize(filled + grow, 0);
+            }
+            let end = element.len().min(filled + MAX_READ);
+            let Some(dst) = element.get_mut(filled..end) else {
+                break Ok(());
+            };
+            let len = dst.len();
+            match self.inner.read(dst) {
+                Ok(0) => break Ok(()),
+                Ok(got) => filled += got.min(len),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        element.truncate(filled);
+        // `Vec` to `Bytes` to `BytesMut` moves the allocation; nothing is copied.
+        self.buf = BytesMut::from(Bytes::from(element));
+        self.last_read = filled - start;
+        result?;
+        Ok(filled - start)
+    }
+
+    /// Between frames, gives back a large spare read region.
     fn release_if_idle(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
-            self.buf = BytesMut::new();
+        if self.buf.is_empty() && self.spare.len() > KEEP_CAPACITY {
+            self.spare = BytesMut::new();
         }
     }
 }
@@ -447,6 +532,116 @@ mod tests {
         let mut sink = Vec::new();
         assert!(r.body().read_to_end(&mut sink).is_err());
         assert_eq!(sink.len(), 100);
-        assert!(r.buf.capacity() <= 2 * MAX_READ, "{}", r.buf.capacity());
+        let held = r.buf.capacity() + r.spare.len();
+        assert!(held <= 2 * REGION, "{held}");
+    }
+
+    /// A reader that records the largest read it was offered and fails once, with a timeout,
+    /// after `fail_at` octets.
+    struct Probe {
+        data: Vec<u8>,
+        pos: usize,
+        largest: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl Read for Probe {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.largest = self.largest.max(out.len());
+            if self.fail_at.is_some_and(|at| self.pos >= at) {
+                self.fail_at = None;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let end = self
+                .data
+                .len()
+                .min(self.pos + out.len())
+                .min(self.fail_at.unwrap_or(usize::MAX).max(self.pos + 1));
+            let n = end - self.pos;
+            out[..n].copy_from_slice(&self.data[self.pos..end]);
+            self.pos = end;
+            Ok(n)
+        }
+    }
+
+    fn probe(frames: &[Frame], fail_at: Option<usize>) -> FrameReader<Probe> {
+        FrameReader::new(Probe {
+            data: wire(frames),
+            pos: 0,
+            largest: 0,
+            fail_at,
+        })
+    }
+
+    fn big(len: usize) -> Frame {
+        let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        Frame::new(Header::with_kind("big"), body.into())
+    }
+
+    #[test]
+    fn large_bodies_are_read_in_reads_larger_than_64_kib() {
+        let want = [big(4 << 20), big(3 << 20)];
+        let mut r = probe(&want, None);
+        for f in &want {
+            assert_eq!(r.read_frame().unwrap().as_ref(), Some(f));
+        }
+        assert!(r.read_frame().unwrap().is_none());
+        assert!(r.get_ref().largest > 64 << 10, "{}", r.get_ref().largest);
+        assert!(r.get_ref().largest <= MAX_READ, "{}", r.get_ref().largest);
+
+        // Streamed, the read size grows with what the reads returned.
+        let mut r = probe(&want, None);
+        for f in &want {
+            let h = r.read_head().unwrap().unwrap();
+            let mut body = Vec::new();
+            r.body().read_to_end(&mut body).unwrap();
+            assert_eq!((h, &body[..]), (f.header.clone(), &f.body[..]));
+        }
+        assert!(r.get_ref().largest > 64 << 10, "{}", r.get_ref().largest);
+    }
+
+    #[test]
+    fn a_failed_read_inside_a_large_body_loses_nothing() {
+        let want = [big(2 << 20), big(10), big(1 << 20)];
+        for fail_at in [5, 100_000, 1 << 20, (2 << 20) + 100] {
+            let mut r = probe(&want, Some(fail_at));
+            let mut got = Vec::new();
+            while got.len() < want.len() {
+                match r.read_frame() {
+                    Ok(Some(f)) => got.push(f),
+                    Ok(None) => panic!("early end"),
+                    // A socket timeout is `Error::Timeout`, and the stream goes on.
+                    Err(Error::Timeout(_)) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(got, want, "fail at {fail_at}");
+        }
+    }
+
+    #[test]
+    fn eof_inside_a_large_body_reports_missing_octets() {
+        let w = wire(&[big(1 << 20)]);
+        let cut = w.len() - 1000;
+        let mut r = FrameReader::new(Cursor::new(w[..cut].to_vec()));
+        match r.read_frame() {
+            Err(Error::Decode(e)) => {
+                assert_eq!((e.code(), e.missing()), ("unexpected_eof", Some(1000)));
+            }
+            other => panic!("expected unexpected_eof, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn small_frames_follow_a_large_one() {
+        let mut want = vec![big(2 << 20)];
+        want.extend(
+            (0..2000).map(|i| Frame::new(Header::with_kind("s"), vec![i as u8; 50].into())),
+        );
+        let mut r = probe(&want, None);
+        for f in &want {
+            assert_eq!(r.read_frame().unwrap().as_ref(), Some(f));
+        }
+        assert!(r.read_frame().unwrap().is_none());
     }
 }

@@ -115,6 +115,11 @@ impl Config {
 
     /// The reply deadline, computed like the read deadline: a peer that stops reading cannot
     /// hold a thread for longer than this per [`PROGRESS_WINDOW`] of reply.
+    ///
+    /// The clock runs only while a reply is being written and the socket does not take it: a
+    /// handler may take as long as it likes before it replies, and a streamed reply may wait
+    /// on its source (say, the request body it echoes) without that time counting against the
+    /// peer.
     pub fn write_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.write_timeout = timeout;
         self
@@ -207,19 +212,24 @@ pub struct Replies<'a> {
 }
 
 impl Replies<'_> {
-    /// Sends a whole frame (one vectored write).
+    /// Sends a whole frame (one vectored write). Its write deadline starts now.
     pub fn send(&mut self, frame: &Frame) -> Result<(), Error> {
+        self.writer.get_mut().start_reply();
         self.writer.write_frame(frame)
     }
 
-    /// Sends `header` and a body of `header.body_len()` octets from `body`.
+    /// Sends `header` and a body of `header.body_len()` octets from `body`. Its write
+    /// deadline starts now and grows with the octets sent; time spent waiting on `body` does
+    /// not count.
     pub fn send_stream<B: Read>(&mut self, header: &Header, body: B) -> Result<u64, Error> {
+        self.writer.get_mut().start_reply();
         self.writer.write_stream(header, body)
     }
 
     /// Sends an application `error` frame (`bad_request`, `not_found`, ...) whose `offset` is
     /// the first octet of the frame being handled, and keeps the connection.
     pub fn error(&mut self, code: &str, message: &str) -> Result<(), Error> {
+        self.writer.get_mut().start_reply();
         self.writer
             .write_frame(&error_frame(code, message, self.frame_start))
     }
@@ -530,6 +540,8 @@ pub struct ConnReader {
     per_window: Duration,
     phase: Phase,
     busy: Arc<AtomicBool>,
+    /// The `SO_RCVTIMEO` last set, so that it is set again only when it must change.
+    timeout: SocketTimeout,
 }
 
 /// The writing side of a server connection: a `TcpStream` whose writes enforce the reply
@@ -538,8 +550,12 @@ pub struct ConnReader {
 pub struct ConnWriter {
     stream: TcpStream,
     per_window: Duration,
-    start: Instant,
+    /// Time the current reply has spent inside write calls (blocked on the peer).
+    spent: Duration,
+    /// Octets of the current reply written.
     moved: u64,
+    /// The `SO_SNDTIMEO` last set.
+    timeout: SocketTimeout,
 }
 
 /// Where the reading side is, which decides its deadline.
@@ -551,10 +567,60 @@ enum Phase {
     Frame { start: Instant, moved: u64 },
 }
 
-/// `start` plus one `per_window` for every [`PROGRESS_WINDOW`] octets moved, plus one.
-fn progress_deadline(start: Instant, moved: u64, per_window: Duration) -> Instant {
+/// One `per_window` for every [`PROGRESS_WINDOW`] octets moved, plus one.
+fn progress_budget(moved: u64, per_window: Duration) -> Duration {
     let windows = u32::try_from(1 + moved / PROGRESS_WINDOW).unwrap_or(u32::MAX);
-    start + per_window.saturating_mul(windows)
+    per_window.saturating_mul(windows)
+}
+
+/// `start` plus the [`progress_budget`] of `moved` octets.
+fn progress_deadline(start: Instant, moved: u64, per_window: Duration) -> Instant {
+    start
+        .checked_add(progress_budget(moved, per_window))
+        .unwrap_or_else(|| start + Duration::from_secs(1 << 40))
+}
+
+/// A socket timeout (`SO_RCVTIMEO` or `SO_SNDTIMEO`) set coarsely: a system call only when
+/// the wanted value moved by more than a tenth (at least 50 ms) from the one in force.
+///
+/// The timeout in force bounds one blocking call, not the deadline: a call that times out
+/// while the deadline is still ahead is simply made again, so a timeout shorter than the time
+/// left only costs a wake-up, and a longer one overshoots the deadline by at most the slack.
+#[derive(Debug, Default)]
+struct SocketTimeout {
+    set: Option<Duration>,
+    /// System calls made (for tests).
+    applied: u64,
+}
+
+/// The least change of a socket timeout worth a system call.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(50);
+
+impl SocketTimeout {
+    /// Makes the timeout in force close to `want`; `apply` is the system call.
+    fn ensure(
+        &mut self,
+        want: Duration,
+        apply: impl FnOnce(Option<Duration>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let slack = (want / 10).max(TIMEOUT_SLACK);
+        // (`Duration::abs_diff` is newer than the workspace's rust-version.)
+        let close = |set: Duration| set.max(want) - set.min(want) <= slack;
+        if self.set.is_some_and(close) {
+            return Ok(());
+        }
+        // Forget the old value first: if the call fails, the next one tries again.
+        self.set = None;
+        self.applied += 1;
+        apply(Some(want))?;
+        self.set = Some(want);
+        Ok(())
+    }
+
+    /// The timeout in force is not to be trusted (after a timed-out call, set it exactly).
+    fn forget(&mut self) {
+        self.set = None;
+    }
 }
 
 fn time_left(deadline: Instant, what: &str) -> io::Result<Duration> {
@@ -589,6 +655,15 @@ impl ConnReader {
         };
     }
 
+    /// The longest one read may block: the time left, at most one timeout of the phase.
+    fn read_timeout(&self) -> io::Result<Duration> {
+        let cap = match self.phase {
+            Phase::Idle { .. } => self.idle,
+            Phase::Frame { .. } => self.per_window,
+        };
+        Ok(self.left()?.min(cap))
+    }
+
     fn left(&self) -> io::Result<Duration> {
         match self.phase {
             Phase::Idle { until } => time_left(until, "idle deadline passed between frames"),
@@ -602,68 +677,91 @@ impl ConnReader {
 
 impl Read for ConnReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.stream.set_read_timeout(Some(left))?;
-        match self.stream.read(out) {
-            Ok(n) => {
-                match &mut self.phase {
-                    Phase::Idle { .. } if n > 0 => {
-                        self.busy.store(true, Ordering::SeqCst);
-                        self.phase = Phase::Frame {
-                            start: Instant::now(),
-                            moved: n as u64,
-                        };
+        loop {
+            let want = self.read_timeout()?;
+            let stream = &self.stream;
+            self.timeout.ensure(want, |t| stream.set_read_timeout(t))?;
+            match self.stream.read(out) {
+                Ok(n) => {
+                    match &mut self.phase {
+                        Phase::Idle { .. } if n > 0 => {
+                            self.busy.store(true, Ordering::SeqCst);
+                            self.phase = Phase::Frame {
+                                start: Instant::now(),
+                                moved: n as u64,
+                            };
+                        }
+                        Phase::Frame { moved, .. } => *moved += n as u64,
+                        Phase::Idle { .. } => {}
                     }
-                    Phase::Frame { moved, .. } => *moved += n as u64,
-                    Phase::Idle { .. } => {}
+                    return Ok(n);
                 }
-                Ok(n)
+                // The timeout in force ran out, the deadline perhaps not: look again.
+                Err(e) if is_timeout(&e) => {
+                    self.timeout.forget();
+                    self.left()?;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) if is_timeout(&e) => Err(self.left().err().unwrap_or(e)),
-            Err(e) => Err(e),
         }
     }
 }
 
 impl ConnWriter {
-    /// A reply begins now.
+    /// A reply begins: its budget is one `write_timeout`, plus one for every
+    /// [`PROGRESS_WINDOW`] octets the peer takes, spent only while writes block.
     fn start_reply(&mut self) {
-        self.start = Instant::now();
+        self.spent = Duration::ZERO;
         self.moved = 0;
     }
 
     fn left(&self) -> io::Result<Duration> {
-        time_left(
-            progress_deadline(self.start, self.moved, self.per_window),
-            "write deadline passed: the peer is not reading",
-        )
+        progress_budget(self.moved, self.per_window)
+            .checked_sub(self.spent)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "write deadline passed: the peer is not reading",
+                )
+            })
     }
 
-    fn track(&mut self, result: io::Result<usize>) -> io::Result<usize> {
-        match result {
-            Ok(n) => {
-                self.moved += n as u64;
-                Ok(n)
+    /// One write call under the reply deadline, made again while a timeout of the socket
+    /// runs out before the deadline does.
+    fn timed(
+        &mut self,
+        mut call: impl FnMut(&mut TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        loop {
+            let want = self.left()?.min(self.per_window);
+            let stream = &self.stream;
+            self.timeout.ensure(want, |t| stream.set_write_timeout(t))?;
+            let began = Instant::now();
+            let result = call(&mut self.stream);
+            self.spent += began.elapsed();
+            match result {
+                Ok(n) => {
+                    self.moved += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if is_timeout(&e) => {
+                    self.timeout.forget();
+                    self.left()?;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) if is_timeout(&e) => Err(self.left().err().unwrap_or(e)),
-            Err(e) => Err(e),
         }
     }
 }
 
 impl Write for ConnWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.stream.set_write_timeout(Some(left))?;
-        let r = self.stream.write(buf);
-        self.track(r)
+        self.timed(|s| s.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.stream.set_write_timeout(Some(left))?;
-        let r = self.stream.write_vectored(bufs);
-        self.track(r)
+        self.timed(|s| s.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -693,12 +791,14 @@ fn serve(
             moved: 0,
         },
         busy,
+        timeout: SocketTimeout::default(),
     };
     let conn_writer = ConnWriter {
         stream,
         per_window: config.write_timeout,
-        start: Instant::now(),
+        spent: Duration::ZERO,
         moved: 0,
+        timeout: SocketTimeout::default(),
     };
     let mut reader = FrameReader::with(conn_reader, config.profile, config.limits);
     let mut writer = FrameWriter::with_profile(conn_writer, config.profile);
@@ -719,7 +819,6 @@ fn serve(
             Err(Error::Timeout(_)) if reader.is_idle() => break None,
             Err(e) => break Some(e),
         };
-        writer.get_mut().start_reply();
         let mut replies = Replies {
             frame_start: reader.frame_start(),
             writer: &mut writer,
@@ -912,5 +1011,123 @@ impl Shared {
                 .wait_timeout(conns, left)
                 .map_or_else(|p| p.into_inner().0, |(g, _)| g);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A connected loopback pair: (our side, the peer's side).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (theirs, _) = listener.accept().unwrap();
+        (ours, theirs)
+    }
+
+    fn conn_reader(stream: TcpStream, timeout: Duration) -> ConnReader {
+        ConnReader {
+            stream,
+            idle: timeout,
+            per_window: timeout,
+            phase: Phase::Frame {
+                start: Instant::now(),
+                moved: 0,
+            },
+            busy: Arc::new(AtomicBool::new(false)),
+            timeout: SocketTimeout::default(),
+        }
+    }
+
+    #[test]
+    fn socket_timeouts_are_set_only_when_they_change_much() {
+        let mut t = SocketTimeout::default();
+        let mut calls = Vec::new();
+        for want in [1000, 990, 950, 920, 1080, 800, 790, 30, 29, 100] {
+            t.ensure(Duration::from_millis(want), |d| {
+                calls.push(d);
+                Ok(())
+            })
+            .unwrap();
+        }
+        let ms = |v: u64| Some(Duration::from_millis(v));
+        assert_eq!(calls, [ms(1000), ms(800), ms(30), ms(100)]);
+    }
+
+    /// Many small reads inside one frame set `SO_RCVTIMEO` once, not once per read.
+    #[test]
+    fn reads_do_not_set_the_socket_timeout_every_time() {
+        let (ours, mut theirs) = pair();
+        let mut reader = conn_reader(ours, Duration::from_secs(30));
+        let mut got = 0;
+        let mut octet = [0u8; 1];
+        for i in 0..500u32 {
+            theirs.write_all(&i.to_le_bytes()[..1]).unwrap();
+            got += reader.read(&mut octet).unwrap();
+        }
+        assert_eq!(got, 500);
+        assert!(
+            reader.timeout.applied <= 2,
+            "SO_RCVTIMEO set {} times for 500 reads",
+            reader.timeout.applied
+        );
+    }
+
+    /// Writes of one reply set `SO_SNDTIMEO` once, not once per write.
+    #[test]
+    fn writes_do_not_set_the_socket_timeout_every_time() {
+        let (ours, theirs) = pair();
+        let mut writer = ConnWriter {
+            stream: ours,
+            per_window: Duration::from_secs(30),
+            spent: Duration::ZERO,
+            moved: 0,
+            timeout: SocketTimeout::default(),
+        };
+        writer.start_reply();
+        for _ in 0..500 {
+            writer.write_all(b"x").unwrap();
+        }
+        assert!(writer.timeout.applied <= 2, "{}", writer.timeout.applied);
+        drop(writer);
+        let mut all = Vec::new();
+        (&theirs).read_to_end(&mut all).unwrap();
+        assert_eq!(all.len(), 500);
+    }
+
+    /// After three windows moved, a pause longer than one read timeout (the longest one read
+    /// blocks) but well inside the frame's budget (four timeouts) is not a timeout: the read
+    /// that times out early is made again.
+    #[test]
+    fn a_socket_timeout_shorter_than_the_deadline_is_retried() {
+        let (ours, mut theirs) = pair();
+        let mut reader = conn_reader(ours, Duration::from_millis(200));
+        let first = vec![1u8; 3 * PROGRESS_WINDOW as usize];
+        let sender = thread::spawn(move || {
+            theirs.write_all(&first).unwrap();
+            thread::sleep(Duration::from_millis(250));
+            theirs.write_all(b"late").unwrap();
+        });
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        while all.len() < 3 * PROGRESS_WINDOW as usize + 4 {
+            let n = reader.read(&mut buf).unwrap();
+            assert!(n > 0, "early end");
+            all.extend_from_slice(&buf[..n]);
+        }
+        assert!(all.ends_with(b"late"));
+        sender.join().unwrap();
+    }
+
+    /// The deadline still holds when the socket timeout is coarse.
+    #[test]
+    fn a_silent_peer_still_times_out() {
+        let (ours, _theirs) = pair();
+        let mut reader = conn_reader(ours, Duration::from_millis(100));
+        let err = reader.read(&mut [0u8; 16]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
     }
 }

@@ -273,3 +273,75 @@ fn a_panicking_handler_loses_only_its_connection() {
     let f = echo_frame(2, &b"fine"[..]);
     assert_eq!(Client::connect(addr).unwrap().request(&f).unwrap(), f);
 }
+
+/// The write deadline starts when the reply starts, not when the request arrived: a handler
+/// that works for longer than `write_timeout` before replying still gets its reply out.
+#[test]
+fn a_slow_handler_still_replies_after_the_write_timeout() {
+    let mut config = Config::new();
+    config.write_timeout(Duration::from_millis(100));
+    let server = spawn(
+        &config,
+        Slow {
+            delay: Duration::from_millis(400),
+            started: Arc::new(AtomicUsize::new(0)),
+        },
+    );
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    for id in 1..=2 {
+        let f = echo_frame(id, &b"worth the wait"[..]);
+        assert_eq!(client.request(&f).unwrap(), f, "request {id}");
+    }
+}
+
+/// A source that yields `chunk` octets per read after waiting `delay` each time.
+struct Dawdle {
+    left: u64,
+    chunk: usize,
+    delay: Duration,
+}
+
+impl Read for Dawdle {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        thread::sleep(self.delay);
+        let n = out.len().min(self.chunk).min(self.left as usize);
+        out[..n].fill(b'd');
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Replies to any frame with a streamed body of `len` octets from a slow source.
+struct SlowStream {
+    len: u64,
+}
+
+impl Handler for SlowStream {
+    fn handle(&self, request: Request<'_>, replies: &mut Replies<'_>) -> Result<(), Error> {
+        let mut head = request.head().clone();
+        head.set_body_len(self.len);
+        replies.send_stream(
+            &head,
+            Dawdle {
+                left: self.len,
+                chunk: 64 << 10,
+                delay: Duration::from_millis(150),
+            },
+        )?;
+        Ok(())
+    }
+}
+
+/// A streamed reply that waits on its source for longer than the write deadline allows per
+/// window: only time the peer spends not reading counts, so the reply completes.
+#[test]
+fn a_streamed_reply_may_wait_on_its_source() {
+    const LEN: u64 = 4 * (64 << 10);
+    let mut config = Config::new();
+    config.write_timeout(Duration::from_millis(100));
+    let server = spawn(&config, SlowStream { len: LEN });
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    let reply = client.request(&echo_frame(1, &b""[..])).unwrap();
+    assert_eq!(reply.body.len() as u64, LEN);
+    assert!(reply.body.iter().all(|&b| b == b'd'));
+}
