@@ -3,8 +3,8 @@
 //! Replays every vector of `spec/vectors/` to an implementation under many chunkings of the
 //! same octets (every cut point, every pair of cut points, one octet at a time, random
 //! partitions, every truncation) and judges each outcome with [`lhp_vectors::check`]. The
-//! command-line tool and the `--stdio`/`--server`/`--client` protocols are described in
-//! `spec/conformance.md`.
+//! command-line tool, the `--stdio`/`--server`/`--client` protocols and the `record` proxy
+//! are described in `spec/conformance.md`.
 //!
 //! ```
 //! use lhp_conformance::{case::Case, runner, testee::CodecDecode};
@@ -22,11 +22,15 @@
 #![warn(missing_docs)]
 
 pub mod case;
+pub mod client;
 pub mod engines;
 pub mod plan;
+pub mod record;
 pub mod report;
 pub mod runner;
+pub mod server;
 pub mod stdio;
+pub mod tcp;
 pub mod testee;
 
 use std::path::Path;

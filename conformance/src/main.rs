@@ -1,27 +1,52 @@
 //! `lhp-conformance`: see `spec/conformance.md`.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
+use lhp_conformance::client::{run_client, ClientOptions};
 use lhp_conformance::engines::{Blocking, Tokio};
+use lhp_conformance::record::{record, RecordOptions};
 use lhp_conformance::report::Report;
 use lhp_conformance::runner::{self, Options};
+use lhp_conformance::server::{run_server, ServerOptions, ServerProcess};
 use lhp_conformance::stdio::StdioTestee;
 use lhp_conformance::testee::{CodecDecode, CodecEvents, Testee};
 
 /// The LHP/1 conformance harness (spec/conformance.md).
 #[derive(Parser, Debug)]
-#[command(name = "lhp-conformance", version)]
+#[command(
+    name = "lhp-conformance",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// `record`: the capturing proxy.
+    #[command(subcommand)]
+    command: Option<Cmd>,
     /// In-process implementations: codec, blocking, tokio, all.
     #[arg(long = "impl", value_name = "NAME")]
     implementations: Vec<String>,
     /// A testee process speaking the stdio protocol (run with `sh -c`).
     #[arg(long, value_name = "COMMAND")]
     stdio: Vec<String>,
+    /// An echo server under test at HOST:PORT (spec/conformance.md §4). Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    server: Vec<String>,
+    /// Start an echo server with `sh -c` (its first stdout line: `listening on HOST:PORT`),
+    /// test it as with --server, then kill it. Repeatable.
+    #[arg(long, value_name = "COMMAND")]
+    server_cmd: Vec<String>,
+    /// A client under test (spec/conformance.md §5), run with `sh -c` once per plan; `{addr}`
+    /// in COMMAND is replaced by the harness's address. Repeatable.
+    #[arg(long, value_name = "COMMAND")]
+    client: Vec<String>,
+    /// The pause between chunks in the TCP modes, in milliseconds.
+    #[arg(long, default_value_t = 1)]
+    pause_ms: u64,
     /// The vector directory.
     #[arg(long, value_name = "DIR")]
     vectors: Option<PathBuf>,
@@ -48,6 +73,35 @@ struct Cli {
     verbose: bool,
 }
 
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// A loopback TCP proxy that records both directions of each connection as vectors.
+    Record {
+        /// Where clients connect (port 0: any; the address is printed as `listening on ...`).
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The server to relay to.
+        #[arg(long, value_name = "ADDR")]
+        upstream: String,
+        /// The vector file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Stop after this many connections (or on SIGINT).
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        /// The profile the expected frames are decoded with: lhp1 or seed-compat.
+        #[arg(long, default_value = "lhp1")]
+        profile: String,
+    },
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("{addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr}: resolves to nothing"))
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -64,6 +118,26 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
+    if let Some(Cmd::Record {
+        listen,
+        upstream,
+        out,
+        connections,
+        profile,
+    }) = &cli.command
+    {
+        let opts = RecordOptions {
+            upstream: resolve(upstream)?,
+            connections: *connections,
+            profile: profile
+                .parse()
+                .map_err(|_| format!("unknown profile {profile:?} (lhp1, seed-compat)"))?,
+            limits: lhp_codec::Limits::default(),
+        };
+        let n = record(resolve(listen)?, out, &opts)?;
+        eprintln!("recorded {n} connection(s) to {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let vectors = cli.vectors.unwrap_or_else(lhp_vectors::default_dir);
     let cases = lhp_conformance::load_cases(&vectors, &cli.filter)?;
     let skips = runner::load_skips(&cli.skips.unwrap_or_else(|| root().join("skips.toml")))?;
@@ -101,14 +175,60 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Duration::from_millis(cli.timeout_ms),
         )));
     }
-    if testees.is_empty() {
-        return Err("nothing to test: give --impl or --stdio (--server and --client are not implemented yet)".into());
+    let tcp_modes = cli.server.len() + cli.server_cmd.len() + cli.client.len();
+    if testees.is_empty() && tcp_modes == 0 {
+        return Err(
+            "nothing to test: give --impl, --stdio, --server, --server-cmd or --client".into(),
+        );
     }
     eprintln!("{} cases from {}", cases.len(), vectors.display());
     let mut impls = Vec::new();
     for t in &mut testees {
         eprintln!("running {} ...", t.name());
         let r = runner::run_all(t.as_mut(), &cases, &opts);
+        eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
+        impls.push(r);
+    }
+    let timeout = Duration::from_millis(cli.timeout_ms);
+    let pause = Duration::from_millis(cli.pause_ms);
+    let server_opts = ServerOptions {
+        run: opts.clone(),
+        timeout,
+        pause,
+        ..ServerOptions::default()
+    };
+    for addr in &cli.server {
+        eprintln!("running server:{addr} ...");
+        let r = run_server(
+            resolve(addr)?,
+            &format!("server:{addr}"),
+            &cases,
+            &server_opts,
+        );
+        eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
+        impls.push(r);
+    }
+    for command in &cli.server_cmd {
+        let proc = ServerProcess::start(command, timeout.max(Duration::from_secs(10)))?;
+        eprintln!("running server-cmd:{command} (at {}) ...", proc.addr);
+        let r = run_server(
+            proc.addr,
+            &format!("server-cmd:{command}"),
+            &cases,
+            &server_opts,
+        );
+        drop(proc);
+        eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
+        impls.push(r);
+    }
+    let client_opts = ClientOptions {
+        run: opts.clone(),
+        timeout: timeout.max(Duration::from_secs(10)),
+        pause,
+    };
+    for command in &cli.client {
+        eprintln!("running client:{command} ...");
+        let r = run_client(command, &cases, &client_opts);
         eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
         impls.push(r);
     }

@@ -132,7 +132,8 @@ struct SkipFile {
 }
 
 impl Skip {
-    fn matches(&self, implementation: &str, id: &str) -> bool {
+    /// Whether this entry skips vector `id` for `implementation`.
+    pub fn matches(&self, implementation: &str, id: &str) -> bool {
         let imp = self.implementation == "*" || self.implementation == implementation;
         let case = match self.case.strip_suffix('*') {
             Some(prefix) => id.starts_with(prefix),
@@ -306,7 +307,8 @@ fn for_each_trial(
     ControlFlow::Continue(())
 }
 
-fn hash(s: &str) -> u64 {
+/// FNV-1a of `s`: a stable per-case seed.
+pub fn hash(s: &str) -> u64 {
     // FNV-1a: stable across runs and platforms, unlike the std hasher.
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

@@ -756,7 +756,9 @@ def _enc_str(s, strict=True):
 
 
 def _enc_value(v, depth, out, strict=True):
-    if strict and depth > 64:
+    # Section 4.2: only objects and arrays count towards depth ({"a":[[1]]} has depth 3);
+    # objects are checked in _enc_members.
+    if strict and depth > 64 and isinstance(v, (list, tuple)):
         raise EncodeError("nesting deeper than 64")
     if v is None:
         out.append("null")

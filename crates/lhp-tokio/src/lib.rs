@@ -16,8 +16,10 @@
 //! - [`FrameReader`] / [`FrameWriter`]: bodies larger than memory, streamed as an `AsyncRead`
 //!   in both directions; whole frames written as one vectored write with no copy of the body.
 //! - [`Server`]: listen backlog, connection limit (`busy`), per-frame read deadline, idle and
-//!   write timeouts, graceful shutdown by a `CancellationToken`, whole-frame ([`Handler`]) or
-//!   streaming ([`StreamHandler`]) handlers, and the [`echo`] handler (§8).
+//!   write timeouts, graceful shutdown by a `CancellationToken`, whole-frame ([`Handler`]:
+//!   one reply at most) or streaming ([`StreamHandler`]: the body as an `AsyncRead`, and a
+//!   [`Replies`] sink for any number of replies, whole or streamed from an `AsyncRead`)
+//!   handlers, and the [`echo`] handler (§8).
 //! - [`Client`]: connect with a timeout, requests pipelined on one connection, replies
 //!   matched by `id`.
 //!
@@ -83,7 +85,9 @@ mod stream;
 
 pub use client::{Client, ClientConfig};
 pub use codec::{Error, LhpCodec};
-pub use server::{echo, Connections, Handler, Server, ServerConfig, StreamHandler};
+pub use server::{
+    echo, ConnRead, Connections, Handler, Replies, Server, ServerConfig, StreamHandler,
+};
 pub use stream::{write_all_vectored, Body, FrameReader, FrameWriter};
 
 pub use lhp_codec::{self, Frame, Header, Limits, Profile};

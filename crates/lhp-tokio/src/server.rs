@@ -4,6 +4,9 @@
 //!   listen (backlog ≥ 1024) ─► accept ─┬─ permit free ─► one task per connection:
 //!                                      │                   idle wait ─► read frame (deadline)
 //!                                      │                   ─► handler ─► write reply (timeout)
+//!                                      │                 (a StreamHandler: head, body as an
+//!                                      │                  AsyncRead, and `Replies` for any
+//!                                      │                  number of whole or streamed replies)
 //!                                      └─ at the limit ──► `busy` error frame, close
 //!   shutdown token cancelled ─► stop accepting; idle connections close; frames in flight
 //!                               finish until the grace deadline, then everything stops.
@@ -24,6 +27,7 @@ use bytes::{Bytes, BytesMut};
 use lhp_codec::{Frame, Header, Limits, Profile};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
@@ -31,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::codec::{error_frame, Error};
-use crate::stream::{write_all_vectored, Body, FrameReader};
+use crate::stream::{write_all_vectored, Body, FrameReader, FrameWriter};
 
 /// A whole-frame request handler: `async fn(Frame) -> Option<Frame>`. `None` sends no reply.
 ///
@@ -63,22 +67,34 @@ where
     }
 }
 
-/// A streaming request handler, for bodies larger than memory: it gets the header and the
-/// body as an [`AsyncRead`](tokio::io::AsyncRead) of `body_len` octets.
+/// A streaming request handler, for bodies larger than memory: it gets the header, the body
+/// as an [`AsyncRead`](tokio::io::AsyncRead) of `body_len` octets, and a [`Replies`] sink
+/// through which it sends any number of reply frames, whole or streamed from an `AsyncRead`.
 ///
 /// A body the handler leaves unread is skipped. A decode error while reading the body
 /// (`digest_mismatch`, `unexpected_eof`) ends the connection with an error frame, whatever
-/// the handler returns.
+/// the handler returns. An `Err` from the handler ends the connection too (with an error
+/// frame for a decode error or a timeout): answer request-level failures with
+/// [`Replies::error`] and return `Ok(())` instead.
+///
+/// Deadlines: the head must arrive within `read_timeout`; the body's octets must keep
+/// arriving until `read_timeout + body_len / min_body_rate` after the head began (the clock
+/// only matters while the server waits for the peer, not while the handler works); each
+/// reply gets `write_timeout` (plus `body_len / min_body_rate` for a streamed one).
 ///
 /// ```
 /// use lhp_codec::{Frame, Header};
-/// use lhp_tokio::{Body, Error, StreamHandler};
-/// use tokio::net::TcpStream;
+/// use lhp_tokio::{Body, ConnRead, Error, Replies, StreamHandler};
 ///
-/// /// Counts the body's octets without holding it.
+/// /// Counts the body's octets without holding it, then answers with two frames.
 /// struct Count;
 /// impl StreamHandler for Count {
-///     async fn call(&self, head: Header, mut body: Body<'_, TcpStream>) -> Result<Option<Frame>, Error> {
+///     async fn call(
+///         &self,
+///         head: Header,
+///         mut body: Body<'_, ConnRead>,
+///         replies: &mut Replies<'_>,
+///     ) -> Result<(), Error> {
 ///         let mut n = 0u64;
 ///         while let Some(chunk) = body.chunk().await? {
 ///             n += chunk.len() as u64;
@@ -86,17 +102,130 @@ where
 ///         let mut reply = Header::with_kind("count");
 ///         reply.insert("octets", n);
 ///         if let Some(id) = head.id() { reply.set_id(id); }
-///         Ok(Some(Frame::new(reply, Default::default())))
+///         replies.send(&Frame::new(reply.clone(), Default::default())).await?;
+///         // A streamed reply: any AsyncRead, `body_len` octets of it.
+///         let text = format!("{n} octets");
+///         replies.send_stream(&reply, text.len() as u64, text.as_bytes()).await
 ///     }
 /// }
 /// ```
 pub trait StreamHandler: Send + Sync + 'static {
-    /// Answers one request whose body is read from `body`.
+    /// Answers one request whose body is read from `body`, replying through `replies`.
     fn call(
         &self,
         head: Header,
-        body: Body<'_, TcpStream>,
-    ) -> impl Future<Output = Result<Option<Frame>, Error>> + Send;
+        body: Body<'_, ConnRead>,
+        replies: &mut Replies<'_>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The read half of a connection served by a [`StreamHandler`]: the socket's read half under
+/// the current frame's read deadline. Reading fails with `TimedOut` only when the peer has
+/// not sent the next octets by the deadline.
+#[derive(Debug)]
+pub struct ConnRead {
+    io: OwnedReadHalf,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl ConnRead {
+    fn set_deadline(&mut self, at: Option<Instant>) {
+        match (at, self.deadline.as_mut()) {
+            (Some(at), Some(sleep)) => sleep.as_mut().reset(at),
+            (Some(at), None) => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+            (None, _) => self.deadline = None,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ConnRead {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let std::task::Poll::Ready(r) = Pin::new(&mut this.io).poll_read(cx, buf) {
+            return std::task::Poll::Ready(r);
+        }
+        if let Some(sleep) = this.deadline.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer missed the frame's read deadline",
+                )));
+            }
+        }
+        std::task::Poll::Pending
+    }
+}
+
+/// Where a [`StreamHandler`] sends its replies to one request: any number of frames, in
+/// order, each written before the call returns (no reply is held back).
+#[derive(Debug)]
+pub struct Replies<'a> {
+    writer: &'a mut FrameWriter<OwnedWriteHalf>,
+    config: &'a ServerConfig,
+    request_id: Option<u64>,
+    frame_start: u64,
+    sent: u64,
+}
+
+impl Replies<'_> {
+    /// Sends a whole frame, within `write_timeout`.
+    pub async fn send(&mut self, frame: &Frame) -> Result<(), Error> {
+        match timeout(self.config.write_timeout, self.writer.write_frame(frame)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Error::Timeout("writing a reply")),
+        }
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Sends a frame whose `body_len` octets are read from `body` as they are written (the
+    /// header's `body_len` is set to `body_len`), within `write_timeout` plus
+    /// `body_len / min_body_rate`. If `body` ends early the connection is unusable (a
+    /// truncated frame is on the wire): return the error.
+    pub async fn send_stream<B: tokio::io::AsyncRead + Unpin + Send>(
+        &mut self,
+        header: &Header,
+        body_len: u64,
+        body: B,
+    ) -> Result<(), Error> {
+        let within = self.config.write_timeout
+            + Duration::from_secs(body_len / self.config.min_body_rate.max(1));
+        match timeout(within, self.writer.write_frame_from(header, body_len, body)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Error::Timeout("writing a streamed reply")),
+        }
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Sends the §7 `error` frame `{"kind":"error","code":..,"message":..,"offset":..}` about
+    /// this request: `offset` is where the request began, and the request's `id`, if any, is
+    /// copied. The connection stays open.
+    pub async fn error(
+        &mut self,
+        code: &str,
+        message: impl std::fmt::Display,
+    ) -> Result<(), Error> {
+        let mut frame = error_frame(code, message, Some(self.frame_start));
+        if let Some(id) = self.request_id {
+            frame.header.set_id(id);
+        }
+        self.send(&frame).await
+    }
+
+    /// The absolute stream offset at which the request began.
+    pub fn frame_start(&self) -> u64 {
+        self.frame_start
+    }
+
+    /// How many frames have been sent for this request so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
 }
 
 /// The `echo` handler (§8): a frame of kind `echo` comes back with the same members in the
@@ -383,6 +512,32 @@ struct Conn {
     shutdown: CancellationToken,
 }
 
+/// A socket that can look at its next octet without consuming it.
+trait Peek: tokio::io::AsyncRead + Unpin {
+    fn peek_octet<'a>(
+        &'a mut self,
+        octet: &'a mut [u8; 1],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+}
+
+impl Peek for TcpStream {
+    fn peek_octet<'a>(
+        &'a mut self,
+        octet: &'a mut [u8; 1],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        self.peek(octet)
+    }
+}
+
+impl Peek for ConnRead {
+    fn peek_octet<'a>(
+        &'a mut self,
+        octet: &'a mut [u8; 1],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        self.io.peek(octet)
+    }
+}
+
 /// Why a connection's wait for its next frame ended.
 enum Wake {
     Readable,
@@ -393,7 +548,7 @@ enum Wake {
 
 impl Conn {
     /// Waits, holding no read buffer, until the peer sends the first octet of a frame.
-    async fn idle_wait(&self, reader: &mut FrameReader<TcpStream>) -> Wake {
+    async fn idle_wait<R: Peek>(&self, reader: &mut FrameReader<R>) -> Wake {
         if self.shutdown.is_cancelled() {
             return Wake::Shutdown;
         }
@@ -403,7 +558,7 @@ impl Conn {
             biased;
             () = self.shutdown.cancelled() => Wake::Shutdown,
             // `peek` into one octet on the stack: readiness alone can be spurious.
-            r = timeout(self.config.idle_timeout, reader.get_ref().peek(&mut octet)) => match r {
+            r = timeout(self.config.idle_timeout, reader.get_mut().peek_octet(&mut octet)) => match r {
                 Ok(Ok(0)) | Ok(Err(_)) => Wake::Closed,
                 Ok(Ok(_)) => Wake::Readable,
                 Err(_) => Wake::Idle,
@@ -411,7 +566,7 @@ impl Conn {
         }
     }
 
-    fn reader(&self, stream: TcpStream) -> FrameReader<TcpStream> {
+    fn reader<R: tokio::io::AsyncRead + Unpin>(&self, stream: R) -> FrameReader<R> {
         FrameReader::with(stream, self.config.profile, self.config.limits)
     }
 
@@ -505,14 +660,16 @@ async fn serve_frames<H: Handler>(stream: TcpStream, conn: Conn, handler: &H) {
                 if reader.is_idle() {
                     match conn.idle_wait(&mut reader).await {
                         Wake::Readable => {}
-                        Wake::Shutdown | Wake::Closed => return Box::pin(close(reader)).await,
+                        Wake::Shutdown | Wake::Closed => {
+                            return Box::pin(close(reader.into_parts().0)).await
+                        }
                         Wake::Idle => return fail_boxed(reader, Error::Timeout("idle"), cfg).await,
                     }
                 }
                 let deadline = Instant::now() + cfg.read_timeout;
                 match timeout_at(deadline, reader.read_frame()).await {
                     Ok(Ok(Some(frame))) => frame,
-                    Ok(Ok(None)) => return Box::pin(close(reader)).await,
+                    Ok(Ok(None)) => return Box::pin(close(reader.into_parts().0)).await,
                     Ok(Err(e)) => return fail_boxed(reader, e, cfg).await,
                     Err(_) => {
                         return fail_boxed(reader, Error::Timeout("reading a frame"), cfg).await
@@ -535,46 +692,66 @@ async fn serve_frames<H: Handler>(stream: TcpStream, conn: Conn, handler: &H) {
     }
 }
 
-/// One connection served with a [`StreamHandler`].
+/// One connection served with a [`StreamHandler`]: the socket split in two, the read half
+/// under the frame's deadline, the write half behind [`Replies`].
 async fn serve_streams<S: StreamHandler>(stream: TcpStream, conn: Conn, handler: &S) {
-    let mut reader = conn.reader(stream);
-    let mut batch = Batch::new(conn.encoder());
+    let (rd, wr) = stream.into_split();
+    let read = ConnRead {
+        io: rd,
+        deadline: None,
+    };
+    let mut reader = conn.reader(read);
+    let mut writer = FrameWriter::with_encoder(wr, conn.encoder());
     let cfg = &conn.config;
-    loop {
+    let ended = loop {
         if reader.is_idle() {
             match conn.idle_wait(&mut reader).await {
                 Wake::Readable => {}
-                Wake::Shutdown | Wake::Closed => return Box::pin(close(reader)).await,
-                Wake::Idle => return fail_boxed(reader, Error::Timeout("idle"), cfg).await,
+                Wake::Shutdown | Wake::Closed => break None,
+                Wake::Idle => break Some(Error::Timeout("idle")),
             }
         }
+        let frame_start = reader.decoder().offset();
         let deadline = Instant::now() + cfg.read_timeout;
         let head = match timeout_at(deadline, reader.read_head()).await {
             Ok(Ok(Some(head))) => head,
-            Ok(Ok(None)) => return Box::pin(close(reader)).await,
-            Ok(Err(e)) => return fail_boxed(reader, e, cfg).await,
-            Err(_) => return fail_boxed(reader, Error::Timeout("reading a frame head"), cfg).await,
+            Ok(Ok(None)) => break None,
+            Ok(Err(e)) => break Some(e),
+            Err(_) => break Some(Error::Timeout("reading a frame head")),
         };
         let body_time = Duration::from_secs(head.body_len() / cfg.min_body_rate.max(1));
-        let deadline = deadline + body_time;
-        let reply = match timeout_at(deadline, async {
-            let reply = handler.call(head, reader.body()).await;
-            // Skip what the handler left unread; a decode error in it wins.
-            while reader.body().chunk().await?.is_some() {}
-            reply
-        })
-        .await
-        {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => return fail_boxed(reader, e, cfg).await,
-            Err(_) => return fail_boxed(reader, Error::Timeout("reading a frame body"), cfg).await,
+        reader.get_mut().set_deadline(Some(deadline + body_time));
+        let mut replies = Replies {
+            writer: &mut writer,
+            config: cfg,
+            request_id: head.id(),
+            frame_start,
+            sent: 0,
         };
-        if let Some(reply) = reply {
-            batch.push(&reply);
-            if let Err(e) = batch.flush(reader.get_mut(), cfg.write_timeout).await {
-                return fail_boxed(reader, e, cfg).await;
-            }
+        let handled = handler.call(head, reader.body(), &mut replies).await;
+        // Skip what the handler left unread; a decode error in it wins.
+        let skipped = async {
+            while reader.body().chunk().await?.is_some() {}
+            Ok::<(), Error>(())
         }
+        .await;
+        reader.get_mut().set_deadline(None);
+        if let Err(e) = skipped.and(handled) {
+            break Some(match e {
+                Error::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    Error::Timeout("reading a frame body")
+                }
+                other => other,
+            });
+        }
+    };
+    let (read, _) = reader.into_parts();
+    let Ok(stream) = read.io.reunite(writer.into_inner()) else {
+        return;
+    };
+    match ended {
+        None => Box::pin(close(stream)).await,
+        Some(e) => Box::pin(fail_stream(stream, e, cfg)).await,
     }
 }
 
@@ -587,20 +764,23 @@ async fn fail_boxed(reader: FrameReader<TcpStream>, e: Error, cfg: &ServerConfig
 /// Ends a connection after `e`: a best-effort error frame (§7), then close. IO errors close
 /// without one (the transport is gone).
 async fn fail(reader: FrameReader<TcpStream>, e: Error, cfg: &ServerConfig) {
+    let (stream, _) = reader.into_parts();
+    fail_stream(stream, e, cfg).await
+}
+
+async fn fail_stream(stream: TcpStream, e: Error, cfg: &ServerConfig) {
     let frame = match &e {
         Error::Decode(d) => error_frame(d.code(), d, Some(d.offset())),
         Error::Timeout(what) => error_frame("timeout", format!("timed out {what}"), None),
-        Error::Io(_) | Error::Closed(_) => return Box::pin(close(reader)).await,
+        Error::Io(_) | Error::Closed(_) => return Box::pin(close(stream)).await,
         other => error_frame("internal", other, None),
     };
     tracing::debug!("closing a connection: {e}");
-    let (stream, _) = reader.into_parts();
     let within = cfg.write_timeout.min(Duration::from_secs(2));
     send_and_close(stream, &frame, cfg.profile, within).await;
 }
 
-async fn close(reader: FrameReader<TcpStream>) {
-    let (mut stream, _) = reader.into_parts();
+async fn close(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use lhp_codec::Limits;
@@ -9,26 +10,38 @@ use lhp_tokio::ServerConfig;
 
 use common::start_echo;
 
+/// The memory test measures the whole process's RSS: it holds this for writing, so the other
+/// tests (200 concurrent clients allocate a lot) never run while it measures.
+static MEASURING: RwLock<()> = RwLock::new(());
+
+fn alongside_others() -> RwLockReadGuard<'static, ()> {
+    MEASURING.read().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn battery_vectors_at_split_points() {
+    let _running = alongside_others();
     let server = start_echo(ServerConfig::default());
     lhp_testkit::vectors_at_split_points(server.addr);
 }
 
 #[test]
 fn battery_all_vectors_coalesced() {
+    let _running = alongside_others();
     let server = start_echo(ServerConfig::default());
     lhp_testkit::all_vectors_coalesced(server.addr);
 }
 
 #[test]
 fn battery_concurrent_random_frames() {
+    let _running = alongside_others();
     let server = start_echo(ServerConfig::default());
     lhp_testkit::concurrent_random_frames(server.addr, 200, 500, 0x1f2e3d);
 }
 
 #[test]
 fn battery_hostile_peers() {
+    let _running = alongside_others();
     let read_timeout = Duration::from_millis(500);
     let mut config = ServerConfig::default();
     config.read_timeout = read_timeout;
@@ -38,6 +51,7 @@ fn battery_hostile_peers() {
 
 #[test]
 fn battery_idle_large_declarations_hold_little_memory() {
+    let _alone = MEASURING.write().unwrap_or_else(|p| p.into_inner());
     let conns = 500;
     let mut config = ServerConfig::default();
     config.limits = Limits::new().with_max_body_len(1 << 30);

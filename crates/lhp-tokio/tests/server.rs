@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use lhp_codec::{Frame, Header};
-use lhp_tokio::{Body, Client, Error, LhpCodec, Server, ServerConfig, StreamHandler};
+use lhp_tokio::{
+    Body, Client, ConnRead, Error, LhpCodec, Replies, Server, ServerConfig, StreamHandler,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -314,8 +316,9 @@ impl StreamHandler for Digest {
     async fn call(
         &self,
         head: Header,
-        mut body: Body<'_, TcpStream>,
-    ) -> Result<Option<Frame>, Error> {
+        mut body: Body<'_, ConnRead>,
+        replies: &mut Replies<'_>,
+    ) -> Result<(), Error> {
         use sha2::Digest as _;
         let mut hasher = sha2::Sha256::new();
         let mut n = 0u64;
@@ -330,7 +333,7 @@ impl StreamHandler for Digest {
         if let Some(id) = head.id() {
             reply.set_id(id);
         }
-        Ok(Some(Frame::new(reply, Bytes::new())))
+        replies.send(&Frame::new(reply, Bytes::new())).await
     }
 }
 
@@ -407,4 +410,168 @@ async fn client_connect_times_out_or_fails_fast() {
     let r = Client::connect("127.0.0.1:1", Duration::from_secs(2)).await;
     assert!(r.is_err());
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Answers `count` small frames, then a streamed body of `stream_len` octets (a pattern
+/// generated as it is written), then an `error` frame about the request.
+struct Multi;
+
+impl StreamHandler for Multi {
+    async fn call(
+        &self,
+        head: Header,
+        _body: Body<'_, ConnRead>,
+        replies: &mut Replies<'_>,
+    ) -> Result<(), Error> {
+        let count = head.get("count").and_then(|v| v.as_u64()).unwrap_or(0);
+        let stream_len = head.get("stream_len").and_then(|v| v.as_u64()).unwrap_or(0);
+        let mut reply = Header::with_kind("part");
+        if let Some(id) = head.id() {
+            reply.set_id(id);
+        }
+        for i in 0..count {
+            let mut h = reply.clone();
+            h.insert("seq", i);
+            replies
+                .send(&Frame::new(h, Bytes::from(i.to_string())))
+                .await?;
+        }
+        assert_eq!(replies.sent(), count);
+        let mut h = reply.clone();
+        h.insert("seq", count);
+        replies
+            .send_stream(&h, stream_len, tokio::io::repeat(0x5a))
+            .await?;
+        replies
+            .error("not_found", "and a request-level error")
+            .await
+    }
+}
+
+#[tokio::test]
+async fn stream_handler_sends_many_replies_including_a_streamed_body() {
+    let server =
+        Server::bind_streaming("127.0.0.1:0", ServerConfig::default(), Multi).expect("bind");
+    let (addr, stop) = (server.local_addr(), server.shutdown_token());
+    let running = tokio::spawn(server.run());
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (rd, wr) = tcp.into_split();
+    let mut writer = lhp_tokio::FrameWriter::new(wr);
+    let mut reader = lhp_tokio::FrameReader::new(rd);
+    // Two pipelined requests: the second one's `error` must name its own start offset.
+    let mut starts = Vec::new();
+    let mut sent = 0u64;
+    for (id, count, stream_len) in [(1u64, 50u64, 3u64 << 20), (2, 0, 0)] {
+        let mut h = Header::with_kind("multi");
+        h.set_id(id)
+            .insert("count", count)
+            .insert("stream_len", stream_len);
+        let mut wire = BytesMut::new();
+        lhp_codec::Encoder::new()
+            .encode(&Frame::new(h.clone(), Bytes::new()), &mut wire)
+            .expect("encode");
+        starts.push(sent);
+        sent += wire.len() as u64;
+        writer
+            .write_frame(&Frame::new(h, Bytes::new()))
+            .await
+            .expect("write");
+    }
+    for (i, (id, count, stream_len)) in [(1u64, 50u64, 3u64 << 20), (2, 0, 0)]
+        .into_iter()
+        .enumerate()
+    {
+        for seq in 0..=count {
+            let f = timeout(LIMIT, reader.read_frame())
+                .await
+                .expect("in time")
+                .expect("frame")
+                .expect("not the end");
+            assert_eq!(f.header.kind(), Some("part"));
+            assert_eq!(f.header.id(), Some(id));
+            assert_eq!(f.header.get("seq").and_then(|v| v.as_u64()), Some(seq));
+            if seq < count {
+                assert_eq!(&f.body[..], seq.to_string().as_bytes());
+            } else {
+                assert_eq!(f.body.len() as u64, stream_len);
+                assert!(f.body.iter().all(|&b| b == 0x5a));
+            }
+        }
+        let err = timeout(LIMIT, reader.read_frame())
+            .await
+            .expect("in time")
+            .expect("frame")
+            .expect("not the end");
+        assert_eq!(err.header.kind(), Some("error"));
+        assert_eq!(err.header.id(), Some(id));
+        assert_eq!(
+            err.header.get("code").and_then(|v| v.as_str()),
+            Some("not_found")
+        );
+        assert_eq!(
+            err.header.get("offset").and_then(|v| v.as_u64()),
+            starts.get(i).copied()
+        );
+    }
+    stop.cancel();
+    running.await.expect("join").expect("run");
+}
+
+/// Sleeps before reading its body, then echoes the body's length.
+struct Slow;
+
+impl StreamHandler for Slow {
+    async fn call(
+        &self,
+        _head: Header,
+        mut body: Body<'_, ConnRead>,
+        replies: &mut Replies<'_>,
+    ) -> Result<(), Error> {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut n = 0u64;
+        while let Some(chunk) = body.chunk().await? {
+            n += chunk.len() as u64;
+        }
+        let mut h = Header::with_kind("len");
+        h.insert("octets", n);
+        replies.send(&Frame::new(h, Bytes::new())).await
+    }
+}
+
+#[tokio::test]
+async fn stream_handler_read_deadline_counts_only_waiting_for_the_peer() {
+    let mut config = ServerConfig::default();
+    config.read_timeout = Duration::from_millis(200);
+    let server = Server::bind_streaming("127.0.0.1:0", config, Slow).expect("bind");
+    let (addr, stop) = (server.local_addr(), server.shutdown_token());
+    let running = tokio::spawn(server.run());
+
+    // The whole body arrives at once: a handler slower than the deadline is fine.
+    let mut wire = BytesMut::new();
+    lhp_codec::Encoder::new()
+        .encode(
+            &Frame::new(Header::with_kind("x"), Bytes::from(vec![1u8; 1000])),
+            &mut wire,
+        )
+        .expect("encode");
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(&wire).await.expect("write");
+    let reply = read_one(&mut tcp).await.expect("reply");
+    assert_eq!(
+        reply.header.get("octets").and_then(|v| v.as_u64()),
+        Some(1000)
+    );
+
+    // Half the body, then silence: the deadline passes while the server waits for the peer.
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(wire.get(..wire.len() - 500).expect("half"))
+        .await
+        .expect("write");
+    let err = read_one(&mut tcp).await.expect("error frame");
+    assert_eq!(
+        err.header.get("code").and_then(|v| v.as_str()),
+        Some("timeout")
+    );
+    stop.cancel();
+    running.await.expect("join").expect("run");
 }

@@ -21,6 +21,7 @@ use lhp_blocking::{Error, Replies};
 use lhp_codec::{Frame, Header, Value};
 
 use crate::app::{self, ErrorCode};
+use crate::files::Refusal;
 
 /// Chunks of output buffered between the program's pipes and the connection.
 pub const CHANNEL_DEPTH: usize = 4;
@@ -29,7 +30,7 @@ pub const CHANNEL_DEPTH: usize = 4;
 pub const OUTPUT_CHUNK: usize = 64 << 10;
 
 /// How long to wait for the pipes to close after the program was killed.
-const KILL_GRACE: Duration = Duration::from_secs(2);
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// How an `exec` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,32 +71,15 @@ pub fn run(
     timeout: Duration,
     replies: &mut Replies<'_>,
 ) -> Result<Option<ExitReport>, Error> {
-    let Some((program, args)) = argv.split_first() else {
+    let Some(mut command) = command(argv, cwd) else {
         send_error(request, replies, ErrorCode::BadRequest, "argv is empty")?;
         return Ok(None);
     };
-    let spawned = Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn();
-    let mut child = match spawned {
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.kind() == io::ErrorKind::NotFound {
-                ErrorCode::NotFound
-            } else {
-                ErrorCode::Internal
-            };
-            send_error(
-                request,
-                replies,
-                code,
-                &format!("cannot start {program:?}: {e}"),
-            )?;
+            let r = spawn_refusal(argv, &e);
+            send_error(request, replies, r.code, &r.message)?;
             return Ok(None);
         }
     };
@@ -118,8 +102,7 @@ pub fn run(
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok((stream, Some(chunk))) => {
-                let mut h = app::reply_to(request, Header::with_kind(app::OUTPUT));
-                h.insert("stream", stream.name());
+                let h = output_header(request, stream.name());
                 let n = chunk.len() as u64;
                 if let Err(e) = replies.send(&Frame::new(h, chunk)) {
                     kill_group(&mut child);
@@ -154,12 +137,77 @@ pub fn run(
         timed_out,
         sent,
     };
+    replies.send(&Frame::new(exit_header(request, &report), Bytes::new()))?;
+    Ok(Some(report))
+}
+
+/// Checks an `exec` request's `argv`: a non-empty array of strings.
+pub fn argv(request: &Header) -> Result<Vec<String>, Refusal> {
+    let array = request.get("argv").and_then(Value::as_array);
+    let argv: Option<Vec<String>> = array.and_then(|a| {
+        a.iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<String>>>()
+    });
+    match argv {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(Refusal::new(
+            ErrorCode::BadRequest,
+            "argv must be a non-empty array of strings",
+        )),
+    }
+}
+
+/// The command for `argv` in `cwd`: no shell, its own process group, stdin closed, stdout and
+/// stderr piped. `None` if `argv` is empty.
+pub fn command(argv: &[String], cwd: &Path) -> Option<Command> {
+    let (program, args) = argv.split_first()?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    Some(command)
+}
+
+/// The refusal for a program that could not be started: `not_found` or `internal`.
+pub fn spawn_refusal(argv: &[String], e: &io::Error) -> Refusal {
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    let code = if e.kind() == io::ErrorKind::NotFound {
+        ErrorCode::NotFound
+    } else {
+        ErrorCode::Internal
+    };
+    Refusal::new(code, format!("cannot start {program:?}: {e}"))
+}
+
+/// The header of an `output` frame from `stream` (`stdout` or `stderr`).
+pub fn output_header(request: &Header, stream: &str) -> Header {
+    let mut h = app::reply_to(request, Header::with_kind(app::OUTPUT));
+    h.insert("stream", stream);
+    h
+}
+
+/// The header of the final `exit` frame.
+pub fn exit_header(request: &Header, report: &ExitReport) -> Header {
     let mut h = app::reply_to(request, Header::with_kind(app::EXIT));
     h.insert("code", report.code.map_or(Value::Null, Value::from))
         .insert("signal", report.signal.map_or(Value::Null, Value::from))
-        .insert("timed_out", timed_out);
-    replies.send(&Frame::new(h, Bytes::new()))?;
-    Ok(Some(report))
+        .insert("timed_out", report.timed_out);
+    h
+}
+
+/// Kills the process group led by `pid` (the program was started with `process_group(0)`).
+pub fn kill_process_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
 }
 
 /// Sends an application `error` reply with the request's `id`.
@@ -199,12 +247,6 @@ fn pump<R: Read + Send + 'static>(
 }
 
 fn kill_group(child: &mut Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // The child leads its own process group (process_group(0)): kill all of it.
-        // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
+    kill_process_group(child.id());
     let _ = child.kill();
 }

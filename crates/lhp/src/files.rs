@@ -1,5 +1,7 @@
-//! The file server's handler (§10): `put`, `get`, `stat`, `list`, `exec` and `echo` on the
-//! blocking engine, plus the seeds' upload in `seed-compat`.
+//! The file server (§10): `put`, `get`, `stat`, `list`, `exec` and `echo`, plus the seeds'
+//! upload in `seed-compat`. The logic is engine-neutral ([`FileService::route`],
+//! [`FileService::begin_upload`], [`open_download`], [`stat_reply`], [`list_reply`]); this
+//! module also drives it on the blocking engine, and [`crate::tokio_serve`] on tokio.
 //!
 //! Uploads never leave a visible partial file and never clobber an existing file by
 //! accident:
@@ -17,7 +19,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -57,14 +59,104 @@ impl Default for ServeOptions {
     }
 }
 
-/// The handler behind `lhp serve`.
+/// The file service behind `lhp serve`, whichever engine runs it: this type holds the
+/// engine-neutral logic (request routing, name checks, uploads into hidden partial files,
+/// downloads, `stat`, `list`), and implements the blocking engine's [`Handler`]. The tokio
+/// engine's handler is [`crate::tokio_serve::TokioFileService`], built on the same pieces.
 #[derive(Debug)]
 pub struct FileService {
     root: Option<PathBuf>,
     allow_exec: Vec<String>,
     exec_timeout: Duration,
     profile: Profile,
-    uploading: Mutex<HashSet<PathBuf>>,
+    uploading: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+/// A request refused with an application `error` frame (§10.8); the connection stays open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The application error code.
+    pub code: ErrorCode,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<NameError> for Refusal {
+    fn from(e: NameError) -> Self {
+        Refusal::new(e.code, e.message)
+    }
+}
+
+/// What a request asks for, once its kind, members, names and permissions are checked.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Route {
+    /// `echo`: the frame comes back.
+    Echo,
+    /// `put`, or the seeds' upload in `seed-compat` (then `plan.name` is `None` and a
+    /// successful upload gets no reply).
+    Put(PutPlan),
+    /// `get`, under this root.
+    Get(PathBuf),
+    /// `stat`, under this root.
+    Stat(PathBuf),
+    /// `list`, under this root.
+    List(PathBuf),
+    /// `exec` of an allowed program.
+    Exec {
+        /// The program and its arguments (no shell).
+        argv: Vec<String>,
+        /// Where it runs: the root, or `.` without one.
+        cwd: PathBuf,
+        /// Its time limit.
+        timeout: Duration,
+    },
+}
+
+/// A checked upload: where it goes and what it must hash to.
+#[derive(Debug, Clone)]
+pub struct PutPlan {
+    /// The name as requested; `None` for the seeds' upload (which gets no reply).
+    pub name: Option<String>,
+    /// The resolved target.
+    pub resolved: Resolved,
+    /// Where the body starts in the file (resume).
+    pub offset: u64,
+    /// The whole file's sha256 (hex), if declared.
+    pub expected: Option<String>,
+    /// Replace an existing file.
+    pub replace: bool,
+}
+
+/// A file stored by an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its size.
+    pub size: u64,
+    /// Its sha256, lowercase hex.
+    pub digest: String,
+}
+
+/// A file ready to be sent for a `get`: the `file` reply's header (with `body_len`), and the
+/// file positioned at the requested offset with `len` octets to send.
+#[derive(Debug)]
+pub struct Download {
+    /// The `file` reply's header.
+    pub header: Header,
+    /// The file, positioned at the offset.
+    pub file: File,
+    /// Octets to send from it.
+    pub len: u64,
 }
 
 impl FileService {
@@ -90,7 +182,7 @@ impl FileService {
             allow_exec: opts.allow_exec.clone(),
             exec_timeout: opts.exec_timeout,
             profile: opts.profile,
-            uploading: Mutex::new(HashSet::new()),
+            uploading: Arc::new(Mutex::new(HashSet::new())),
         })
     }
 
@@ -98,171 +190,62 @@ impl FileService {
     pub fn root(&self) -> Option<&Path> {
         self.root.as_deref()
     }
-}
 
-impl Handler for FileService {
-    fn handle(&self, request: Request<'_>, replies: &mut Replies<'_>) -> Result<(), Error> {
-        let head = request.head().clone();
+    /// Checks a request and says what to do with it (blocking: names are resolved on disk).
+    pub fn route(&self, head: &Header) -> Result<Route, Refusal> {
         match head.kind() {
-            Some(app::ECHO) => {
-                let (head, mut body) = request.into_parts();
-                if head.body_len() <= lhp_codec::Limits::DEFAULT_MAX_BODY_LEN {
-                    let frame = body.into_frame(head)?;
-                    replies.send(&frame.echo_reply())
-                } else {
-                    replies.send_stream(&head, &mut body).map(drop)
-                }
-            }
-            Some(app::EXEC) => self.exec(&head, replies),
+            Some(app::ECHO) => Ok(Route::Echo),
+            Some(app::EXEC) => self.exec_route(head),
             Some(kind @ (app::PUT | app::GET | app::STAT | app::LIST)) => {
                 let Some(root) = self.root.clone() else {
-                    return reply_error(
-                        &head,
-                        replies,
+                    return Err(Refusal::new(
                         ErrorCode::BadRequest,
-                        &format!("this server has no --root: {kind} is not available"),
-                    );
+                        format!("this server has no --root: {kind} is not available"),
+                    ));
                 };
                 match kind {
-                    app::PUT => {
-                        let (head, body) = request.into_parts();
-                        self.put(&root, &head, body, replies)
-                    }
-                    app::GET => self.get(&root, &head, replies),
-                    app::STAT => self.stat(&root, &head, replies),
-                    _ => self.list(&root, &head, replies),
+                    app::PUT => put_plan(&root, head).map(Route::Put),
+                    app::GET => Ok(Route::Get(root)),
+                    app::STAT => Ok(Route::Stat(root)),
+                    _ => Ok(Route::List(root)),
                 }
             }
             None if self.profile == Profile::SeedCompat && head.get("file_name").is_some() => {
                 let Some(root) = self.root.clone() else {
-                    return reply_error(
-                        &head,
-                        replies,
+                    return Err(Refusal::new(
                         ErrorCode::BadRequest,
                         "this server has no --root",
-                    );
+                    ));
                 };
-                let (head, body) = request.into_parts();
-                self.seed_upload(&root, &head, body, replies)
+                seed_plan(&root, head).map(Route::Put)
             }
             other => {
                 let what = other.map_or_else(
                     || "a frame without kind".to_owned(),
                     |k| format!("kind {k:?}"),
                 );
-                reply_error(
-                    &head,
-                    replies,
+                Err(Refusal::new(
                     ErrorCode::BadRequest,
-                    &format!("{what} is not a request this server knows"),
-                )
+                    format!("{what} is not a request this server knows"),
+                ))
             }
         }
     }
-}
 
-/// How an upload ended, when the connection survived it.
-enum Upload {
-    Stored { size: u64, digest: String },
-    Refused(ErrorCode, String),
-}
-
-impl FileService {
-    fn put(
-        &self,
-        root: &Path,
-        head: &Header,
-        body: Body<'_, ConnReader>,
-        replies: &mut Replies<'_>,
-    ) -> Result<(), Error> {
-        let Some(name) = head.name() else {
-            return reply_error(head, replies, ErrorCode::BadRequest, "put needs a name");
-        };
-        let offset = match app::u64_member(head, "offset") {
-            Ok(o) => o.unwrap_or(0),
-            Err(m) => return reply_error(head, replies, ErrorCode::BadRequest, &m),
-        };
-        let expected = match (app::str_member(head, "file_sha256"), head.sha256()) {
-            (Some(d), _) if app::is_sha256_hex(d) => d.to_owned(),
-            (Some(_), _) => {
-                return reply_error(
-                    head,
-                    replies,
-                    ErrorCode::BadRequest,
-                    "file_sha256 must be 64 lowercase hex digits",
-                )
-            }
-            (None, Some(d)) if offset == 0 => d.to_owned(),
-            _ => return reply_error(
-                head,
-                replies,
-                ErrorCode::BadRequest,
-                "put needs sha256 (the whole file's digest), or file_sha256 when it has an offset",
-            ),
-        };
-        let replace = app::bool_member(head, "replace");
-        let resolved = match names::resolve(root, name) {
-            Ok(r) => r,
-            Err(e) => return reply_name_error(head, replies, e),
-        };
-        match self.receive(&resolved, body, offset, Some(&expected), replace)? {
-            Upload::Stored { size, digest } => {
-                let mut h = app::reply_to(head, Header::with_kind(app::OK));
-                h.set_name(name);
-                h.insert("size", size).insert("file_sha256", digest);
-                replies.send(&Frame::new(h, Bytes::new()))
-            }
-            Upload::Refused(code, message) => reply_error(head, replies, code, &message),
-        }
-    }
-
-    /// Seed 000's upload: `{"file_name": ..., "file_size": n}` and the file. Stored like a
-    /// `put` that replaces (the seeds overwrite), without a digest; no reply on success.
-    fn seed_upload(
-        &self,
-        root: &Path,
-        head: &Header,
-        body: Body<'_, ConnReader>,
-        replies: &mut Replies<'_>,
-    ) -> Result<(), Error> {
-        let Some(name) = head.get("file_name").and_then(Value::as_str) else {
-            return reply_error(
-                head,
-                replies,
-                ErrorCode::BadRequest,
-                "file_name must be a string",
-            );
-        };
-        let resolved = match names::resolve(root, name) {
-            Ok(r) => r,
-            Err(e) => return reply_name_error(head, replies, e),
-        };
-        match self.receive(&resolved, body, 0, None, true)? {
-            Upload::Stored { .. } => Ok(()),
-            Upload::Refused(code, message) => reply_error(head, replies, code, &message),
-        }
-    }
-
-    /// Streams a body into the name's hidden partial file from `offset`, checks the whole
-    /// file's digest, and links or renames it into place.
-    fn receive(
-        &self,
-        resolved: &Resolved,
-        mut body: Body<'_, ConnReader>,
-        offset: u64,
-        expected: Option<&str>,
-        replace: bool,
-    ) -> Result<Upload, Error> {
+    /// Starts an upload: refuses an existing name (unless `replace`) or one being uploaded,
+    /// opens the hidden partial file, and hashes the octets it already holds up to `offset`.
+    pub fn begin_upload(&self, plan: &PutPlan) -> Result<Partial, Refusal> {
+        let resolved = &plan.resolved;
         let target = resolved.path();
         if let Ok(meta) = fs::symlink_metadata(&target) {
             if meta.file_type().is_symlink() || !meta.is_file() {
-                return Ok(Upload::Refused(
+                return Err(Refusal::new(
                     ErrorCode::BadName,
                     format!("{:?} exists and is not a regular file", resolved.file_name),
                 ));
             }
-            if !replace {
-                return Ok(Upload::Refused(
+            if !plan.replace {
+                return Err(Refusal::new(
                     ErrorCode::Exists,
                     format!(
                         "{:?} exists (send \"replace\":true to replace it)",
@@ -271,8 +254,8 @@ impl FileService {
                 ));
             }
         }
-        let Some(_claim) = Claim::new(&self.uploading, target.clone()) else {
-            return Ok(Upload::Refused(
+        let Some(claim) = Claim::new(&self.uploading, target.clone()) else {
+            return Err(Refusal::new(
                 ErrorCode::Busy,
                 format!(
                     "{:?} is being uploaded by another client",
@@ -281,24 +264,25 @@ impl FileService {
             ));
         };
         let partial_path = resolved.partial_path();
-        let opened = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
-            .open(&partial_path);
-        let mut file = match opened {
-            Ok(f) => f,
-            Err(e) => {
-                let e = names::open_error(&partial_path, e);
-                return Ok(Upload::Refused(e.code, e.message));
-            }
+            .open(&partial_path)
+            .map_err(|e| Refusal::from(names::open_error(&partial_path, e)))?;
+        let internal = |e: io::Error| {
+            Refusal::new(
+                ErrorCode::Internal,
+                format!("{:?}: {e}", resolved.file_name),
+            )
         };
-        let held = file.metadata().map_err(Error::Io)?.len();
+        let held = file.metadata().map_err(internal)?.len();
+        let offset = plan.offset;
         if offset > held {
-            return Ok(Upload::Refused(
+            return Err(Refusal::new(
                 ErrorCode::BadRequest,
                 format!(
                     "cannot resume {:?} at octet {offset}: the server holds {held} (ask with stat)",
@@ -306,50 +290,86 @@ impl FileService {
                 ),
             ));
         }
-        file.set_len(offset).map_err(Error::Io)?;
+        file.set_len(offset).map_err(internal)?;
         let mut hasher = Sha256::new();
-        io::copy(&mut (&file).take(offset), &mut hasher).map_err(Error::Io)?;
-        file.seek(SeekFrom::Start(offset)).map_err(Error::Io)?;
+        io::copy(&mut (&file).take(offset), &mut hasher).map_err(internal)?;
+        file.seek(SeekFrom::Start(offset)).map_err(internal)?;
+        Ok(Partial {
+            file,
+            hasher,
+            size: offset,
+            partial_path,
+            target,
+            resolved: resolved.clone(),
+            expected: plan.expected.clone(),
+            replace: plan.replace,
+            _claim: claim,
+        })
+    }
+}
 
-        let mut buf = vec![0u8; 64 << 10];
-        let mut size = offset;
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let err = body_error(e);
-                    if matches!(&err, Error::Decode(d) if d.code() == "digest_mismatch") {
-                        // The octets are wrong: nothing to resume from.
-                        let _ = fs::remove_file(&partial_path);
-                    }
-                    // Otherwise the partial file stays (hidden) for a resumed put.
-                    return Err(err);
-                }
-            };
-            let chunk = buf.get(..n).unwrap_or_default();
-            if let Err(e) = file.write_all(chunk) {
-                return Ok(Upload::Refused(
-                    ErrorCode::Internal,
-                    format!("writing {:?}: {e}", resolved.file_name),
-                ));
-            }
-            hasher.update(chunk);
-            size += n as u64;
-        }
+/// An upload in progress: the hidden partial file, the running digest, and the claim on the
+/// name (released when this is dropped). Dropped without [`finish`](Self::finish), the partial
+/// file stays (hidden) for a resumed `put`.
+#[derive(Debug)]
+pub struct Partial {
+    file: File,
+    hasher: Sha256,
+    size: u64,
+    partial_path: PathBuf,
+    target: PathBuf,
+    resolved: Resolved,
+    expected: Option<String>,
+    replace: bool,
+    _claim: Claim,
+}
+
+impl Partial {
+    /// Appends body octets.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), Refusal> {
+        self.file.write_all(chunk).map_err(|e| {
+            Refusal::new(
+                ErrorCode::Internal,
+                format!("writing {:?}: {e}", self.resolved.file_name),
+            )
+        })?;
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Deletes the partial file: its octets are wrong (the body failed its frame digest), so
+    /// there is nothing to resume from.
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.partial_path);
+    }
+
+    /// Checks the whole file's digest, syncs it, and links it into place (or renames it over
+    /// the old file with `replace`), then syncs the directory.
+    pub fn finish(self) -> Result<Stored, Refusal> {
+        let Partial {
+            file,
+            hasher,
+            size,
+            partial_path,
+            target,
+            resolved,
+            expected,
+            replace,
+            _claim,
+        } = self;
         let digest = hex_lower(&hasher.finalize());
         if let Some(want) = expected {
             if digest != want {
                 drop(file);
                 let _ = fs::remove_file(&partial_path);
-                return Ok(Upload::Refused(ErrorCode::DigestMismatch, format!(
+                return Err(Refusal::new(ErrorCode::DigestMismatch, format!(
                     "the {size} octets of {:?} have sha256 {digest}, not {want}; nothing was stored", resolved.file_name
                 )));
             }
         }
         if let Err(e) = file.sync_all() {
-            return Ok(Upload::Refused(ErrorCode::Internal, format!("fsync: {e}")));
+            return Err(Refusal::new(ErrorCode::Internal, format!("fsync: {e}")));
         }
         drop(file);
         let placed = if replace {
@@ -365,7 +385,7 @@ impl FileService {
             } else {
                 ErrorCode::Internal
             };
-            return Ok(Upload::Refused(
+            return Err(Refusal::new(
                 code,
                 format!("placing {:?}: {e}", resolved.file_name),
             ));
@@ -373,119 +393,158 @@ impl FileService {
         if let Ok(dir) = File::open(&resolved.dir) {
             let _ = dir.sync_all();
         }
-        Ok(Upload::Stored { size, digest })
+        Ok(Stored { size, digest })
     }
+}
 
-    fn get(&self, root: &Path, head: &Header, replies: &mut Replies<'_>) -> Result<(), Error> {
-        let Some(name) = head.name() else {
-            return reply_error(head, replies, ErrorCode::BadRequest, "get needs a name");
+/// The reply to a stored upload: `ok` with name, size and digest for a `put`; nothing for
+/// the seeds' upload.
+pub fn put_reply(head: &Header, plan: &PutPlan, stored: &Stored) -> Option<Frame> {
+    let name = plan.name.as_deref()?;
+    let mut h = app::reply_to(head, Header::with_kind(app::OK));
+    h.set_name(name);
+    h.insert("size", stored.size)
+        .insert("file_sha256", stored.digest.clone());
+    Some(Frame::new(h, Bytes::new()))
+}
+
+/// Checks a `put`: name, offset, the whole file's digest, replace.
+pub fn put_plan(root: &Path, head: &Header) -> Result<PutPlan, Refusal> {
+    let bad = |m: &str| Refusal::new(ErrorCode::BadRequest, m);
+    let Some(name) = head.name() else {
+        return Err(bad("put needs a name"));
+    };
+    let offset = app::u64_member(head, "offset")
+        .map_err(|m| bad(&m))?
+        .unwrap_or(0);
+    let expected =
+        match (app::str_member(head, "file_sha256"), head.sha256()) {
+            (Some(d), _) if app::is_sha256_hex(d) => d.to_owned(),
+            (Some(_), _) => return Err(bad("file_sha256 must be 64 lowercase hex digits")),
+            (None, Some(d)) if offset == 0 => d.to_owned(),
+            _ => return Err(bad(
+                "put needs sha256 (the whole file's digest), or file_sha256 when it has an offset",
+            )),
         };
-        let offset = match app::u64_member(head, "offset") {
-            Ok(o) => o.unwrap_or(0),
-            Err(m) => return reply_error(head, replies, ErrorCode::BadRequest, &m),
-        };
-        let mut file = match names::resolve(root, name).and_then(|r| names::open_regular(&r.path()))
-        {
-            Ok(f) => f,
-            Err(e) => return reply_name_error(head, replies, e),
-        };
-        let size = file.metadata().map_err(Error::Io)?.len();
-        if offset > size {
-            return reply_error(
-                head,
-                replies,
-                ErrorCode::BadRequest,
-                &format!("offset {offset} is past the end ({size} octets)"),
-            );
+    Ok(PutPlan {
+        name: Some(name.to_owned()),
+        resolved: names::resolve(root, name)?,
+        offset,
+        expected: Some(expected),
+        replace: app::bool_member(head, "replace"),
+    })
+}
+
+/// Checks seed 000's upload: `{"file_name": ..., "file_size": n}` and the file. Stored like a
+/// `put` that replaces (the seeds overwrite), without a digest.
+pub fn seed_plan(root: &Path, head: &Header) -> Result<PutPlan, Refusal> {
+    let Some(name) = head.get("file_name").and_then(Value::as_str) else {
+        return Err(Refusal::new(
+            ErrorCode::BadRequest,
+            "file_name must be a string",
+        ));
+    };
+    Ok(PutPlan {
+        name: None,
+        resolved: names::resolve(root, name)?,
+        offset: 0,
+        expected: None,
+        replace: true,
+    })
+}
+
+/// Opens a `get`'s file and builds the `file` reply: hashes the whole file (its digest goes
+/// in the header), then positions it at the requested offset.
+pub fn open_download(root: &Path, head: &Header) -> Result<Download, Refusal> {
+    let bad = |m: &str| Refusal::new(ErrorCode::BadRequest, m);
+    let Some(name) = head.name() else {
+        return Err(bad("get needs a name"));
+    };
+    let offset = app::u64_member(head, "offset")
+        .map_err(|m| bad(&m))?
+        .unwrap_or(0);
+    let mut file = names::resolve(root, name).and_then(|r| names::open_regular(&r.path()))?;
+    let internal = |e: io::Error| Refusal::new(ErrorCode::Internal, format!("{name:?}: {e}"));
+    let size = file.metadata().map_err(internal)?.len();
+    if offset > size {
+        return Err(bad(&format!(
+            "offset {offset} is past the end ({size} octets)"
+        )));
+    }
+    let (digest, hashed) = lhp_blocking::sha256_of(&mut file).map_err(internal)?;
+    if hashed != size {
+        return Err(Refusal::new(
+            ErrorCode::Internal,
+            format!("{name:?} changed while being read"),
+        ));
+    }
+    file.seek(SeekFrom::Start(offset)).map_err(internal)?;
+    let mut h = app::reply_to(head, Header::with_kind(app::FILE));
+    h.set_name(name);
+    h.insert("size", size)
+        .insert("offset", offset)
+        .insert("file_sha256", hex_lower(&digest));
+    if offset == 0 {
+        h.set_sha256(&digest);
+    }
+    h.set_body_len(size - offset);
+    Ok(Download {
+        header: h,
+        file,
+        len: size - offset,
+    })
+}
+
+/// Answers a `stat`: the file's size (`null` if there is none) and how much of a partial
+/// upload the server holds.
+pub fn stat_reply(root: &Path, head: &Header) -> Result<Frame, Refusal> {
+    let Some(name) = head.name() else {
+        return Err(Refusal::new(ErrorCode::BadRequest, "stat needs a name"));
+    };
+    let resolved = names::resolve(root, name)?;
+    let size = match names::open_regular(&resolved.path()) {
+        Ok(f) => Value::from(
+            f.metadata()
+                .map_err(|e| Refusal::new(ErrorCode::Internal, format!("{name:?}: {e}")))?
+                .len(),
+        ),
+        Err(e) if e.code == ErrorCode::NotFound && !names::exists_no_follow(&resolved.path()) => {
+            Value::Null
         }
-        let (digest, hashed) = lhp_blocking::sha256_of(&mut file).map_err(Error::Io)?;
-        if hashed != size {
-            return reply_error(
-                head,
-                replies,
-                ErrorCode::Internal,
-                &format!("{name:?} changed while being read"),
-            );
-        }
-        file.seek(SeekFrom::Start(offset)).map_err(Error::Io)?;
-        let mut h = app::reply_to(head, Header::with_kind(app::FILE));
-        h.set_name(name);
-        h.insert("size", size)
-            .insert("offset", offset)
-            .insert("file_sha256", hex_lower(&digest));
-        if offset == 0 {
-            h.set_sha256(&digest);
-        }
-        h.set_body_len(size - offset);
-        replies.send_stream(&h, file.take(size - offset)).map(drop)
-    }
+        Err(e) => return Err(e.into()),
+    };
+    let partial = fs::symlink_metadata(resolved.partial_path())
+        .ok()
+        .filter(|m| m.is_file())
+        .map_or(0, |m| m.len());
+    let mut h = app::reply_to(head, Header::with_kind(app::OK));
+    h.set_name(name);
+    h.insert("size", size).insert("partial", partial);
+    Ok(Frame::new(h, Bytes::new()))
+}
 
-    fn stat(&self, root: &Path, head: &Header, replies: &mut Replies<'_>) -> Result<(), Error> {
-        let Some(name) = head.name() else {
-            return reply_error(head, replies, ErrorCode::BadRequest, "stat needs a name");
-        };
-        let resolved = match names::resolve(root, name) {
-            Ok(r) => r,
-            Err(e) => return reply_name_error(head, replies, e),
-        };
-        let size = match names::open_regular(&resolved.path()) {
-            Ok(f) => Value::from(f.metadata().map_err(Error::Io)?.len()),
-            Err(e)
-                if e.code == ErrorCode::NotFound && !names::exists_no_follow(&resolved.path()) =>
-            {
-                Value::Null
-            }
-            Err(e) => return reply_name_error(head, replies, e),
-        };
-        let partial = fs::symlink_metadata(resolved.partial_path())
-            .ok()
-            .filter(|m| m.is_file())
-            .map_or(0, |m| m.len());
-        let mut h = app::reply_to(head, Header::with_kind(app::OK));
-        h.set_name(name);
-        h.insert("size", size).insert("partial", partial);
-        replies.send(&Frame::new(h, Bytes::new()))
-    }
+/// Answers a `list`: every regular file under the root (partial uploads hidden), sorted, as a
+/// JSON array of `{"name","size"}` in the body.
+pub fn list_reply(root: &Path, head: &Header) -> Result<Frame, Refusal> {
+    let mut entries = Vec::new();
+    let mut truncated = false;
+    walk(root, "", &mut entries, &mut truncated);
+    entries.sort_by(|a: &(String, u64), b| a.0.cmp(&b.0));
+    let body: Vec<Value> = entries
+        .iter()
+        .map(|(n, s)| serde_json::json!({"name": n, "size": s}))
+        .collect();
+    let body =
+        serde_json::to_vec(&body).map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    let mut h = app::reply_to(head, Header::with_kind(app::LISTING));
+    h.insert("count", entries.len())
+        .insert("truncated", truncated);
+    Ok(Frame::new(h, body.into()))
+}
 
-    fn list(&self, root: &Path, head: &Header, replies: &mut Replies<'_>) -> Result<(), Error> {
-        let mut entries = Vec::new();
-        let mut truncated = false;
-        walk(root, "", &mut entries, &mut truncated);
-        entries.sort_by(|a: &(String, u64), b| a.0.cmp(&b.0));
-        let body: Vec<Value> = entries
-            .iter()
-            .map(|(n, s)| serde_json::json!({"name": n, "size": s}))
-            .collect();
-        let body = serde_json::to_vec(&body).map_err(|e| Error::Io(io::Error::other(e)))?;
-        let mut h = app::reply_to(head, Header::with_kind(app::LISTING));
-        h.insert("count", entries.len())
-            .insert("truncated", truncated);
-        replies.send(&Frame::new(h, body.into()))
-    }
-
-    fn exec(&self, head: &Header, replies: &mut Replies<'_>) -> Result<(), Error> {
-        let argv: Option<Vec<String>> = head.get("argv").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        });
-        let argv = match argv {
-            Some(v)
-                if !v.is_empty()
-                    && Some(v.len())
-                        == head.get("argv").and_then(Value::as_array).map(Vec::len) =>
-            {
-                v
-            }
-            _ => {
-                return reply_error(
-                    head,
-                    replies,
-                    ErrorCode::BadRequest,
-                    "argv must be a non-empty array of strings",
-                )
-            }
-        };
+impl FileService {
+    fn exec_route(&self, head: &Header) -> Result<Route, Refusal> {
+        let argv = exec::argv(head)?;
         let program = argv.first().map(String::as_str).unwrap_or_default();
         if !self.allow_exec.iter().any(|p| p == program) {
             let why = if self.allow_exec.is_empty() {
@@ -493,31 +552,118 @@ impl FileService {
             } else {
                 format!("{program:?} is not an allowed program")
             };
-            return reply_error(head, replies, ErrorCode::ExecDenied, &why);
+            return Err(Refusal::new(ErrorCode::ExecDenied, why));
         }
-        let cwd = self.root.clone().unwrap_or_else(|| PathBuf::from("."));
-        exec::run(head, &argv, &cwd, self.exec_timeout, replies).map(drop)
+        Ok(Route::Exec {
+            argv,
+            cwd: self.root.clone().unwrap_or_else(|| PathBuf::from(".")),
+            timeout: self.exec_timeout,
+        })
+    }
+
+    /// A blocking `put`: the body streamed into the partial file.
+    fn put(
+        &self,
+        head: &Header,
+        plan: &PutPlan,
+        mut body: Body<'_, ConnReader>,
+        replies: &mut Replies<'_>,
+    ) -> Result<(), Error> {
+        let mut partial = match self.begin_upload(plan) {
+            Ok(p) => p,
+            Err(r) => return reply_refusal(head, replies, r),
+        };
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let err = body_error(e);
+                    if matches!(&err, Error::Decode(d) if d.code() == "digest_mismatch") {
+                        partial.discard();
+                    }
+                    // Otherwise the partial file stays (hidden) for a resumed put.
+                    return Err(err);
+                }
+            };
+            if let Err(r) = partial.write(buf.get(..n).unwrap_or_default()) {
+                return reply_refusal(head, replies, r);
+            }
+        }
+        match partial.finish() {
+            Ok(stored) => match put_reply(head, plan, &stored) {
+                Some(reply) => replies.send(&reply),
+                None => Ok(()),
+            },
+            Err(r) => reply_refusal(head, replies, r),
+        }
+    }
+}
+
+impl Handler for FileService {
+    fn handle(&self, request: Request<'_>, replies: &mut Replies<'_>) -> Result<(), Error> {
+        let head = request.head().clone();
+        let route = match self.route(&head) {
+            Ok(route) => route,
+            Err(r) => return reply_refusal(&head, replies, r),
+        };
+        match route {
+            Route::Echo => {
+                let (head, mut body) = request.into_parts();
+                if head.body_len() <= lhp_codec::Limits::DEFAULT_MAX_BODY_LEN {
+                    let frame = body.into_frame(head)?;
+                    replies.send(&frame.echo_reply())
+                } else {
+                    replies.send_stream(&head, &mut body).map(drop)
+                }
+            }
+            Route::Put(plan) => {
+                let (head, body) = request.into_parts();
+                self.put(&head, &plan, body, replies)
+            }
+            Route::Get(root) => match open_download(&root, &head) {
+                Ok(d) => replies.send_stream(&d.header, d.file.take(d.len)).map(drop),
+                Err(r) => reply_refusal(&head, replies, r),
+            },
+            Route::Stat(root) => match stat_reply(&root, &head) {
+                Ok(reply) => replies.send(&reply),
+                Err(r) => reply_refusal(&head, replies, r),
+            },
+            Route::List(root) => match list_reply(&root, &head) {
+                Ok(reply) => replies.send(&reply),
+                Err(r) => reply_refusal(&head, replies, r),
+            },
+            Route::Exec { argv, cwd, timeout } => {
+                exec::run(&head, &argv, &cwd, timeout, replies).map(drop)
+            }
+        }
     }
 }
 
 /// One upload per target path at a time.
-struct Claim<'a> {
-    set: &'a Mutex<HashSet<PathBuf>>,
+#[derive(Debug)]
+struct Claim {
+    set: Arc<Mutex<HashSet<PathBuf>>>,
     path: PathBuf,
 }
 
-impl<'a> Claim<'a> {
-    fn new(set: &'a Mutex<HashSet<PathBuf>>, path: PathBuf) -> Option<Self> {
+impl Claim {
+    fn new(set: &Arc<Mutex<HashSet<PathBuf>>>, path: PathBuf) -> Option<Self> {
         // Decide under the lock, build the claim after releasing it: a claim dropped while the
         // guard is alive would deadlock in its own `drop`.
         let inserted = lock(set).insert(path.clone());
-        inserted.then(|| Claim { set, path })
+        inserted.then(|| Claim {
+            set: Arc::clone(set),
+            path,
+        })
     }
 }
 
-impl Drop for Claim<'_> {
+impl Drop for Claim {
     fn drop(&mut self) {
-        lock(self.set).remove(&self.path);
+        lock(&self.set).remove(&self.path);
     }
 }
 
@@ -566,15 +712,6 @@ fn body_error(e: io::Error) -> Error {
     }
 }
 
-fn reply_error(
-    head: &Header,
-    replies: &mut Replies<'_>,
-    code: ErrorCode,
-    message: &str,
-) -> Result<(), Error> {
-    exec::send_error(head, replies, code, message)
-}
-
-fn reply_name_error(head: &Header, replies: &mut Replies<'_>, e: NameError) -> Result<(), Error> {
-    exec::send_error(head, replies, e.code, &e.message)
+fn reply_refusal(head: &Header, replies: &mut Replies<'_>, r: Refusal) -> Result<(), Error> {
+    exec::send_error(head, replies, r.code, &r.message)
 }

@@ -39,3 +39,4 @@ pub mod exec;
 pub mod files;
 pub mod names;
 pub mod serve;
+pub mod tokio_serve;

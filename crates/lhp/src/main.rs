@@ -68,10 +68,10 @@ enum Command {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum EngineArg {
+    /// tokio (lhp-tokio), the default: serves files, exec and echo.
+    Tokio,
     /// std::net threads (lhp-blocking): serves files, exec and echo.
     Blocking,
-    /// tokio (lhp-tokio): not wired into `lhp serve` yet; use blocking.
-    Tokio,
 }
 
 #[derive(Args, Debug)]
@@ -83,7 +83,7 @@ struct ServeArgs {
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7000")]
     addr: String,
     /// Which engine serves connections.
-    #[arg(long, value_enum, default_value_t = EngineArg::Blocking)]
+    #[arg(long, value_enum, default_value_t = EngineArg::Tokio)]
     engine: EngineArg,
     /// Wire dialect; seed-compat also accepts the seeds' upload ({"file_name","file_size"}).
     #[arg(long, value_enum, default_value_t = ProfileArg::Lhp1)]
@@ -317,19 +317,17 @@ fn encode(a: EncodeArgs) -> io::Result<ExitCode> {
 }
 
 fn serve(a: ServeArgs) -> io::Result<ExitCode> {
-    if a.engine == EngineArg::Tokio {
-        eprintln!(
-            "lhp serve: --engine tokio is not wired into lhp serve yet; use --engine blocking"
-        );
-        return Ok(ExitCode::from(2));
-    }
     let opts = ServeOptions {
         root: a.root,
         allow_exec: a.allow_exec,
         exec_timeout: Duration::from_secs(a.exec_timeout),
         profile: a.profile.into(),
     };
-    lhp::serve::run(&a.addr, &opts)?;
+    let engine = match a.engine {
+        EngineArg::Tokio => lhp::serve::Engine::Tokio,
+        EngineArg::Blocking => lhp::serve::Engine::Blocking,
+    };
+    lhp::serve::run_on(engine, &a.addr, &opts)?;
     Ok(ExitCode::SUCCESS)
 }
 

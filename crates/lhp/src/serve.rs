@@ -1,5 +1,6 @@
-//! `lhp serve`: the file server (or, without a root, a pure echo server) on the blocking
-//! engine, stopped cleanly by SIGINT or SIGTERM.
+//! `lhp serve`: the file server (or, without a root, a pure echo server), stopped cleanly by
+//! SIGINT or SIGTERM, on either engine: tokio (the default, [`crate::tokio_serve`]) or
+//! blocking (this module's [`bind`]).
 
 use std::io::{self, Write};
 use std::thread;
@@ -31,7 +32,26 @@ pub fn bind(addr: &str, opts: &ServeOptions) -> io::Result<Server> {
     Server::bind(addr, config, service).map_err(lhp_blocking::Error::into_io)
 }
 
-/// Runs `lhp serve`: binds, prints `listening on ADDR` as the first line of stdout (flushed),
+/// Which engine `lhp serve` runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// lhp-tokio: one task per connection ([`crate::tokio_serve`]). The default.
+    #[default]
+    Tokio,
+    /// lhp-blocking: one thread per connection ([`bind`]).
+    Blocking,
+}
+
+/// Runs `lhp serve` on `engine`: binds, prints `listening on ADDR` as the first line of
+/// stdout (flushed), serves until SIGINT or SIGTERM, then shuts down gracefully.
+pub fn run_on(engine: Engine, addr: &str, opts: &ServeOptions) -> io::Result<()> {
+    match engine {
+        Engine::Tokio => crate::tokio_serve::run(addr, opts),
+        Engine::Blocking => run(addr, opts),
+    }
+}
+
+/// Runs `lhp serve` on the blocking engine: binds, prints `listening on ADDR` as the first line of stdout (flushed),
 /// serves until SIGINT or SIGTERM, then shuts down gracefully.
 pub fn run(addr: &str, opts: &ServeOptions) -> io::Result<()> {
     let server = bind(addr, opts)?;

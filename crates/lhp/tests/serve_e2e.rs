@@ -24,9 +24,10 @@ impl Drop for Serve {
     }
 }
 
-fn serve(args: &[&str]) -> Serve {
+fn serve(engine: &str, args: &[&str]) -> Serve {
     let mut child = lhp()
         .arg("serve")
+        .args(["--engine", engine])
         .args(["--addr", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())
@@ -87,11 +88,40 @@ fn frame(header: &str, body: &[u8]) -> Vec<u8> {
     v
 }
 
-#[test]
-fn put_get_ls_round_trip_and_exists_rule() {
+/// Runs each scenario against both engines: `tokio_engine::NAME` and `blocking_engine::NAME`.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod tokio_engine {
+            $(#[test]
+            fn $name() {
+                super::$name("tokio")
+            })*
+        }
+        mod blocking_engine {
+            $(#[test]
+            fn $name() {
+                super::$name("blocking")
+            })*
+        }
+    };
+}
+
+on_both_engines!(
+    put_get_ls_round_trip_and_exists_rule,
+    interrupted_upload_leaves_nothing_visible_and_resume_completes_it,
+    digest_mismatch_is_rejected_and_stores_nothing,
+    traversal_and_symlink_escapes_are_refused,
+    exec_is_off_unless_allowed_and_never_uses_a_shell,
+    exec_time_limit_kills_the_program,
+    concurrent_uploads_of_one_name_never_mix,
+    seed_compat_serve_stores_the_seed_upload_safely,
+    echo_without_root_and_clean_exit_on_sigterm,
+);
+
+fn put_get_ls_round_trip_and_exists_rule(engine: &str) {
     let root = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
-    let s = serve(&["--root", root.path().to_str().unwrap()]);
+    let s = serve(engine, &["--root", root.path().to_str().unwrap()]);
     fs::create_dir(root.path().join("sub")).unwrap();
     let src = local.path().join("a.bin");
     let content = data(3 << 20, 1);
@@ -138,11 +168,10 @@ fn put_get_ls_round_trip_and_exists_rule() {
     assert_eq!(ls.lines().count(), 1, "{ls}");
 }
 
-#[test]
-fn interrupted_upload_leaves_nothing_visible_and_resume_completes_it() {
+fn interrupted_upload_leaves_nothing_visible_and_resume_completes_it(engine: &str) {
     let root = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
-    let s = serve(&["--root", root.path().to_str().unwrap()]);
+    let s = serve(engine, &["--root", root.path().to_str().unwrap()]);
     let content = data(4 << 20, 2);
     let digest = sha256_hex(&content);
     let half = content.len() / 2 + 12345;
@@ -233,10 +262,9 @@ fn interrupted_upload_leaves_nothing_visible_and_resume_completes_it() {
     assert!(!local.path().join("down2.bin").exists());
 }
 
-#[test]
-fn digest_mismatch_is_rejected_and_stores_nothing() {
+fn digest_mismatch_is_rejected_and_stores_nothing(engine: &str) {
     let root = tempfile::tempdir().unwrap();
-    let s = serve(&["--root", root.path().to_str().unwrap()]);
+    let s = serve(engine, &["--root", root.path().to_str().unwrap()]);
     let body = b"the real body";
     let wrong = sha256_hex(b"something else");
     let mut tcp = TcpStream::connect(&s.addr).unwrap();
@@ -279,14 +307,13 @@ fn digest_mismatch_is_rejected_and_stores_nothing() {
     );
 }
 
-#[test]
-fn traversal_and_symlink_escapes_are_refused() {
+fn traversal_and_symlink_escapes_are_refused(engine: &str) {
     let root = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     fs::write(outside.path().join("secret"), b"secret").unwrap();
     std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("link")).unwrap();
-    let s = serve(&["--root", root.path().to_str().unwrap()]);
+    let s = serve(engine, &["--root", root.path().to_str().unwrap()]);
     let local = tempfile::tempdir().unwrap();
     let src = local.path().join("f");
     fs::write(&src, b"payload").unwrap();
@@ -321,23 +348,25 @@ fn traversal_and_symlink_escapes_are_refused() {
     assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
 }
 
-#[test]
-fn exec_is_off_unless_allowed_and_never_uses_a_shell() {
+fn exec_is_off_unless_allowed_and_never_uses_a_shell(engine: &str) {
     let root = tempfile::tempdir().unwrap();
-    let s = serve(&["--root", root.path().to_str().unwrap()]);
+    let s = serve(engine, &["--root", root.path().to_str().unwrap()]);
     let out = client(&s, &["exec", "--", "echo", "hi"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("exec_denied"), "{}", stderr(&out));
     drop(s);
 
-    let s = serve(&[
-        "--root",
-        root.path().to_str().unwrap(),
-        "--allow-exec",
-        "echo",
-        "--allow-exec",
-        "ls",
-    ]);
+    let s = serve(
+        engine,
+        &[
+            "--root",
+            root.path().to_str().unwrap(),
+            "--allow-exec",
+            "echo",
+            "--allow-exec",
+            "ls",
+        ],
+    );
     let out = client(&s, &["exec", "--", "echo", "$(id);ls", "`id`", "a|b>c"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -371,12 +400,11 @@ fn exec_is_off_unless_allowed_and_never_uses_a_shell() {
     );
 }
 
-#[test]
-fn exec_time_limit_kills_the_program() {
+fn exec_time_limit_kills_the_program(engine: &str) {
     if common_missing("sleep") {
         return;
     }
-    let s = serve(&["--allow-exec", "sleep", "--exec-timeout", "1"]);
+    let s = serve(engine, &["--allow-exec", "sleep", "--exec-timeout", "1"]);
     let t = Instant::now();
     let out = client(&s, &["exec", "--", "sleep", "30"]);
     assert!(t.elapsed() < Duration::from_secs(10));
@@ -392,11 +420,10 @@ fn common_missing(program: &str) -> bool {
     false
 }
 
-#[test]
-fn concurrent_uploads_of_one_name_never_mix() {
+fn concurrent_uploads_of_one_name_never_mix(engine: &str) {
     let root = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
-    let s = serve(&["--root", root.path().to_str().unwrap()]);
+    let s = serve(engine, &["--root", root.path().to_str().unwrap()]);
     let a = data(6 << 20, 3);
     let b = data(6 << 20, 4);
     fs::write(local.path().join("a"), &a).unwrap();
@@ -438,15 +465,17 @@ fn concurrent_uploads_of_one_name_never_mix() {
     }
 }
 
-#[test]
-fn seed_compat_serve_stores_the_seed_upload_safely() {
+fn seed_compat_serve_stores_the_seed_upload_safely(engine: &str) {
     let root = tempfile::tempdir().unwrap();
-    let s = serve(&[
-        "--root",
-        root.path().to_str().unwrap(),
-        "--profile",
-        "seed-compat",
-    ]);
+    let s = serve(
+        engine,
+        &[
+            "--root",
+            root.path().to_str().unwrap(),
+            "--profile",
+            "seed-compat",
+        ],
+    );
     let body = data(300_000, 5);
     for (name, ok) in [("澳门最大线上赌场开业啦.mp4", true), ("../evil.mp4", false)] {
         let header = common::py_dumps(&[
@@ -478,9 +507,8 @@ fn seed_compat_serve_stores_the_seed_upload_safely() {
     assert!(!root.path().parent().unwrap().join("evil.mp4").exists());
 }
 
-#[test]
-fn echo_without_root_and_clean_exit_on_sigterm() {
-    let mut s = serve(&[]);
+fn echo_without_root_and_clean_exit_on_sigterm(engine: &str) {
+    let mut s = serve(engine, &[]);
     let mut tcp = TcpStream::connect(&s.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let f = frame(r#"{"kind":"echo","id":7,"x":"澳","body_len":4}"#, b"body");

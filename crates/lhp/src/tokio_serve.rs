@@ -1,0 +1,397 @@
+//! `lhp serve --engine tokio` (the default): the file service of [`crate::files`] on
+//! lhp-tokio's streaming server.
+//!
+//! ```text
+//!   request head ─► FileService::route (spawn_blocking: names are resolved on disk)
+//!     echo  ─► the body back, whole (≤ 64 MiB) or streamed
+//!     put   ─► begin_upload (spawn_blocking) ─► body chunks, batched to 1 MiB ─► Partial::write
+//!              (spawn_blocking, one batch written while the next is read)
+//!              ─► Partial::finish (digest, fsync, link) ─► `ok`
+//!     get   ─► open_download (spawn_blocking: hash) ─► `file`, streamed from tokio::fs::File
+//!     stat, list ─► spawn_blocking ─► one frame
+//!     exec  ─► tokio::process, `output` frames as the pipes produce them ─► `exit`
+//! ```
+//!
+//! Every decision (names, digests, what an upload may replace, error codes) is the shared
+//! logic in [`crate::files`] and [`crate::exec`]; this module only moves it onto tasks.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use lhp_codec::{Frame, Header, Limits, MAX_SAFE_INTEGER};
+use lhp_tokio::{Body, ConnRead, Error, Replies, Server, ServerConfig, StreamHandler};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+use crate::app::{self, ErrorCode};
+use crate::exec::{self, ExitReport, KILL_GRACE, OUTPUT_CHUNK};
+use crate::files::{
+    list_reply, open_download, put_reply, stat_reply, FileService, Partial, PutPlan, Refusal,
+    Route, ServeOptions,
+};
+
+/// Upload octets gathered before one blocking write to the partial file.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// The file service as an lhp-tokio [`StreamHandler`].
+#[derive(Debug, Clone)]
+pub struct TokioFileService {
+    service: Arc<FileService>,
+}
+
+impl TokioFileService {
+    /// A handler for `opts`; the root (if any) must exist and is canonicalized now.
+    pub fn new(opts: &ServeOptions) -> io::Result<Self> {
+        Ok(TokioFileService {
+            service: Arc::new(FileService::new(opts)?),
+        })
+    }
+
+    /// The shared, engine-neutral service.
+    pub fn service(&self) -> &FileService {
+        &self.service
+    }
+}
+
+impl StreamHandler for TokioFileService {
+    async fn call(
+        &self,
+        head: Header,
+        body: Body<'_, ConnRead>,
+        replies: &mut Replies<'_>,
+    ) -> Result<(), Error> {
+        let route = if head.kind() == Some(app::ECHO) {
+            Ok(Route::Echo)
+        } else {
+            let service = Arc::clone(&self.service);
+            let h = head.clone();
+            blocking(move || service.route(&h)).await?
+        };
+        let route = match route {
+            Ok(route) => route,
+            Err(r) => return refuse(&head, replies, r).await,
+        };
+        match route {
+            Route::Echo => echo(head, body, replies).await,
+            Route::Put(plan) => self.put(&head, &plan, body, replies).await,
+            Route::Get(root) => get(root, &head, replies).await,
+            Route::Stat(root) => one_frame(&head, replies, move |h| stat_reply(&root, h)).await,
+            Route::List(root) => one_frame(&head, replies, move |h| list_reply(&root, h)).await,
+            Route::Exec { argv, cwd, timeout } => {
+                run_exec(&head, &argv, &cwd, timeout, replies).await
+            }
+        }
+    }
+}
+
+impl TokioFileService {
+    /// Streams the body into the partial file in batches; the blocking writes run on the
+    /// blocking pool.
+    async fn put(
+        &self,
+        head: &Header,
+        plan: &PutPlan,
+        mut body: Body<'_, ConnRead>,
+        replies: &mut Replies<'_>,
+    ) -> Result<(), Error> {
+        let service = Arc::clone(&self.service);
+        let p = plan.clone();
+        let partial = match blocking(move || service.begin_upload(&p)).await? {
+            Ok(partial) => partial,
+            Err(r) => return refuse(head, replies, r).await,
+        };
+        // One batch is written (on the blocking pool) while the next is read from the socket.
+        let mut upload = Upload::Idle(Box::new(partial));
+        let mut batch = BytesMut::new();
+        loop {
+            let chunk = match body.chunk().await {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let corrupt = matches!(&e, Error::Decode(d) if d.code() == "digest_mismatch");
+                    if let Ok(Ok(mut partial)) = upload.settle().await {
+                        // Keep the good prefix for a resumed put, or drop octets that are wrong.
+                        let _ = blocking(move || {
+                            if corrupt {
+                                partial.discard();
+                            } else {
+                                let _ = partial.write(&batch);
+                            }
+                        })
+                        .await;
+                    }
+                    return Err(e);
+                }
+            };
+            let done = chunk.is_none();
+            if let Some(chunk) = chunk {
+                batch.extend_from_slice(&chunk);
+            }
+            if batch.len() >= WRITE_BATCH || (done && !batch.is_empty()) {
+                let partial = match upload.settle().await? {
+                    Ok(partial) => partial,
+                    Err(r) => return refuse(head, replies, r).await,
+                };
+                upload = Upload::write(partial, batch.split().freeze());
+            }
+            if done {
+                break;
+            }
+        }
+        let partial = match upload.settle().await? {
+            Ok(partial) => partial,
+            Err(r) => return refuse(head, replies, r).await,
+        };
+        match blocking(move || partial.finish()).await? {
+            Ok(stored) => match put_reply(head, plan, &stored) {
+                Some(reply) => replies.send(&reply).await,
+                None => Ok(()),
+            },
+            Err(r) => refuse(head, replies, r).await,
+        }
+    }
+}
+
+/// An upload between batches: idle, or writing one batch on the blocking pool.
+enum Upload {
+    Idle(Box<Partial>),
+    Writing(tokio::task::JoinHandle<(Partial, Result<(), Refusal>)>),
+}
+
+impl Upload {
+    fn write(mut partial: Partial, batch: Bytes) -> Upload {
+        Upload::Writing(tokio::task::spawn_blocking(move || {
+            let written = partial.write(&batch);
+            (partial, written)
+        }))
+    }
+
+    /// Waits for the batch being written, if any.
+    async fn settle(self) -> Result<Result<Partial, Refusal>, Error> {
+        match self {
+            Upload::Idle(partial) => Ok(Ok(*partial)),
+            Upload::Writing(task) => {
+                let (partial, written) = task.await.map_err(join_error)?;
+                Ok(written.map(|()| partial))
+            }
+        }
+    }
+}
+
+/// Binds `addr` for `lhp serve --engine tokio`: bodies up to 2^53−1 (uploads are streamed to
+/// disk), lhp-tokio's default timeouts and connection limit. Needs no runtime; running it
+/// does.
+pub fn bind(addr: &str, opts: &ServeOptions) -> io::Result<Server> {
+    let mut config = ServerConfig::default();
+    config.profile = opts.profile;
+    config.limits = Limits::new().with_max_body_len(MAX_SAFE_INTEGER);
+    Server::bind_streaming(addr, config, TokioFileService::new(opts)?)
+}
+
+/// Runs `lhp serve --engine tokio` on a multi-threaded runtime: binds, prints
+/// `listening on ADDR` as the first line of stdout (flushed), serves until SIGINT or
+/// SIGTERM, then shuts down gracefully.
+pub fn run(addr: &str, opts: &ServeOptions) -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = bind(addr, opts)?;
+        let stop = server.shutdown_token();
+        {
+            let mut out = io::stdout().lock();
+            writeln!(out, "listening on {}", server.local_addr())?;
+            out.flush()?;
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            let which = tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            eprintln!("lhp serve: {which}, shutting down");
+            stop.cancel();
+        });
+        server.run().await
+    })
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(join_error)
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::Io(io::Error::other(format!("a blocking task failed: {e}")))
+}
+
+/// Sends the application `error` frame for `r`, with the request's `id` and start offset,
+/// exactly as the blocking engine does.
+async fn refuse(head: &Header, replies: &mut Replies<'_>, r: Refusal) -> Result<(), Error> {
+    let mut h = app::reply_to(head, app::error(r.code.as_str(), &r.message));
+    h.insert("offset", replies.frame_start());
+    replies.send(&Frame::new(h, Bytes::new())).await
+}
+
+/// Answers with the one frame a blocking function builds (`stat`, `list`).
+async fn one_frame<F>(head: &Header, replies: &mut Replies<'_>, f: F) -> Result<(), Error>
+where
+    F: FnOnce(&Header) -> Result<Frame, Refusal> + Send + 'static,
+{
+    let h = head.clone();
+    match blocking(move || f(&h)).await? {
+        Ok(reply) => replies.send(&reply).await,
+        Err(r) => refuse(head, replies, r).await,
+    }
+}
+
+async fn echo(
+    head: Header,
+    mut body: Body<'_, ConnRead>,
+    replies: &mut Replies<'_>,
+) -> Result<(), Error> {
+    let len = head.body_len();
+    if len > Limits::DEFAULT_MAX_BODY_LEN {
+        return replies.send_stream(&head, len, body).await;
+    }
+    let mut whole = BytesMut::new();
+    while let Some(chunk) = body.chunk().await? {
+        whole.extend_from_slice(&chunk);
+    }
+    let frame = Frame::new(head, whole.freeze());
+    replies.send(&frame.echo_reply()).await
+}
+
+async fn get(root: PathBuf, head: &Header, replies: &mut Replies<'_>) -> Result<(), Error> {
+    let h = head.clone();
+    match blocking(move || open_download(&root, &h)).await? {
+        Ok(d) => {
+            let file = tokio::fs::File::from_std(d.file);
+            replies.send_stream(&d.header, d.len, file).await
+        }
+        Err(r) => refuse(head, replies, r).await,
+    }
+}
+
+/// `exec` on tokio: `output` frames as the pipes produce them (the next read waits until
+/// the previous frame is written, so a slow client slows the program rather than growing a
+/// buffer), the process group killed at the time limit, then `exit`.
+async fn run_exec(
+    head: &Header,
+    argv: &[String],
+    cwd: &Path,
+    limit: Duration,
+    replies: &mut Replies<'_>,
+) -> Result<(), Error> {
+    let Some(command) = exec::command(argv, cwd) else {
+        return refuse(
+            head,
+            replies,
+            Refusal::new(ErrorCode::BadRequest, "argv is empty"),
+        )
+        .await;
+    };
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return refuse(head, replies, exec::spawn_refusal(argv, &e)).await,
+    };
+    let pid = child.id();
+    let kill = || {
+        if let Some(pid) = pid {
+            exec::kill_process_group(pid);
+        }
+    };
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let mut out_buf = vec![0u8; OUTPUT_CHUNK];
+    let mut err_buf = vec![0u8; OUTPUT_CHUNK];
+    let mut deadline = Instant::now() + limit;
+    let mut timed_out = false;
+    let mut sent = (0u64, 0u64);
+    while stdout.is_some() || stderr.is_some() {
+        let (stream, n) = tokio::select! {
+            r = read_some(&mut stdout, &mut out_buf) => ("stdout", r),
+            r = read_some(&mut stderr, &mut err_buf) => ("stderr", r),
+            () = sleep_until(deadline) => {
+                if timed_out {
+                    // Killed, and something still holds the pipes: stop waiting for them.
+                    break;
+                }
+                timed_out = true;
+                kill();
+                deadline = Instant::now() + KILL_GRACE;
+                continue;
+            }
+        };
+        let is_stdout = stream == "stdout";
+        let n = match n {
+            Ok(0) | Err(_) => {
+                if is_stdout {
+                    stdout = None;
+                } else {
+                    stderr = None;
+                }
+                continue;
+            }
+            Ok(n) => n,
+        };
+        let buf = if is_stdout { &out_buf } else { &err_buf };
+        let chunk = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+        let frame = Frame::new(exec::output_header(head, stream), chunk);
+        if let Err(e) = replies.send(&frame).await {
+            kill();
+            return Err(e);
+        }
+        if is_stdout {
+            sent.0 += n as u64;
+        } else {
+            sent.1 += n as u64;
+        }
+    }
+    // The pipes are closed; a program that closed them and lingers still meets the limit.
+    let status = match timeout_at(deadline, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            if !timed_out {
+                timed_out = true;
+                kill();
+            }
+            child.wait().await
+        }
+    };
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => {
+            let r = Refusal::new(ErrorCode::Internal, format!("wait: {e}"));
+            return refuse(head, replies, r).await;
+        }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let report = ExitReport {
+        code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        sent,
+    };
+    let frame = Frame::new(exec::exit_header(head, &report), Bytes::new());
+    replies.send(&frame).await
+}
+
+/// Reads from a pipe that may be closed already (then waits forever: another branch wins).
+async fn read_some<R: AsyncRead + Unpin>(
+    pipe: &mut Option<R>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match pipe {
+        Some(p) => p.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
