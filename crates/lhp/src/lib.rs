@@ -3,10 +3,10 @@
 //! The `lhp` binary is a thin front end over this library. Phase one gives two tools that
 //! work on byte streams without any network:
 //!
-//! * [`decode::run`] (`lhp decode`) prints one JSON line per frame of a recorded stream,
+//! * [`decode::decode_stream`] (`lhp decode`) prints one JSON line per frame of a recorded stream,
 //!   in constant memory however large the bodies are, and reports the first protocol error
 //!   with its code and absolute offset.
-//! * [`encode::run`] (`lhp encode`) writes one frame from a JSON header and an optional body.
+//! * [`encode::write_frame`] (`lhp encode`) writes one frame from a JSON header and an optional body.
 //!
 //! ```
 //! use lhp::decode::{decode_stream, DecodeOptions};

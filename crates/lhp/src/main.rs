@@ -366,8 +366,13 @@ fn put(a: PutArgs) -> Result<ExitCode, ClientError> {
         a.replace,
         &bar,
     )?;
+    // The seeds' upload has no reply: nothing on their side confirms the digest.
+    let check = match Profile::from(a.remote.profile) {
+        Profile::SeedCompat => "computed locally; the seed protocol has no acknowledgement",
+        _ => "verified by the server",
+    };
     println!(
-        "put {}: {} octets ({} sent, resumed from {}), sha256 {} verified by the server, {}",
+        "put {}: {} octets ({} sent, resumed from {}), sha256 {} {check}, {}",
         r.name,
         r.size,
         r.sent,
@@ -387,8 +392,12 @@ fn get(a: GetArgs) -> Result<ExitCode, ClientError> {
     let t = client::timer();
     let bar = client::progress(0, &a.name, true);
     let r = client::get(&mut c, &a.name, &out, a.resume, &bar)?;
+    let check = match Profile::from(a.remote.profile) {
+        Profile::SeedCompat => "(per-line md5 verified; sha256 computed locally)",
+        _ => "verified",
+    };
     println!(
-        "get {} -> {}: {} octets ({} received, resumed from {}), sha256 {} verified, {}",
+        "get {} -> {}: {} octets ({} received, resumed from {}), sha256 {} {check}, {}",
         a.name,
         r.path.display(),
         r.size,
