@@ -1,6 +1,8 @@
-//! Streams recorded from the seeds' own Python programs (conformance/seeds/record_seeds.py)
-//! decode under the seed-compat profile: fed whole, and fed in the read sizes the kernel
-//! actually delivered when they were recorded.
+//! Recorded streams decode as they were recorded: fed whole, and fed in the read sizes the
+//! kernel actually delivered. Two sources: the seeds' own Python programs
+//! (conformance/seeds/record_seeds.py, seed-compat) and real `lhp` put/ls/get/exec
+//! conversations through the harness's recording proxy (conformance/recorded/record_lhp.sh,
+//! lhp1, both directions).
 
 use std::path::Path;
 
@@ -45,23 +47,37 @@ fn decode(profile: Profile, skip: u64, data: &[u8], reads: &[usize]) -> Outcome 
     out
 }
 
+fn raw_vectors(dir: &Path) -> Vec<serde_json::Value> {
+    ["seeds.json", "lhp.json"]
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(dir.join(f)).expect("recording present");
+            let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+            doc["vectors"].as_array().cloned().unwrap_or_default()
+        })
+        .collect()
+}
+
 #[test]
-fn seeds_recorded_streams_decode_with_seed_compat() {
+fn recorded_streams_decode_as_recorded() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("recorded");
     let vectors = lhp_vectors::load_dir(&dir).expect("recorded vectors load");
+    let seeds = vectors
+        .iter()
+        .filter(|v| v.profile == "seed-compat")
+        .count();
+    let lhp = vectors.iter().filter(|v| v.profile == "lhp1").count();
     assert!(
-        vectors.len() >= 3,
+        seeds >= 3 && lhp >= 8,
         "recordings missing in {}",
         dir.display()
     );
-    let raw: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("seeds.json")).expect("seeds.json"))
-            .expect("json");
+    let raw = raw_vectors(&dir);
     for v in &vectors {
-        assert_eq!(v.profile, "seed-compat");
-        let reads: Vec<usize> = raw["vectors"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["id"] == v.id.as_str()))
+        let profile: Profile = v.profile.parse().expect("profile");
+        let reads: Vec<usize> = raw
+            .iter()
+            .find(|x| x["id"] == v.id.as_str())
             .and_then(|x| x["reads"].as_array())
             .map(|r| {
                 r.iter()
@@ -82,8 +98,9 @@ fn seeds_recorded_streams_decode_with_seed_compat() {
         }
         let expected_frames = v.expect.frames().len();
         assert!(expected_frames >= 1, "{}", v.id);
+        assert!(!plan.is_empty(), "{}: no read sizes recorded", v.id);
         for (how, plan) in [("whole", vec![]), ("as recorded", plan)] {
-            let outcome = decode(Profile::SeedCompat, v.skip_bytes, &v.input, &plan);
+            let outcome = decode(profile, v.skip_bytes, &v.input, &plan);
             assert_eq!(
                 check(&v.expect, &outcome),
                 Verdict::Pass,
@@ -92,13 +109,15 @@ fn seeds_recorded_streams_decode_with_seed_compat() {
                 outcome.error
             );
         }
-        // Under lhp1 the same octets are refused at once (little-endian prefix).
-        let lhp1 = decode(Profile::Lhp1, v.skip_bytes, &v.input, &[]);
-        assert_eq!(
-            lhp1.error.map(|e| e.code),
-            Some("header_len_too_large".to_string()),
-            "{}",
-            v.id
-        );
+        // Under lhp1 the seeds' octets are refused at once (little-endian prefix).
+        if profile == Profile::SeedCompat {
+            let lhp1 = decode(Profile::Lhp1, v.skip_bytes, &v.input, &[]);
+            assert_eq!(
+                lhp1.error.map(|e| e.code),
+                Some("header_len_too_large".to_string()),
+                "{}",
+                v.id
+            );
+        }
     }
 }
