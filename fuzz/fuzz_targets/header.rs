@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use bytes::BytesMut;
-use lhp_codec::{Decoder, Event, Limits, Map, Profile, Value};
+use lhp_codec::{Decoder, Encoder, Event, Limits, Map, Profile, Value};
 use lhp_fuzz::MAX_SAFE;
 use libfuzzer_sys::fuzz_target;
 use serde::de::{self, Deserializer as _, MapAccess, SeqAccess, Visitor};
@@ -236,6 +236,25 @@ fuzz_target!(|data: &[u8]| {
                 ),
             };
             assert_eq!(header.body_len(), body_len);
+            // The typed accessors read a received header's text directly (the fast path):
+            // they must say what the members say.
+            let text_of = |name: &str| members.get(name).and_then(Value::as_str);
+            let int_of = |name: &str| members.get(name).and_then(Value::as_u64);
+            assert_eq!(header.kind(), text_of("kind"));
+            assert_eq!(header.name(), text_of("name"));
+            assert_eq!(header.sha256(), text_of("sha256"));
+            assert_eq!(header.id(), int_of("id"));
+            assert_eq!(header.version(), int_of("v"));
+            // Sent on unchanged, it is written canonically (§9), whichever way it is stored.
+            let canonical = serde_json::to_string(&members).unwrap_or_default();
+            assert_eq!(header.to_string(), canonical);
+            let mut out = BytesMut::new();
+            if Encoder::with_profile(profile)
+                .encode_head(&header, body_len, &mut out)
+                .is_ok()
+            {
+                assert_eq!(out.get(4..), Some(canonical.as_bytes()));
+            }
             assert_eq!(header.members(), &members);
             let order = |m: &Map<String, Value>| serde_json::to_string(m).unwrap_or_default();
             assert_eq!(

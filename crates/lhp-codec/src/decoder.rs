@@ -335,7 +335,7 @@ impl Decoder {
             return Ok(false);
         };
         let header_start = self.offset;
-        let (members, checked) = match header::parse(raw, self.profile) {
+        let (header, checked) = match header::parse_header(raw, self.profile) {
             Ok(parsed) => parsed,
             Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
         };
@@ -366,7 +366,7 @@ impl Decoder {
             Vec::new()
         };
         self.state = State::Body {
-            header: Header::from_parts(members, checked.body_len),
+            header,
             remaining: checked.body_len,
             digests,
         };

@@ -5,7 +5,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::decoder::{MIN_HEADER_LEN, PREFIX_LEN};
 use crate::error::EncodeError;
-use crate::header::check_for_encoding;
+use crate::header::Encoding;
 use crate::{Frame, Header, Profile};
 
 /// Encodes frames for one profile.
@@ -69,7 +69,7 @@ impl Encoder {
         body_len: u64,
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let declared = check_for_encoding(header, self.profile)?;
+        let (json, declared) = header.encoding(self.profile)?;
         if declared != body_len {
             return Err(EncodeError::BodyLenMismatch {
                 declared,
@@ -79,9 +79,14 @@ impl Encoder {
         let start = dst.len();
         dst.reserve(PREFIX_LEN + 64);
         dst.put_u32(0);
-        if let Err(e) = serde_json::to_writer(dst.writer(), header.members()) {
-            dst.truncate(start);
-            return Err(EncodeError::Serialize(e));
+        match json {
+            Encoding::Text(text) => dst.extend_from_slice(text.as_bytes()),
+            Encoding::Members(members) => {
+                if let Err(e) = serde_json::to_writer(dst.writer(), members) {
+                    dst.truncate(start);
+                    return Err(EncodeError::Serialize(e));
+                }
+            }
         }
         let len = dst.len() - start - PREFIX_LEN;
         let Some(h) = u32::try_from(len)

@@ -2,12 +2,14 @@
 //! order, and the I-JSON validation every received header goes through.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::fast::{self, Fields, Span};
 use crate::Profile;
 
 /// The largest integer I-JSON allows: 2^53−1 (§4.2).
@@ -33,10 +35,30 @@ pub const REGISTERED: [&str; 6] = ["body_len", "kind", "id", "name", "sha256", "
 /// ```
 ///
 /// Two headers are equal when their members are (names, values and order).
+///
+/// A received header keeps its JSON text and parses it into members only when they are
+/// first asked for: the typed accessors ([`kind`](Self::kind), [`id`](Self::id),
+/// [`name`](Self::name), [`sha256`](Self::sha256), [`version`](Self::version),
+/// [`body_len`](Self::body_len)) read the text directly, and a received header sent on
+/// unchanged is written out as it arrived (when that text is canonical, §9).
 #[derive(Clone, Debug, Default)]
 pub struct Header {
-    members: Map<String, Value>,
+    /// The members; for a received header, filled from `received` on first use.
+    members: OnceLock<Map<String, Value>>,
+    /// The text a received header arrived as, while the header is unchanged.
+    received: Option<Box<Received>>,
     body_len: u64,
+}
+
+/// A header as the decoder's fast path accepted it.
+#[derive(Clone, Debug)]
+struct Received {
+    text: Box<str>,
+    fields: Fields,
+    /// `text` is what the encoder would write for these members.
+    canonical: bool,
+    /// The profile that read the body length.
+    profile: Profile,
 }
 
 impl Header {
@@ -61,7 +83,7 @@ impl Header {
             .and_then(|()| validate_members(&members, profile))
             .map_err(|kind| EncodeError::InvalidHeader(DecodeError::new(0, kind)))?
             .body_len;
-        Ok(Header { members, body_len })
+        Ok(Header::from_parts(members, body_len))
     }
 
     /// Serializes a user's own `serde` type into a header. The type must serialize to a JSON
@@ -90,7 +112,10 @@ impl Header {
 
     /// Deserializes the whole header into a user's own `serde` type.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(Value::Object(self.members.clone()))
+        match &self.received {
+            Some(r) => serde_json::from_str(&r.text),
+            None => T::deserialize(Value::Object(self.members().clone())),
+        }
     }
 
     /// The body length this header declares: for a received header, as its profile reads it
@@ -102,74 +127,107 @@ impl Header {
 
     /// `kind`: the message type.
     pub fn kind(&self) -> Option<&str> {
-        self.members.get("kind").and_then(Value::as_str)
+        self.registered_str("kind", |f| f.kind)
     }
 
     /// `id`: correlates a reply with its request.
     pub fn id(&self) -> Option<u64> {
-        self.members.get("id").and_then(Value::as_u64)
+        match &self.received {
+            Some(r) => r.fields.id,
+            None => self.members().get("id").and_then(Value::as_u64),
+        }
     }
 
     /// `name`: a file or resource name (untrusted: see §11).
     pub fn name(&self) -> Option<&str> {
-        self.members.get("name").and_then(Value::as_str)
+        self.registered_str("name", |f| f.name)
     }
 
     /// `sha256`: lowercase hex digest of the body.
     pub fn sha256(&self) -> Option<&str> {
-        self.members.get("sha256").and_then(Value::as_str)
+        self.registered_str("sha256", |f| f.sha256)
     }
 
     /// `v`: the protocol version (1 when present).
     pub fn version(&self) -> Option<u64> {
-        self.members.get("v").and_then(Value::as_u64)
+        match &self.received {
+            Some(r) => r.fields.v,
+            None => self.members().get("v").and_then(Value::as_u64),
+        }
     }
 
     /// Any member, registered or not.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.members.get(name)
+        self.members().get(name)
     }
 
     /// All members, in order.
     pub fn members(&self) -> &Map<String, Value> {
-        &self.members
+        self.members.get_or_init(|| match &self.received {
+            // The fast path accepted this text: it parses, and has no duplicate names.
+            Some(r) => serde_json::from_str(&r.text).unwrap_or_default(),
+            None => Map::new(),
+        })
     }
 
     /// The members that are not registered in `lhp1`, in order (§4.3).
     pub fn extensions(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.members
+        self.members()
             .iter()
             .filter(|(k, _)| !REGISTERED.contains(&k.as_str()))
     }
 
     /// Consumes the header, returning its members.
-    pub fn into_members(self) -> Map<String, Value> {
-        self.members
+    pub fn into_members(mut self) -> Map<String, Value> {
+        std::mem::take(self.members_mut())
+    }
+
+    /// A string member: from the received text when it is there unescaped.
+    fn registered_str(&self, name: &str, span: impl Fn(&Fields) -> Span) -> Option<&str> {
+        if let Some(r) = &self.received {
+            match span(&r.fields) {
+                Span::Absent => return None,
+                Span::Plain(start, end) => return r.text.get(start as usize..end as usize),
+                Span::Escaped => {}
+            }
+        }
+        self.members().get(name).and_then(Value::as_str)
+    }
+
+    /// The members, for a change: the received text no longer describes the header.
+    fn members_mut(&mut self) -> &mut Map<String, Value> {
+        self.members();
+        self.received = None;
+        match self.members.get_mut() {
+            Some(m) => m,
+            // `members()` just filled it.
+            None => unreachable!("header members are initialized"),
+        }
     }
 
     /// Sets `kind`.
     pub fn set_kind(&mut self, kind: impl Into<String>) -> &mut Self {
-        self.members
+        self.members_mut()
             .insert("kind".into(), Value::String(kind.into()));
         self
     }
 
     /// Sets `id`.
     pub fn set_id(&mut self, id: u64) -> &mut Self {
-        self.members.insert("id".into(), Value::from(id));
+        self.members_mut().insert("id".into(), Value::from(id));
         self
     }
 
     /// Sets `name`.
     pub fn set_name(&mut self, name: impl Into<String>) -> &mut Self {
-        self.members
+        self.members_mut()
             .insert("name".into(), Value::String(name.into()));
         self
     }
 
     /// Sets `sha256` from a 32-octet digest.
     pub fn set_sha256(&mut self, digest: &[u8; 32]) -> &mut Self {
-        self.members
+        self.members_mut()
             .insert("sha256".into(), Value::String(hex_lower(digest)));
         self
     }
@@ -184,19 +242,26 @@ impl Header {
     /// length member present (`body_len`, `file_size`, `total_size`) is updated, and `body_len`
     /// is added only when none is present and `len > 0`.
     pub fn set_body_len_for(&mut self, profile: Profile, len: u64) -> &mut Self {
+        if let Some(r) = &self.received {
+            // Received under this profile with this length: every length member agrees.
+            if r.profile == profile && len == self.body_len {
+                return self;
+            }
+        }
         let members: &[&str] = match profile {
             Profile::Lhp1 => &LENGTH_MEMBERS[..1],
             Profile::SeedCompat => &LENGTH_MEMBERS[..],
         };
         let mut found = false;
+        let map = self.members_mut();
         for key in members {
-            if let Some(v) = self.members.get_mut(*key) {
+            if let Some(v) = map.get_mut(*key) {
                 *v = Value::from(len);
                 found = true;
             }
         }
         if !found && len > 0 {
-            self.members.insert("body_len".into(), Value::from(len));
+            map.insert("body_len".into(), Value::from(len));
         }
         self.body_len = len;
         self
@@ -212,13 +277,13 @@ impl Header {
                 self.body_len = n;
             }
         }
-        self.members.insert(name, value);
+        self.members_mut().insert(name, value);
         self
     }
 
     /// Removes a member, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
-        let v = self.members.shift_remove(name);
+        let v = self.members_mut().shift_remove(name);
         if name == "body_len" && v.is_some() {
             self.body_len = 0;
         }
@@ -226,20 +291,52 @@ impl Header {
     }
 
     pub(crate) fn from_parts(members: Map<String, Value>, body_len: u64) -> Self {
-        Header { members, body_len }
+        Header {
+            members: OnceLock::from(members),
+            received: None,
+            body_len,
+        }
     }
+
+    /// The JSON text to send for this header under `profile`, checked as a receiver would
+    /// check it (§4.4), and the body length it declares.
+    pub(crate) fn encoding(&self, profile: Profile) -> Result<(Encoding<'_>, u64), EncodeError> {
+        if let Some(r) = self.received.as_ref().filter(|r| r.canonical) {
+            if let Some(f) = fast::scan(&r.text, profile) {
+                return Ok((Encoding::Text(&r.text), f.checked.body_len));
+            }
+        }
+        let declared = check_for_encoding(self, profile)?;
+        Ok((Encoding::Members(self.members()), declared))
+    }
+}
+
+/// How a header is written (see [`Header::encoding`]).
+pub(crate) enum Encoding<'a> {
+    /// Canonical text as received.
+    Text(&'a str),
+    /// Members to serialize.
+    Members(&'a Map<String, Value>),
 }
 
 impl PartialEq for Header {
     fn eq(&self, other: &Self) -> bool {
         // `body_len` is derived from the members (and the profile that read them).
-        self.members == other.members
+        if let (Some(a), Some(b)) = (&self.received, &other.received) {
+            if a.canonical && b.canonical && a.text == b.text {
+                return true;
+            }
+        }
+        self.members() == other.members()
     }
 }
 
 impl fmt::Display for Header {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match serde_json::to_string(&self.members) {
+        if let Some(r) = self.received.as_ref().filter(|r| r.canonical) {
+            return f.write_str(&r.text);
+        }
+        match serde_json::to_string(self.members()) {
             Ok(s) => f.write_str(&s),
             Err(_) => Err(fmt::Error),
         }
@@ -262,6 +359,31 @@ pub(crate) struct Checked {
     pub body_len: u64,
     /// `sha256`, then (in `seed-compat`) `md5`: both are verified when both are present.
     pub digests: Vec<ExpectedDigest>,
+}
+
+/// Validates a complete received header (§4) and makes it a [`Header`]: through the fast
+/// path when it can (see `fast.rs`), else through [`parse`], which also names every error.
+pub(crate) fn parse_header(
+    raw: &[u8],
+    profile: Profile,
+) -> Result<(Header, Checked), DecodeErrorKind> {
+    if let Ok(text) = std::str::from_utf8(raw) {
+        if let Some(f) = fast::scan(text, profile) {
+            let header = Header {
+                members: OnceLock::new(),
+                received: Some(Box::new(Received {
+                    text: text.into(),
+                    fields: f.fields,
+                    canonical: f.canonical,
+                    profile,
+                })),
+                body_len: f.checked.body_len,
+            };
+            return Ok((header, f.checked));
+        }
+    }
+    let (members, checked) = parse(raw, profile)?;
+    Ok((Header::from_parts(members, checked.body_len), checked))
 }
 
 /// Parses and validates a complete header text (§4), in the precedence order of §4.5.
@@ -307,8 +429,8 @@ pub(crate) fn parse(
 
 /// Serializes the members as canonical JSON (§9) after checking a receiver would accept them.
 pub(crate) fn check_for_encoding(header: &Header, profile: Profile) -> Result<u64, EncodeError> {
-    check_numbers(&header.members)
-        .and_then(|()| validate_members(&header.members, profile))
+    check_numbers(header.members())
+        .and_then(|()| validate_members(header.members(), profile))
         .map(|c| c.body_len)
         .map_err(|kind| EncodeError::InvalidHeader(DecodeError::new(0, kind)))
 }
@@ -442,7 +564,7 @@ fn number_in_range(n: &Number) -> bool {
     }
 }
 
-fn parse_hex<const N: usize>(s: &str, any_case: bool) -> Option<[u8; N]> {
+pub(crate) fn parse_hex<const N: usize>(s: &str, any_case: bool) -> Option<[u8; N]> {
     let b = s.as_bytes();
     if b.len() != 2 * N {
         return None;

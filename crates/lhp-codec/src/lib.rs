@@ -71,6 +71,7 @@ use bytes::Bytes;
 mod decoder;
 mod encoder;
 mod error;
+mod fast;
 mod header;
 
 pub use decoder::{Decoder, Event, MIN_HEADER_LEN, PREFIX_LEN};
