@@ -218,6 +218,17 @@ pub fn run(addr: &str, opts: &ServeOptions) -> io::Result<()> {
     })
 }
 
+/// Kills the process group led by the pid it holds when dropped (see `run_exec`).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            exec::kill_process_group(pid);
+        }
+    }
+}
+
 /// Runs `f` on the blocking pool.
 async fn blocking<T, F>(f: F) -> Result<T, Error>
 where
@@ -309,6 +320,10 @@ async fn run_exec(
             exec::kill_process_group(pid);
         }
     };
+    // If this future is dropped before the program is reaped (the server's shutdown grace
+    // ran out, or the connection's task was aborted), the whole group goes, not just the
+    // child that `kill_on_drop` would kill.
+    let mut group = GroupGuard(pid);
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let mut out_buf = vec![0u8; OUTPUT_CHUNK];
@@ -367,6 +382,8 @@ async fn run_exec(
             child.wait().await
         }
     };
+    // Reaped: its pid may be reused from here on, so the guard must not signal it.
+    group.0 = None;
     let status = match status {
         Ok(status) => status,
         Err(e) => {

@@ -195,3 +195,56 @@ async fn get_from_an_offset_streams_the_tail_with_the_whole_files_digest() {
     );
     s.stop().await;
 }
+
+/// Whether process `pid` is still running (a zombie waiting to be reaped is not).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses: `pid (comm) S ...`.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn shutdown_during_exec_kills_the_whole_process_group() {
+    let (Some(_), Some(_)) = (
+        lhp::demo::find_program("sh"),
+        lhp::demo::find_program("sleep"),
+    ) else {
+        eprintln!("SKIPPED: `sh` or `sleep` is not on PATH");
+        return;
+    };
+    let mut s = Running::start(None, &["sh"]).await;
+    // The shell starts a grandchild in its process group, says its pid, and waits for it.
+    let mut h = app::exec(&["sh", "-c", "sleep 300 & echo $!; wait"]);
+    h.set_id(9);
+    s.send(h, b"").await;
+    let f = s.recv().await;
+    assert_eq!(f.header.kind(), Some(app::OUTPUT), "{:?}", f.header);
+    let pid: u32 = std::str::from_utf8(&f.body)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a pid, not {:?}", f.body));
+    assert!(
+        running(pid),
+        "the grandchild {pid} runs while the exec does"
+    );
+    // The exec outlives the 5 s shutdown grace: the server drops it, and with it the group.
+    s.stop().await;
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while running(pid) && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let alive = running(pid);
+    if alive {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(
+        !alive,
+        "the grandchild {pid} survived the server's shutdown"
+    );
+}
