@@ -1,6 +1,6 @@
 //! # lhp-bench: LHP/1 side by side with the machine's limits and the baselines
 //!
-//! `cargo run --release -p lhp-bench [-- --quick] [--json FILE] [--svg DIR] [--runs N]`
+//! `cargo run --release -p lhp-bench [-- --quick] [--json FILE] [--svg DIR] [--runs N] [--echo-only]`
 //!
 //! Runs, in one process and over loopback, the ceilings (memcpy, raw TCP bulk, raw TCP
 //! ping-pong), the baselines a user would pick instead (tokio-util `LengthDelimitedCodec` +
@@ -9,7 +9,7 @@
 //! default) and prints the median with min/max, the ratios, and each target of issue 8 with
 //! met / not met. `docs/performance.md` holds a run and explains the gaps.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed only in `work::affinity` (sched_setaffinity)
 #![warn(missing_docs)]
 
 mod chart;
@@ -47,6 +47,7 @@ struct Args {
     runs: Option<usize>,
     mem_child: Option<u64>,
     profile: Option<String>,
+    echo_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => a.quick = true,
+            "--echo-only" => a.echo_only = true,
             "--json" => a.json = Some(it.next().ok_or("--json needs a file")?.into()),
             "--svg" => a.svg = Some(it.next().ok_or("--svg needs a directory")?.into()),
             "--runs" => {
@@ -74,8 +76,9 @@ fn parse_args() -> Result<Args, String> {
             "--profile" => a.profile = Some(it.next().ok_or("--profile needs a case")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: lhp-bench [--quick] [--runs N] [--json FILE] [--svg DIR]\n\
-                     Runs every measurement N times (default 5) and prints median [min..max]."
+                    "usage: lhp-bench [--quick] [--runs N] [--json FILE] [--svg DIR] [--echo-only]\n\
+                     Runs every measurement N times (default 5) and prints median [min..max].\n\
+                     --echo-only: only the echo round trips (pinned and unpinned), no files."
                 );
                 std::process::exit(0);
             }
@@ -201,6 +204,16 @@ fn main() {
         machine.nproc,
         machine.cpu
     );
+
+    if args.echo_only {
+        eprintln!("echo round trips...");
+        echo(&mut b, plan.echo_rounds, true);
+        echo(&mut b, plan.echo_rounds, false);
+        let mem = Err("not run (--echo-only)".to_string());
+        let targets = targets(&b.rows, &mem, plan.mem_len);
+        print_report(&b.rows, &[], &[], &targets, &mem, plan.mem_len);
+        return;
+    }
 
     // Ceilings.
     eprintln!("ceilings...");
@@ -333,34 +346,11 @@ fn main() {
         );
     }
 
-    // Echo round trips.
+    // Echo round trips: every subject with both ends pinned to one CPU (the figure the target
+    // is judged on), then the same unpinned, for reference.
     eprintln!("echo round trips...");
-    let r = plan.echo_rounds;
-    let w = "echo 64 B, 1 connection";
-    b.latency(w, "raw TCP ping-pong (blocking)", None, || {
-        work::raw_pingpong_blocking(r)
-    });
-    b.latency(
-        w,
-        "lhp-blocking Client/Server",
-        Some("raw TCP ping-pong (blocking)"),
-        || work::echo_lhp_blocking(r),
-    );
-    b.latency(w, "raw TCP ping-pong (tokio)", None, || {
-        work::raw_pingpong_tokio(&rt, r)
-    });
-    b.latency(
-        w,
-        "tokio-util LDC + serde_json",
-        Some("raw TCP ping-pong (tokio)"),
-        || work::echo_tokio(&rt, TokioEcho::Ldc, 1, Duration::ZERO, Some(r)).1,
-    );
-    b.latency(
-        w,
-        "lhp-tokio Server/Framed",
-        Some("raw TCP ping-pong (tokio)"),
-        || work::echo_tokio(&rt, TokioEcho::Lhp, 1, Duration::ZERO, Some(r)).1,
-    );
+    echo(&mut b, plan.echo_rounds, true);
+    echo(&mut b, plan.echo_rounds, false);
 
     // Size sweep.
     eprintln!("size sweep...");
@@ -466,17 +456,27 @@ fn main() {
     }
 }
 
-/// Runs one case for about ten seconds, for `perf record -g -- lhp-bench --profile CASE`.
+/// Runs one case for about ten seconds (`LHP_PROFILE_SECS` to change), for
+/// `perf record -g -- lhp-bench --profile CASE` or `strace -f -c`.
 fn profile(case: &str) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let wire = work::lhp_wire(100_000, 100);
-    let base = work::ldc_wire(100_000, 100);
-    let until = std::time::Instant::now() + Duration::from_secs(10);
+    // Only the codec cases need the wires (building them faults in pages the other cases'
+    // profiles would show).
+    let codec = case.starts_with("codec");
+    let wire = work::lhp_wire(if codec { 100_000 } else { 0 }, 100);
+    let base = work::ldc_wire(if codec { 100_000 } else { 0 }, 100);
+    let secs = std::env::var("LHP_PROFILE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut iterations = 0u64;
     while std::time::Instant::now() < until {
+        iterations += 1;
         match case {
             "codec" => drop(work::codec_lhp(&wire, 100_000)),
             "codec-baseline" => drop(work::codec_ldc(&base, 100_000, false)),
@@ -487,16 +487,111 @@ fn profile(case: &str) -> Result<(), String> {
             "bulk-tokio" => drop(work::lhp_tokio_stream(&rt, 64 << 20, 4)),
             "bulk-tokio-streamed" => drop(work::lhp_tokio_streamed(&rt, 64 << 20, 4)),
             "echo-blocking" => drop(work::echo_lhp_blocking(10_000)),
+            "echo-raw-blocking" => drop(work::raw_pingpong_blocking(10_000)),
+            "echo-tokio" => drop(work::echo_tokio(
+                &rt,
+                TokioEcho::Lhp,
+                1,
+                Duration::ZERO,
+                Some(10_000),
+            )),
+            "echo-ldc" => drop(work::echo_tokio(
+                &rt,
+                TokioEcho::Ldc,
+                1,
+                Duration::ZERO,
+                Some(10_000),
+            )),
+            "echo-raw-tokio" => drop(work::raw_pingpong_tokio(&rt, 10_000)),
             "raw-bulk" => drop(work::raw_bulk_blocking(64 << 20, 4)),
             other => {
                 return Err(format!(
                     "unknown case {other:?}: codec, codec-baseline, small-blocking, small-tokio, bulk-blocking, \
-                     bulk-blocking-streamed, bulk-tokio, bulk-tokio-streamed, echo-blocking, raw-bulk"
+                     bulk-blocking-streamed, bulk-tokio, bulk-tokio-streamed, echo-blocking, echo-raw-blocking, \
+                     echo-tokio, echo-ldc, echo-raw-tokio, raw-bulk"
                 ))
             }
         }
     }
+    eprintln!("{case}: {iterations} iterations in {secs} s (echo cases: 10,000 round trips each)");
     Ok(())
+}
+
+/// The workload name of the echo rows the targets use (both ends on one CPU).
+const ECHO: &str = "echo 64 B, 1 connection";
+/// The same subjects, left to the scheduler.
+const ECHO_FREE: &str = "echo 64 B, 1 connection, ends on any CPU";
+
+/// Echo round trips of 64-byte bodies, one connection, one request at a time.
+///
+/// `pin`: the calling thread is pinned to its CPU first, so that every thread each subject
+/// starts (the servers' threads, the tokio workers of a runtime built here) shares that one
+/// CPU: each round trip then costs the same-CPU wake-ups whatever the scheduler would have
+/// done. Each subject runs on its own fresh tokio runtime of the main one's layout (two
+/// workers; server and client each in a spawned task). The subjects take turns, run by run.
+fn echo(b: &mut Bench, rounds: usize, pin: bool) {
+    // Pinned, two workers on one CPU would run client and server on the same worker in one
+    // run and on two (a thread switch each way) in the next: one worker is the layout one CPU
+    // has. Unpinned, the main runtime's two workers.
+    let workers = if pin { 1 } else { 2 };
+    let run = |b: &mut Bench| {
+        let rt = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+        };
+        let (rt1, rt2, rt3) = (rt(), rt(), rt());
+        let workload = if pin { ECHO } else { ECHO_FREE };
+        let rb = Some("raw TCP ping-pong (blocking)");
+        let rtk = Some("raw TCP ping-pong (tokio)");
+        b.latency_interleaved(
+            workload,
+            vec![
+                (
+                    "raw TCP ping-pong (blocking)",
+                    None,
+                    Box::new(|| work::raw_pingpong_blocking(rounds)),
+                ),
+                (
+                    "lhp-blocking Client/Server",
+                    rb,
+                    Box::new(|| work::echo_lhp_blocking(rounds)),
+                ),
+                (
+                    "raw TCP ping-pong (tokio)",
+                    None,
+                    Box::new(|| work::raw_pingpong_tokio(&rt1, rounds)),
+                ),
+                (
+                    "tokio-util LDC + serde_json",
+                    rtk,
+                    Box::new(|| {
+                        work::echo_tokio(&rt2, TokioEcho::Ldc, 1, Duration::ZERO, Some(rounds)).1
+                    }),
+                ),
+                (
+                    "lhp-tokio Server/Framed",
+                    rtk,
+                    Box::new(|| {
+                        work::echo_tokio(&rt3, TokioEcho::Lhp, 1, Duration::ZERO, Some(rounds)).1
+                    }),
+                ),
+            ],
+        );
+    };
+    if pin {
+        work::affinity::pinned(|cpu| {
+            match cpu {
+                Some(c) => eprintln!("  both ends of every subject pinned to CPU {c}"),
+                None => eprintln!("  could not pin to one CPU: these rows are unpinned"),
+            }
+            run(b)
+        });
+    } else {
+        run(b);
+    }
 }
 
 struct Bench {
@@ -538,32 +633,36 @@ impl Bench {
         }
     }
 
-    /// Latency rows: median and p99 of each run's round trips, in µs.
-    fn latency(
+    /// Latency rows: median and p99 of each run's round trips, in µs, for several subjects
+    /// taking turns run by run (as [`interleaved`](Self::interleaved)).
+    #[allow(clippy::type_complexity)]
+    fn latency_interleaved<'a>(
         &mut self,
         workload: &str,
-        subject: &str,
-        against: Option<&str>,
-        mut f: impl FnMut() -> Vec<std::time::Duration>,
+        mut cases: Vec<(&str, Option<&str>, Box<dyn FnMut() -> Vec<Duration> + 'a>)>,
     ) {
-        let mut med = Vec::new();
-        let mut p99 = Vec::new();
+        let mut med = vec![Vec::new(); cases.len()];
+        let mut p99 = vec![Vec::new(); cases.len()];
         for _ in 0..self.runs {
-            let mut lat = f();
-            lat.sort_unstable();
-            med.push(percentile(&lat, 50.0));
-            p99.push(percentile(&lat, 99.0));
+            for (i, (_, _, f)) in cases.iter_mut().enumerate() {
+                let mut lat = f();
+                lat.sort_unstable();
+                med[i].push(percentile(&lat, 50.0));
+                p99[i].push(percentile(&lat, 99.0));
+            }
         }
-        let p99_against = against.map(|a| format!("{a} p99"));
-        self.push(workload, subject, "µs median", false, med, against);
-        self.push(
-            workload,
-            &format!("{subject} p99"),
-            "µs p99",
-            false,
-            p99,
-            p99_against.as_deref(),
-        );
+        for (((subject, against, _), med), p99) in cases.into_iter().zip(med).zip(p99) {
+            let p99_against = against.map(|a| format!("{a} p99"));
+            self.push(workload, subject, "µs median", false, med, against);
+            self.push(
+                workload,
+                &format!("{subject} p99"),
+                "µs p99",
+                false,
+                p99,
+                p99_against.as_deref(),
+            );
+        }
     }
 
     fn push(
@@ -703,7 +802,7 @@ fn targets(rows: &[Row], mem: &Result<(u64, f64), String>, mem_len: u64) -> Vec<
             &|r| r >= 0.9,
         );
     }
-    let e = "echo 64 B, 1 connection";
+    let e = ECHO;
     add(
         "echo median: lhp-blocking / raw ping-pong blocking".into(),
         "<= 1.1x",

@@ -139,6 +139,10 @@ pub fn raw_pingpong_blocking(rounds: usize) -> Vec<Duration> {
         let mut c = TcpStream::connect(addr).expect("connect");
         c.set_nodelay(true).expect("nodelay");
         let mut buf = [7u8; 64];
+        for _ in 0..WARMUP_ROUNDS {
+            c.write_all(&buf).expect("write");
+            c.read_exact(&mut buf).expect("read");
+        }
         for _ in 0..rounds {
             let t = Instant::now();
             c.write_all(&buf).expect("write");
@@ -149,29 +153,123 @@ pub fn raw_pingpong_blocking(rounds: usize) -> Vec<Duration> {
     lat
 }
 
-/// Raw tokio ping-pong of 64 octets with `TCP_NODELAY`.
+/// Raw tokio ping-pong of 64 octets with `TCP_NODELAY`: the server in one task, the client
+/// in another spawned task (not in `block_on`), as in [`echo_tokio`].
 pub fn raw_pingpong_tokio(rt: &Runtime, rounds: usize) -> Vec<Duration> {
     rt.block_on(async move {
         let (mut c, server) = tokio_pair(|mut s| async move {
-            let mut buf = [0u8; 64];
-            while s.read_exact(&mut buf).await.is_ok() {
-                s.write_all(&buf).await?;
+            let mut buf = vec![0u8; 4096];
+            while read_64(&mut s, &mut buf).await.is_ok() {
+                s.write_all(&buf[..64]).await?;
             }
             Ok(())
         })
         .await;
-        let mut lat = Vec::with_capacity(rounds);
-        let mut buf = [7u8; 64];
-        for _ in 0..rounds {
-            let t = Instant::now();
-            c.write_all(&buf).await.expect("write");
-            c.read_exact(&mut buf).await.expect("read");
-            lat.push(t.elapsed());
-        }
-        drop(c);
+        let client = tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(rounds);
+            let mut buf = vec![7u8; 4096];
+            for i in 0..WARMUP_ROUNDS + rounds {
+                let t = Instant::now();
+                c.write_all(&buf[..64]).await.expect("write");
+                read_64(&mut c, &mut buf).await.expect("read");
+                if i >= WARMUP_ROUNDS {
+                    lat.push(t.elapsed());
+                }
+            }
+            lat
+        });
+        let lat = client.await.expect("client task");
         let _ = server.await;
         lat
     })
+}
+
+/// Reads 64 octets into `buf` (4 KiB) with reads offered the whole rest of `buf`, as a
+/// framed reader does: a read that returns less than offered tells tokio the socket is
+/// drained, so the next read waits for readiness instead of first failing with `EAGAIN`
+/// (`read_exact` into exactly 64 octets costs that extra system call every time).
+async fn read_64(s: &mut tokio::net::TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    let mut got = 0;
+    while got < 64 {
+        let rest = buf.get_mut(got..).unwrap_or_default();
+        match s.read(rest).await? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => got += n,
+        }
+    }
+    Ok(())
+}
+
+/// Round trips made before the clock starts in every echo subject (connection warm-up:
+/// first allocations, page faults, TCP's initial state).
+pub const WARMUP_ROUNDS: usize = 200;
+
+/// CPU affinity for the echo workloads: both ends of a ping-pong on one CPU.
+///
+/// On a VM a wake-up of a thread on another, idle vCPU costs tens of microseconds and one on
+/// the same CPU a few; left to the scheduler, a run lands in one mode or the other by chance.
+/// Pinning the calling thread makes every thread (and every tokio worker) it spawns inherit
+/// the same single CPU, so each subject pays the same-CPU wake-up, every run.
+#[allow(unsafe_code)]
+pub mod affinity {
+    use std::marker::PhantomData;
+    use std::mem;
+
+    /// The calling thread's affinity mask before [`pin_here`]; restored when dropped, on the
+    /// same thread (the guard is not `Send`).
+    pub struct Pinned {
+        before: libc::cpu_set_t,
+        /// The CPU the thread is pinned to.
+        pub cpu: usize,
+        _same_thread: PhantomData<*const ()>,
+    }
+
+    /// Pins the calling thread to the CPU it is running on. `None` if the system refuses
+    /// (then nothing changed).
+    pub fn pin_here() -> Option<Pinned> {
+        // SAFETY: `cpu_set_t` is a plain bit array; all zeroes is the empty set.
+        let mut before: libc::cpu_set_t = unsafe { mem::zeroed() };
+        let size = mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: pid 0 is the calling thread; `before` is a valid, writable set of `size`.
+        if unsafe { libc::sched_getaffinity(0, size, &mut before) } != 0 {
+            return None;
+        }
+        // SAFETY: no arguments, no memory.
+        let cpu = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+        if cpu >= 8 * size {
+            return None;
+        }
+        // SAFETY: as above.
+        let mut one: libc::cpu_set_t = unsafe { mem::zeroed() };
+        // SAFETY: `cpu` is within the set's bits (checked above).
+        unsafe { libc::CPU_SET(cpu, &mut one) };
+        // SAFETY: pid 0 is the calling thread; `one` is a valid set of `size`.
+        if unsafe { libc::sched_setaffinity(0, size, &one) } != 0 {
+            return None;
+        }
+        Some(Pinned {
+            before,
+            cpu,
+            _same_thread: PhantomData,
+        })
+    }
+
+    impl Drop for Pinned {
+        fn drop(&mut self) {
+            let size = mem::size_of::<libc::cpu_set_t>();
+            // SAFETY: pid 0 is the calling thread, the one that pinned itself (not `Send`).
+            unsafe { libc::sched_setaffinity(0, size, &self.before) };
+        }
+    }
+
+    /// Runs `f` with the calling thread pinned to its current CPU (threads spawned inside
+    /// inherit the pin), then restores the affinity. Runs `f` unpinned if pinning fails.
+    pub fn pinned<T>(f: impl FnOnce(Option<usize>) -> T) -> T {
+        let guard = pin_here();
+        let out = f(guard.as_ref().map(|g| g.cpu));
+        drop(guard);
+        out
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -495,6 +593,9 @@ pub fn echo_lhp_blocking(rounds: usize) -> Vec<Duration> {
     .expect("lhp-blocking server");
     let mut client = lhp_blocking::Client::connect(server.local_addr()).expect("connect");
     let f = Frame::new(Header::with_kind("echo"), Bytes::from(vec![b'x'; 64]));
+    for _ in 0..WARMUP_ROUNDS {
+        client.request(&f).expect("request");
+    }
     let mut lat = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t = Instant::now();
@@ -572,6 +673,8 @@ pub fn echo_tokio(
             streams.push(s);
         }
         let f = Frame::new(Header::with_kind("echo"), Bytes::from(vec![b'x'; 64]));
+        // Timed rounds are counted after a warm-up; timed runs count from the start.
+        let warmup = if rounds.is_some() { WARMUP_ROUNDS } else { 0 };
         let start = Instant::now();
         let deadline = start + duration;
         let mut tasks = Vec::with_capacity(conns);
@@ -579,24 +682,29 @@ pub fn echo_tokio(
             let f = f.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
+                let mut seen = 0usize;
                 let done = |n: usize| match rounds {
-                    Some(r) => n >= r,
+                    Some(r) => n >= r + warmup,
                     None => Instant::now() >= deadline,
                 };
                 match which {
                     TokioEcho::Lhp => {
                         let mut framed = Framed::new(s, lhp_tokio::LhpCodec::new());
-                        while !done(lat.len()) {
+                        while !done(seen) {
                             let t = Instant::now();
                             framed.send(&f).await.expect("send");
                             let r = framed.next().await.expect("reply").expect("decode");
-                            lat.push(t.elapsed());
+                            let took = t.elapsed();
+                            seen += 1;
+                            if seen > warmup {
+                                lat.push(took);
+                            }
                             assert_eq!(r.body.len(), 64);
                         }
                     }
                     TokioEcho::Ldc => {
                         let mut framed = Framed::new(s, LengthDelimitedCodec::new());
-                        while !done(lat.len()) {
+                        while !done(seen) {
                             let t = Instant::now();
                             framed
                                 .send(ldc_payload(f.header.members(), &f.body))
@@ -604,7 +712,11 @@ pub fn echo_tokio(
                                 .expect("send");
                             let r = framed.next().await.expect("reply").expect("decode");
                             let (_, b) = ldc_parse(r, false).expect("parse");
-                            lat.push(t.elapsed());
+                            let took = t.elapsed();
+                            seen += 1;
+                            if seen > warmup {
+                                lat.push(took);
+                            }
                             assert_eq!(b.len(), 64);
                         }
                     }

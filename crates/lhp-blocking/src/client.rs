@@ -141,7 +141,7 @@ impl Client {
         self.peer
     }
 
-    /// Sends a frame (one vectored write).
+    /// Sends a frame (one write call).
     pub fn send(&mut self, frame: &Frame) -> Result<(), Error> {
         self.writer.write_frame(frame)
     }

@@ -212,7 +212,7 @@ pub struct Replies<'a> {
 }
 
 impl Replies<'_> {
-    /// Sends a whole frame (one vectored write). Its write deadline starts now.
+    /// Sends a whole frame (one write call). Its write deadline starts now.
     pub fn send(&mut self, frame: &Frame) -> Result<(), Error> {
         self.writer.get_mut().start_reply();
         self.writer.write_frame(frame)
@@ -301,8 +301,10 @@ impl Handler for EchoHandler {
             );
         }
         if request.head().body_len() <= self.buffer_limit {
+            // The echo reply is the frame itself (`Frame::echo_reply` is a clone of it): send
+            // it as it is rather than copy its header.
             let frame = request.into_frame()?;
-            return replies.send(&frame.echo_reply());
+            return replies.send(&frame);
         }
         let (head, mut body) = request.into_parts();
         replies.send_stream(&head, &mut body)?;
@@ -559,12 +561,18 @@ pub struct ConnWriter {
 }
 
 /// Where the reading side is, which decides its deadline.
+///
+/// The clock is read once per read call: a phase begins with its instant unset, and the next
+/// read sets it. A frame whose octets all arrive in the read that began it never reads the
+/// clock again; one that needs more reads starts its deadline at the second read, a few
+/// microseconds after its first octet (or, if a handler reads its body later, when the server
+/// starts waiting on the peer for it).
 #[derive(Clone, Copy, Debug)]
 enum Phase {
     /// Between frames: the next octet is due by `until` (the idle timeout).
-    Idle { until: Instant },
+    Idle { until: Option<Instant> },
     /// Inside a frame begun at `start`, `moved` octets read since then.
-    Frame { start: Instant, moved: u64 },
+    Frame { start: Option<Instant>, moved: u64 },
 }
 
 /// One `per_window` for every [`PROGRESS_WINDOW`] octets moved, plus one.
@@ -624,8 +632,12 @@ impl SocketTimeout {
 }
 
 fn time_left(deadline: Instant, what: &str) -> io::Result<Duration> {
+    time_left_at(deadline, Instant::now(), what)
+}
+
+fn time_left_at(deadline: Instant, now: Instant, what: &str) -> io::Result<Duration> {
     deadline
-        .checked_duration_since(Instant::now())
+        .checked_duration_since(now)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, what.to_owned()))
 }
@@ -638,37 +650,54 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 impl ConnReader {
-    /// Between frames: the idle deadline starts now.
+    /// Between frames: the idle deadline starts at the next read.
     fn set_idle(&mut self) {
         self.busy.store(false, Ordering::SeqCst);
-        self.phase = Phase::Idle {
-            until: Instant::now() + self.idle,
-        };
+        self.phase = Phase::Idle { until: None };
     }
 
     /// A frame begins now (its first octets are already buffered).
     fn start_frame(&mut self) {
         self.busy.store(true, Ordering::SeqCst);
         self.phase = Phase::Frame {
-            start: Instant::now(),
+            start: None,
             moved: 0,
         };
     }
 
+    /// Sets the phase's instant if it is still open, from `now`.
+    fn anchor(&mut self, now: Instant) {
+        match &mut self.phase {
+            Phase::Idle {
+                until: until @ None,
+            } => *until = Some(now + self.idle),
+            Phase::Frame {
+                start: start @ None,
+                ..
+            } => *start = Some(now),
+            _ => {}
+        }
+    }
+
     /// The longest one read may block: the time left, at most one timeout of the phase.
-    fn read_timeout(&self) -> io::Result<Duration> {
+    fn read_timeout(&self, now: Instant) -> io::Result<Duration> {
         let cap = match self.phase {
             Phase::Idle { .. } => self.idle,
             Phase::Frame { .. } => self.per_window,
         };
-        Ok(self.left()?.min(cap))
+        Ok(self.left(now)?.min(cap))
     }
 
-    fn left(&self) -> io::Result<Duration> {
+    fn left(&self, now: Instant) -> io::Result<Duration> {
         match self.phase {
-            Phase::Idle { until } => time_left(until, "idle deadline passed between frames"),
-            Phase::Frame { start, moved } => time_left(
-                progress_deadline(start, moved, self.per_window),
+            Phase::Idle { until } => time_left_at(
+                until.unwrap_or(now + self.idle),
+                now,
+                "idle deadline passed between frames",
+            ),
+            Phase::Frame { start, moved } => time_left_at(
+                progress_deadline(start.unwrap_or(now), moved, self.per_window),
+                now,
                 "read deadline passed inside a frame: the peer is sending too slowly",
             ),
         }
@@ -678,7 +707,9 @@ impl ConnReader {
 impl Read for ConnReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            let want = self.read_timeout()?;
+            let now = Instant::now();
+            self.anchor(now);
+            let want = self.read_timeout(now)?;
             let stream = &self.stream;
             self.timeout.ensure(want, |t| stream.set_read_timeout(t))?;
             match self.stream.read(out) {
@@ -687,7 +718,7 @@ impl Read for ConnReader {
                         Phase::Idle { .. } if n > 0 => {
                             self.busy.store(true, Ordering::SeqCst);
                             self.phase = Phase::Frame {
-                                start: Instant::now(),
+                                start: None,
                                 moved: n as u64,
                             };
                         }
@@ -699,7 +730,7 @@ impl Read for ConnReader {
                 // The timeout in force ran out, the deadline perhaps not: look again.
                 Err(e) if is_timeout(&e) => {
                     self.timeout.forget();
-                    self.left()?;
+                    self.left(Instant::now())?;
                 }
                 Err(e) => return Err(e),
             }
@@ -787,7 +818,7 @@ fn serve(
         idle: config.idle_timeout,
         per_window: config.read_timeout,
         phase: Phase::Frame {
-            start: Instant::now(),
+            start: None,
             moved: 0,
         },
         busy,
@@ -1034,7 +1065,7 @@ mod tests {
             idle: timeout,
             per_window: timeout,
             phase: Phase::Frame {
-                start: Instant::now(),
+                start: None,
                 moved: 0,
             },
             busy: Arc::new(AtomicBool::new(false)),

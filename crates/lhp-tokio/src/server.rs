@@ -233,7 +233,9 @@ impl Replies<'_> {
 /// request's `id`, if any) and the connection stays open.
 pub async fn echo(frame: Frame) -> Option<Frame> {
     if frame.header.kind() == Some("echo") {
-        return Some(frame.echo_reply());
+        // The echo reply is the frame itself (`Frame::echo_reply` is a clone of it): return
+        // it as it is rather than copy its header.
+        return Some(frame);
     }
     let what = match frame.header.kind() {
         Some(kind) => format!("kind {kind:?}"),
@@ -626,6 +628,10 @@ impl Batch {
         self.frames >= Self::MAX_FRAMES
     }
 
+    /// Writes every reply waiting. The first attempt is a plain non-blocking write (`send`,
+    /// or `writev` when large bodies ride along) with no timer armed: a socket with room takes
+    /// the whole batch at once, which is the common case. Only what it does not take is
+    /// written under the `within` deadline.
     async fn flush(&mut self, stream: &mut TcpStream, within: Duration) -> Result<(), Error> {
         if self.frames == 0 {
             return Ok(());
@@ -634,21 +640,56 @@ impl Batch {
             self.parts.push(self.scratch.split().freeze());
         }
         let mut slices: Vec<&[u8]> = self.parts.iter().map(|b| &b[..]).collect();
-        let written = timeout(within, write_all_vectored(stream, &mut slices)).await;
+        let first = match &slices[..] {
+            [one] => stream.try_write(one),
+            many => {
+                let io: Vec<io::IoSlice<'_>> =
+                    many.iter().take(64).map(|p| io::IoSlice::new(p)).collect();
+                stream.try_write_vectored(&io)
+            }
+        };
+        let result = match first {
+            Ok(mut n) => {
+                for part in slices.iter_mut() {
+                    let take = n.min(part.len());
+                    *part = part.get(take..).unwrap_or_default();
+                    n -= take;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(Error::Io(e)),
+        };
+        let result = match result {
+            Ok(()) if slices.iter().all(|p| p.is_empty()) => Ok(()),
+            Ok(()) => match timeout(within, write_all_vectored(stream, &mut slices)).await {
+                Ok(r) => r.map_err(Error::Io),
+                Err(_) => Err(Error::Timeout("writing a reply")),
+            },
+            Err(e) => Err(e),
+        };
+        drop(slices);
         self.parts.clear();
         self.frames = 0;
-        match written {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(Error::Timeout("writing a reply")),
-        }
+        result
     }
 }
 
 /// One connection served with a whole-frame [`Handler`].
+///
+/// A request that arrives whole costs one readiness wait, one read and one write: between
+/// frames the task waits for the socket to become readable (no system call: the readiness
+/// comes from the runtime's `epoll`, and the idle timer and the shutdown token are armed once
+/// per connection, not per frame), then reads once with no deadline armed. Only a frame
+/// still incomplete after that read gets the frame deadline, counted from then. Readiness can
+/// be stale: if that read finds nothing, the connection goes back to waiting, idle deadline
+/// unchanged.
 async fn serve_frames<H: Handler>(stream: TcpStream, conn: Conn, handler: &H) {
     let mut reader = conn.reader(stream);
     let mut batch = Batch::new(conn.encoder());
     let cfg = &conn.config;
+    let mut idle = IdleWait::new(&conn);
+    let mut idle_until = None;
     loop {
         let frame = match reader.try_frame() {
             Ok(Some(frame)) => frame,
@@ -657,23 +698,40 @@ async fn serve_frames<H: Handler>(stream: TcpStream, conn: Conn, handler: &H) {
                 if let Err(e) = batch.flush(reader.get_mut(), cfg.write_timeout).await {
                     return fail_boxed(reader, e, cfg).await;
                 }
+                let mut first = None;
                 if reader.is_idle() {
-                    match conn.idle_wait(&mut reader).await {
+                    let until =
+                        *idle_until.get_or_insert_with(|| Instant::now() + cfg.idle_timeout);
+                    reader.release_buffer();
+                    match idle.wait(reader.get_mut(), until).await {
                         Wake::Readable => {}
                         Wake::Shutdown | Wake::Closed => {
                             return Box::pin(close(reader.into_parts().0)).await
                         }
                         Wake::Idle => return fail_boxed(reader, Error::Timeout("idle"), cfg).await,
                     }
+                    first = poll_once(reader.read_frame()).await;
                 }
-                let deadline = Instant::now() + cfg.read_timeout;
-                match timeout_at(deadline, reader.read_frame()).await {
-                    Ok(Ok(Some(frame))) => frame,
-                    Ok(Ok(None)) => return Box::pin(close(reader.into_parts().0)).await,
-                    Ok(Err(e)) => return fail_boxed(reader, e, cfg).await,
-                    Err(_) => {
-                        return fail_boxed(reader, Error::Timeout("reading a frame"), cfg).await
+                let read = match first {
+                    Some(read) => read,
+                    // Stale readiness: nothing arrived after all.
+                    None if reader.is_idle() => continue,
+                    None => {
+                        let deadline = Instant::now() + cfg.read_timeout;
+                        match timeout_at(deadline, reader.read_frame()).await {
+                            Ok(read) => read,
+                            Err(_) => {
+                                let e = Error::Timeout("reading a frame");
+                                return fail_boxed(reader, e, cfg).await;
+                            }
+                        }
                     }
+                };
+                idle_until = None;
+                match read {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return Box::pin(close(reader.into_parts().0)).await,
+                    Err(e) => return fail_boxed(reader, e, cfg).await,
                 }
             }
             Err(e) => {
@@ -689,6 +747,61 @@ async fn serve_frames<H: Handler>(stream: TcpStream, conn: Conn, handler: &H) {
                 }
             }
         }
+    }
+}
+
+/// Polls `future` once: its output if it is ready at once, `None` if it would wait (it is
+/// then dropped, so it must be cancel-safe at that point, as a frame read that has not
+/// completed is: what it read stays buffered in the reader).
+async fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
+/// The wait between frames of a whole-frame connection, armed once per connection: the
+/// shutdown token's wait and the idle timer live as long as the connection, so a frame costs
+/// no timer registration and no waiter list operation. The timer is not moved forward on
+/// every frame: when it fires early (the connection was busy since it was set), it is set
+/// again to the current idle deadline.
+struct IdleWait {
+    shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl IdleWait {
+    fn new(conn: &Conn) -> Self {
+        IdleWait {
+            shutdown: Box::pin(conn.shutdown.clone().cancelled_owned()),
+            timer: Box::pin(tokio::time::sleep(conn.config.idle_timeout)),
+        }
+    }
+
+    /// Waits until `stream` is readable (or closed), `until` passes, or the server shuts
+    /// down. A shutdown wins over a readable socket, as in [`Conn::idle_wait`].
+    async fn wait(&mut self, stream: &TcpStream, until: Instant) -> Wake {
+        std::future::poll_fn(|cx| {
+            use std::task::Poll;
+            if self.shutdown.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Shutdown);
+            }
+            match stream.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Wake::Readable),
+                Poll::Ready(Err(_)) => return Poll::Ready(Wake::Closed),
+                Poll::Pending => {}
+            }
+            while self.timer.as_mut().poll(cx).is_ready() {
+                if Instant::now() >= until {
+                    return Poll::Ready(Wake::Idle);
+                }
+                self.timer.as_mut().reset(until);
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -814,7 +927,48 @@ async fn send_and_close(mut stream: TcpStream, frame: &Frame, profile: Profile, 
 
 #[cfg(test)]
 mod tests {
+    use futures::{SinkExt, StreamExt};
+    use tokio_util::codec::Framed;
+
     use super::*;
+    use crate::LhpCodec;
+
+    /// The idle timer is armed once per connection and not moved on every frame: when it
+    /// fires while the connection has been busy, it is set again to the real idle deadline
+    /// instead of closing a connection that is not idle. Frames every 500 ms keep a
+    /// connection with a 1.2 s idle timeout open past its first timer; then, left idle, it
+    /// gets the `timeout` error frame.
+    #[tokio::test]
+    async fn the_idle_timer_counts_from_the_last_frame() {
+        let config = ServerConfig {
+            idle_timeout: Duration::from_millis(1200),
+            ..ServerConfig::default()
+        };
+        let server = Server::bind("127.0.0.1:0", config, echo).expect("bind");
+        let (addr, stop) = (server.local_addr(), server.shutdown_token());
+        let running = tokio::spawn(server.run());
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut framed = Framed::new(stream, LhpCodec::new());
+        for i in 0..5u64 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut h = Header::with_kind("echo");
+            h.set_id(i);
+            framed
+                .send(Frame::new(h, Bytes::from_static(b"ping")))
+                .await
+                .expect("send");
+            let reply = framed.next().await.expect("a reply").expect("decodes");
+            assert_eq!(reply.header.kind(), Some("echo"), "frame {i}: {reply:?}");
+            assert_eq!(reply.header.id(), Some(i));
+        }
+        let last = framed.next().await.expect("a frame").expect("decodes");
+        assert_eq!(
+            last.header.get("code").and_then(|v| v.as_str()),
+            Some("timeout")
+        );
+        stop.cancel();
+        running.await.expect("join").expect("run");
+    }
 
     /// Every idle connection pays for its task's future: keep cold paths (error frames,
     /// closing) boxed so it stays small. A 4 KiB stack buffer in `send_and_close` once made it
