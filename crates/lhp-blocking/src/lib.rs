@@ -5,7 +5,9 @@
 //!
 //! - [`FrameReader`]: whole frames, or a head and then the body as a [`std::io::Read`] (a
 //!   100 GiB upload passes through in constant memory).
-//! - [`FrameWriter`]: prefix, header and body in one vectored write; bodies streamed from any
+//! - [`FrameWriter`]: prefix, header and body in one write (a vectored one for bodies over
+//!   4 KiB, so the body is never copied; smaller ones are copied behind the head and sent
+//!   with one plain write, which is cheaper on Linux); bodies streamed from any
 //!   `Read`; `sha256` digests computed on the way or in two passes over a file.
 //! - [`Server`]: `SO_REUSEADDR`, an explicit listen backlog (1024), a thread per connection up
 //!   to a maximum (excess connections get an `error` frame `busy`), idle, frame and reply
