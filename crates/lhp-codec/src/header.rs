@@ -302,6 +302,10 @@ impl Header {
     /// check it (§4.4), and the body length it declares.
     pub(crate) fn encoding(&self, profile: Profile) -> Result<(Encoding<'_>, u64), EncodeError> {
         if let Some(r) = self.received.as_ref().filter(|r| r.canonical) {
+            // Accepted under this very profile when it arrived: nothing to check again.
+            if r.profile == profile {
+                return Ok((Encoding::Text(&r.text), self.body_len));
+            }
             if let Some(f) = fast::scan(&r.text, profile) {
                 return Ok((Encoding::Text(&r.text), f.checked.body_len));
             }
@@ -748,6 +752,35 @@ mod tests {
         assert_eq!(code("\u{feff}{}"), Err("header_not_json"));
         assert_eq!(code(r#"{"a":"\ud800"}"#), Err("header_not_json"));
         assert_eq!(code(" {} \n"), Ok(0));
+    }
+
+    #[test]
+    fn received_headers_are_sent_on_as_they_arrived_when_canonical() {
+        let text = r#"{"file_name":"a.txt","file_size":3,"kind":"put"}"#;
+        let (h, _) = parse_header(text.as_bytes(), Profile::SeedCompat).unwrap();
+        assert_eq!(h.body_len(), 3);
+        assert_eq!(h.kind(), Some("put"));
+        // Same profile: the text as it is, with the length it was accepted with.
+        let (json, declared) = h.encoding(Profile::SeedCompat).unwrap();
+        assert!(matches!(json, Encoding::Text(t) if t == text));
+        assert_eq!(declared, 3);
+        // Another profile reads the length differently: checked again.
+        let (_, declared) = h.encoding(Profile::Lhp1).unwrap();
+        assert_eq!(declared, 0);
+        // Changed: members again, and the text is gone.
+        let mut changed = h.clone();
+        changed.set_kind("get");
+        let (json, _) = changed.encoding(Profile::SeedCompat).unwrap();
+        assert!(matches!(json, Encoding::Members(m) if m.get("kind") == Some(&Value::from("get"))));
+        assert_eq!(changed.kind(), Some("get"));
+        assert_ne!(changed, h);
+        // Not canonical (whitespace): serialized from the members.
+        let (h, _) = parse_header(br#"{"kind": "x"}"#, Profile::Lhp1).unwrap();
+        assert!(matches!(
+            h.encoding(Profile::Lhp1).unwrap().0,
+            Encoding::Members(_)
+        ));
+        assert_eq!(h.to_string(), r#"{"kind":"x"}"#);
     }
 
     #[test]
