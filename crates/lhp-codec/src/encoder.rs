@@ -82,7 +82,7 @@ impl Encoder {
         match json {
             Encoding::Text(text) => dst.extend_from_slice(text.as_bytes()),
             Encoding::Members(members) => {
-                if let Err(e) = serde_json::to_writer(dst.writer(), members) {
+                if let Err(e) = crate::json::write_members(members, dst) {
                     dst.truncate(start);
                     return Err(EncodeError::Serialize(e));
                 }

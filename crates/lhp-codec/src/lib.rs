@@ -73,6 +73,7 @@ mod encoder;
 mod error;
 mod fast;
 mod header;
+mod json;
 
 pub use decoder::{Decoder, Event, MIN_HEADER_LEN, PREFIX_LEN};
 pub use encoder::Encoder;
