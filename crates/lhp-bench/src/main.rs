@@ -313,6 +313,11 @@ fn main() {
                     Box::new(move || work::raw_bulk_blocking(size, count)),
                 ),
                 (
+                    "raw TCP (blocking), each body in a new buffer",
+                    rb,
+                    Box::new(move || work::raw_bulk_blocking_owned(size, count)),
+                ),
+                (
                     "lhp-blocking, whole frames",
                     rb,
                     Box::new(move || work::gbps(total, work::lhp_blocking_stream(size, count))),

@@ -93,6 +93,31 @@ pub fn raw_bulk_blocking(size: usize, count: usize) -> f64 {
     gbps(size * count, elapsed)
 }
 
+/// Raw blocking TCP, each body received the way a whole-frame API hands it over: into a new
+/// buffer of its own (`vec![0; size]`, then `read_exact`), dropped after use. GB/s.
+pub fn raw_bulk_blocking_owned(size: usize, count: usize) -> f64 {
+    let elapsed = blocking_pair(
+        move |mut s| {
+            for _ in 0..count {
+                let mut body = vec![0u8; size];
+                s.read_exact(&mut body)?;
+                black_box(&body);
+            }
+            s.write_all(b"k")
+        },
+        move |mut s| {
+            let buf = vec![b'x'; size];
+            let start = Instant::now();
+            for _ in 0..count {
+                s.write_all(&buf)?;
+            }
+            ack(&mut s)?;
+            Ok(start.elapsed())
+        },
+    );
+    gbps(size * count, elapsed)
+}
+
 /// Raw tokio TCP, the same transfer. GB/s.
 pub fn raw_bulk_tokio(rt: &Runtime, size: usize, count: usize) -> f64 {
     let elapsed = rt.block_on(async move {

@@ -31,6 +31,16 @@ const KEEP_CAPACITY: usize = 1 << 20;
 /// never with the length a peer declares: a peer that declares a 1 GiB body and sends nothing
 /// costs one small buffer.
 ///
+/// A large whole-frame body (256 KiB or more) is read straight into the allocation that the
+/// returned [`Frame`]'s body points into. The reader keeps a handle to it: once the caller has
+/// dropped the frame, the next large body is read into the same memory, so a steady stream of
+/// large frames allocates, zero-fills and page-faults nothing after the first. A frame the
+/// caller still holds is never written to. The retained allocation is at most one body that
+/// actually arrived; [`release_buffers`](Self::release_buffers), or a read that times out
+/// between frames, gives it back. Until then (or
+/// until the next large frame is read) the body is shared with the reader, so
+/// `Bytes::try_into_mut` on it fails and `Vec::from` copies it.
+///
 /// ```
 /// use std::io::Cursor;
 /// use lhp_blocking::{FrameReader, FrameWriter};
@@ -61,6 +71,10 @@ pub struct FrameReader<R> {
     spare: BytesMut,
     /// Octets the last read returned: the next read may be twice as large.
     last_read: usize,
+    /// The last large whole-frame body handed out. Once the caller drops their copy this
+    /// handle is the allocation's only owner, and the next large element reuses it in place:
+    /// every octet of it is initialized, so it needs no zero-filling either.
+    reuse: Bytes,
     /// Body octets the decoder handed out that the caller has not read yet.
     pending: Bytes,
     /// Between `Event::Head` and `Event::End` of a streamed frame.
@@ -89,6 +103,7 @@ impl<R: Read> FrameReader<R> {
             buf: BytesMut::new(),
             spare: BytesMut::new(),
             last_read: 0,
+            reuse: Bytes::new(),
             pending: Bytes::new(),
             in_body: false,
             frame_start,
@@ -104,6 +119,10 @@ impl<R: Read> FrameReader<R> {
         self.frame_start = self.decoder.offset();
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.buf)? {
+                if frame.body.len() >= DIRECT {
+                    // Keep a handle, so that the allocation comes back once the caller is done.
+                    self.reuse = frame.body.clone();
+                }
                 self.release_if_idle();
                 return Ok(Some(frame));
             }
@@ -160,6 +179,17 @@ impl<R: Read> FrameReader<R> {
             self.pending = Bytes::new();
         }
         Ok(())
+    }
+
+    /// Gives back the memory kept for reuse: the allocation of the last large body (once the
+    /// caller has dropped it, the reader is all that keeps it alive) and, if nothing is
+    /// buffered, the read region. A read that times out between frames does this too.
+    pub fn release_buffers(&mut self) {
+        self.reuse = Bytes::new();
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+            self.spare = BytesMut::new();
+        }
     }
 
     /// Absolute stream offset of the first octet of the current frame (or of the next one,
@@ -265,6 +295,16 @@ impl<R: Read> FrameReader<R> {
                 other => break other,
             }
         };
+        if let Err(e) = &result {
+            let timed_out = matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            );
+            if timed_out && self.is_idle() {
+                // The peer went quiet between frames: hold no buffers while it stays so.
+                self.release_buffers();
+            }
+        }
         let got = result?.min(len);
         if got > 0 {
             let piece = self.spare.split_to(got);
@@ -289,26 +329,29 @@ impl<R: Read> FrameReader<R> {
     /// Reads the rest of a large element of a whole frame (its body, mostly) straight into
     /// the buffer that will hold it, which then becomes the frame's body without a copy.
     ///
-    /// The buffer at most doubles what has arrived each time it grows (so a declared length
-    /// alone allocates nothing), is zeroed once as it grows, and ends exactly as large as the
-    /// element. Reads are up to `MAX_READ`. Returns the octets read (0 at end of stream).
+    /// The buffer is the last large body's allocation if the caller has dropped that body
+    /// (already initialized, so nothing is allocated or zeroed), otherwise a new one. It grows,
+    /// zeroing only the new part, by at most what has arrived each time (so a declared length
+    /// alone allocates nothing), and is cut exactly at the element's end. If a read fails or
+    /// the stream ends first, the initialized rest stays behind the buffered octets as read
+    /// space. Reads at most double what has arrived, up to `MAX_READ`. Returns the octets read
+    /// (0 at end of stream).
     fn fill_element(&mut self) -> Result<usize, Error> {
-        let target = self.buf.len().saturating_add(self.wanted());
-        // What is buffered starts the element (a copy only if the buffer is shared).
-        let mut element = Vec::from(std::mem::take(&mut self.buf));
-        self.spare = BytesMut::new();
-        let start = element.len();
-        let mut filled = start;
+        let have = self.buf.len();
+        let target = have.saturating_add(self.wanted());
+        let mut element = self.element_buffer(target);
+        let mut filled = have;
         let result = loop {
             if filled >= target {
                 break Ok(());
             }
             if filled == element.len() {
                 let grow = filled.max(MIN_READ).min(target - filled);
-                element.reserve_exact(grow);
                 element.resize(filled + grow, 0);
             }
-            let end = element.len().min(filled + MAX_READ);
+            // Reads grow with what arrived, as the buffer did before it was reused: asking for
+            // everything at once drains the socket and wakes the sender more often.
+            let end = element.len().min(filled + filled.clamp(MIN_READ, MAX_READ));
             let Some(dst) = element.get_mut(filled..end) else {
                 break Ok(());
             };
@@ -320,18 +363,60 @@ impl<R: Read> FrameReader<R> {
                 Err(e) => break Err(e),
             }
         };
-        element.truncate(filled);
-        // `Vec` to `Bytes` to `BytesMut` moves the allocation; nothing is copied.
-        self.buf = BytesMut::from(Bytes::from(element));
-        self.last_read = filled - start;
+        let rest = element.split_off(filled);
+        if !rest.is_empty() {
+            self.spare = rest;
+        }
+        self.buf = element;
+        self.last_read = filled - have;
         result?;
-        Ok(filled - start)
+        Ok(filled - have)
     }
 
-    /// Between frames, gives back a large spare read region.
+    /// The buffer for a large element of `target` octets, holding what is buffered at its
+    /// front: the reclaimed allocation of the last large body if the caller has dropped it
+    /// (cut to at most `target`), else the current buffer itself with the read space behind
+    /// it (an element resumed after a failed read continues in place; a read region shared
+    /// with other octets is left on the first growth).
+    fn element_buffer(&mut self, target: usize) -> BytesMut {
+        let have = self.buf.len();
+        let reclaimed = std::mem::take(&mut self.reuse).try_into_mut();
+        let mut region = match reclaimed {
+            // The caller has dropped the last large body, and what is buffered is little to
+            // copy (more means an element already under way: it continues in place).
+            Ok(region) if have <= MAX_READ && !region.is_empty() => region,
+            // The caller still holds the last body (or there is none): dropping our handle
+            // leaves theirs untouched.
+            _ => {
+                let mut element = std::mem::take(&mut self.buf);
+                if element.as_ptr_range().end == self.spare.as_ptr() {
+                    // Initialized read space directly behind: joined without a copy.
+                    element.unsplit(std::mem::take(&mut self.spare));
+                    element.truncate(target);
+                }
+                return element;
+            }
+        };
+        region.truncate(target);
+        if region.len() < have {
+            region.resize(have, 0);
+        }
+        if let Some(front) = region.get_mut(..have) {
+            front.copy_from_slice(&self.buf);
+        }
+        // The read region stays for the heads of the frames that follow.
+        self.buf.clear();
+        region
+    }
+
+    /// Between frames, gives back a large spare read region, and lets go of an emptied
+    /// element buffer (so that the body split off it is the allocation's only other owner).
     fn release_if_idle(&mut self) {
-        if self.buf.is_empty() && self.spare.len() > KEEP_CAPACITY {
-            self.spare = BytesMut::new();
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+            if self.spare.len() > KEEP_CAPACITY {
+                self.spare = BytesMut::new();
+            }
         }
     }
 }

@@ -43,20 +43,43 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use lhp_codec::{Event, Frame, Header, Limits, Profile};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::io::poll_read_buf;
 
 use crate::codec::{reserve_for, Error, READ_CHUNK};
 
+/// Whole frames whose element (a body, mostly) still wants at least this many octets are read
+/// into a buffer of their own, exactly up to the element's end, so that the element starts at
+/// the front of that buffer's allocation and the allocation can be reclaimed for the next one.
+const DIRECT: u64 = 256 << 10;
+
 /// Reads frames from an [`AsyncRead`], whole ([`read_frame`](Self::read_frame)) or as a head
 /// and a streamed body ([`read_head`](Self::read_head) then [`body`](Self::body)).
+///
+/// A large whole-frame body (256 KiB or more) is read from the socket straight into the
+/// allocation its [`Bytes`] points into, the way `tokio_util::codec::Framed` does, but into a
+/// buffer of its own and exactly up to the body's end. The reader keeps an empty handle to
+/// that allocation: once the caller has dropped the frame, `BytesMut::reserve` reclaims it for
+/// the next large body, so a steady stream of large frames allocates and page-faults nothing
+/// after the first. A frame the caller still holds is never written to. Buffers still grow
+/// with the octets that arrived, never with a declared length;
+/// [`release_buffer`](Self::release_buffer) gives the retained allocation back. Until then (or
+/// until the next large frame is read) the body is shared with the reader, so
+/// `Bytes::try_into_mut` on it fails and `Vec::from` copies it.
 #[derive(Debug)]
 pub struct FrameReader<R> {
     io: R,
     decoder: lhp_codec::Decoder,
+    /// The octets read and not yet decoded: the read buffer, or while a large element is read,
+    /// that element's own buffer.
     buf: BytesMut,
+    /// Always empty. While a large element is read: the read buffer, set aside. Otherwise: a
+    /// handle to the last large element's allocation, kept so that it can be reclaimed.
+    parked: BytesMut,
+    /// `buf` is a large element's own buffer.
+    in_element: bool,
     /// Inside a body begun with `read_head`.
     in_body: bool,
     /// Body octets split off `buf` but not yet handed to the caller.
@@ -81,6 +104,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             io,
             decoder,
             buf: BytesMut::new(),
+            parked: BytesMut::new(),
+            in_element: false,
             in_body: false,
             pending: Bytes::new(),
         }
@@ -91,11 +116,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// it is skipped first.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, Error> {
         self.skip_body().await?;
+        self.end_element();
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.buf)? {
+                self.end_element();
                 return Ok(Some(frame));
             }
-            if !self.fill().await? {
+            let wanted = self.decoder.wanted(self.buf.len());
+            if wanted >= DIRECT {
+                self.begin_element();
+            }
+            let more = if self.in_element {
+                self.fill_element(wanted).await?
+            } else {
+                self.fill().await?
+            };
+            if !more {
                 return Ok(self.decoder.decode_eof(&mut self.buf)?);
             }
         }
@@ -106,6 +142,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// `read_frame`.
     pub async fn read_head(&mut self) -> Result<Option<Header>, Error> {
         self.skip_body().await?;
+        self.end_element();
         loop {
             match self.decoder.decode_event(&mut self.buf)? {
                 Some(Event::Head(header)) => {
@@ -151,10 +188,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.buf.is_empty() && !self.in_body && self.decoder.is_between_frames()
     }
 
-    /// Frees the read buffer if it holds nothing, so an idle connection costs no buffer.
+    /// Frees the read buffer if it holds nothing, and the allocation kept for the next large
+    /// body, so an idle connection costs no buffer.
     pub fn release_buffer(&mut self) {
         if self.buf.is_empty() {
             self.buf = BytesMut::new();
+            self.parked = BytesMut::new();
+            self.in_element = false;
         }
     }
 
@@ -178,6 +218,47 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         (self.io, self.buf)
     }
 
+    /// Moves what is buffered into a buffer of its own for a large element: the last large
+    /// element's allocation, reclaimed from its front if the caller has dropped everything
+    /// split off it, else a new one that grows as octets arrive.
+    fn begin_element(&mut self) {
+        if self.in_element {
+            return;
+        }
+        let mut element = std::mem::take(&mut self.parked);
+        // `element` is empty and sits where the last element ended; asking for one octet more
+        // than is left behind it reclaims the allocation from its front, and only if no one
+        // else holds a part of it (`try_reclaim` never allocates).
+        let behind = element.capacity();
+        if !element.try_reclaim(behind.saturating_add(1)) {
+            element = BytesMut::new();
+        }
+        reserve_for(&mut element, self.buf.len() as u64);
+        element.extend_from_slice(&self.buf);
+        self.buf.clear();
+        self.parked = std::mem::replace(&mut self.buf, element);
+        self.in_element = true;
+    }
+
+    /// Once a large element has been split off its buffer, goes back to the read buffer and
+    /// keeps an empty handle to the element's allocation for the next one.
+    fn end_element(&mut self) {
+        if self.in_element && self.buf.is_empty() {
+            std::mem::swap(&mut self.buf, &mut self.parked);
+            self.in_element = false;
+        }
+    }
+
+    /// Reads more of a large element into its buffer, never past the element's end (`wanted`
+    /// octets away), growing the buffer by at most what is buffered; false at end of stream.
+    async fn fill_element(&mut self, wanted: u64) -> Result<bool, Error> {
+        let wanted = wanted.max(1);
+        reserve_for(&mut self.buf, wanted);
+        let limit = usize::try_from(wanted).unwrap_or(usize::MAX);
+        let mut dst = (&mut self.buf).limit(limit);
+        Ok(self.io.read_buf(&mut dst).await? > 0)
+    }
+
     async fn skip_body(&mut self) -> Result<(), Error> {
         self.pending.clear();
         while self.in_body {
@@ -191,7 +272,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Reads more octets into the buffer; false at end of stream.
     async fn fill(&mut self) -> Result<bool, Error> {
-        let wanted = self.decoder.wanted(self.buf.len()).max(1);
+        // At least a chunk's room, so that one read takes a whole small frame (prefix, header
+        // and body) and, reading short of the room, tells tokio the socket is drained.
+        let wanted = self.decoder.wanted(self.buf.len()).max(READ_CHUNK as u64);
         reserve_for(&mut self.buf, wanted);
         Ok(self.io.read_buf(&mut self.buf).await? > 0)
     }
