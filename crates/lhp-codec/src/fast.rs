@@ -18,7 +18,7 @@ use crate::header::{parse_hex, Checked, ExpectedDigest, MAX_SAFE_INTEGER};
 use crate::Profile;
 
 /// Headers with more members than this take the general path.
-pub(crate) const MAX_MEMBERS: usize = 32;
+pub(crate) const MAX_MEMBERS: usize = 16;
 
 /// Where a registered string member's value is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,15 +53,8 @@ pub(crate) struct Fast {
 
 #[derive(Clone, Copy)]
 enum Val {
-    Str {
-        start: usize,
-        end: usize,
-        escaped: bool,
-    },
-    Int {
-        neg: bool,
-        n: u64,
-    },
+    Str { start: u32, end: u32, escaped: bool },
+    Int { neg: bool, n: u64 },
     Literal,
 }
 
@@ -169,8 +162,8 @@ impl Cursor<'_> {
                 self.i += 1;
                 let (start, end, escaped) = self.string()?;
                 Some(Val::Str {
-                    start,
-                    end,
+                    start: u32::try_from(start).ok()?,
+                    end: u32::try_from(end).ok()?,
                     escaped,
                 })
             }
@@ -202,10 +195,7 @@ fn registered(name: &[u8]) -> Option<usize> {
 fn span(v: Val) -> Option<Span> {
     match v {
         Val::Str { escaped: true, .. } => Some(Span::Escaped),
-        Val::Str { start, end, .. } => Some(Span::Plain(
-            u32::try_from(start).ok()?,
-            u32::try_from(end).ok()?,
-        )),
+        Val::Str { start, end, .. } => Some(Span::Plain(start, end)),
         _ => None,
     }
 }
@@ -226,7 +216,7 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
         i: 0,
         whitespace: false,
     };
-    let mut names = [(0usize, 0usize); MAX_MEMBERS];
+    let mut names: [&[u8]; MAX_MEMBERS] = [&[]; MAX_MEMBERS];
     let mut count = 0;
     let mut escaped = false;
     let mut slots: [Option<Val>; 9] = [None; 9];
@@ -242,12 +232,10 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
                 return None;
             }
             let name = b.get(start..end)?;
-            for &(s, e) in names.get(..count)? {
-                if b.get(s..e)? == name {
-                    return None;
-                }
+            if names.get(..count)?.contains(&name) {
+                return None;
             }
-            *names.get_mut(count)? = (start, end);
+            *names.get_mut(count)? = name;
             count += 1;
             c.skip_ws();
             c.eat(b':')?;
@@ -313,7 +301,7 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
         else {
             return None;
         };
-        let hex = text.get(start..end)?;
+        let hex = text.get(start as usize..end as usize)?;
         digests.push(ExpectedDigest::Sha256(parse_hex::<32>(hex, false)?));
         fields.sha256 = span(v)?;
     }
@@ -327,7 +315,10 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
         match md5 {
             Some(Val::Str { escaped: true, .. }) => return None,
             Some(Val::Str { start, end, .. }) => {
-                if let Some(d) = text.get(start..end).and_then(|s| parse_hex::<16>(s, true)) {
+                if let Some(d) = text
+                    .get(start as usize..end as usize)
+                    .and_then(|s| parse_hex::<16>(s, true))
+                {
                     digests.push(ExpectedDigest::Md5(d));
                 }
             }
