@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use lhp_codec::{Decoder, Encoder, Event, Frame, Header, Limits, Map, Profile, Value};
 
+pub mod alloc;
 mod hostile;
 mod load;
 mod vectors;

@@ -4,7 +4,7 @@
 //! The allocator counts per thread, and only inside [`count_large`], so tests running in
 //! parallel (and the harness) cannot disturb each other's numbers; the tests run on a
 //! current-thread runtime, so every read happens on the counted thread. It counts allocations
-//! (and growing reallocations) of at least [`LARGE`] octets: the bodies these tests read are
+//! (and growing reallocations) of at least [`LARGE`](lhp_testkit::alloc::LARGE) octets: the bodies these tests read are
 //! larger, every other allocation on the way is far smaller.
 //!
 //! - `dropped_large_frames_give_their_allocation_to_the_next`: after the first frame, reading
@@ -19,71 +19,19 @@
 //!   between them, while bodies of changing sizes go through the reused allocation, give
 //!   every frame intact.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::Cursor;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use lhp_codec::{Encoder, Frame, Header};
+use lhp_testkit::alloc::count_large;
 use lhp_tokio::FrameReader;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Allocations of at least this many octets are counted.
-const LARGE: usize = 1 << 20;
-
-struct Counting;
-
-thread_local! {
-    static TRACKING: Cell<bool> = const { Cell::new(false) };
-    static LARGE_ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn account(size: usize) {
-    // `try_with`: the thread may be tearing down its locals.
-    if size >= LARGE && TRACKING.try_with(Cell::get).unwrap_or(false) {
-        let _ = LARGE_ALLOCS.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; the accounting only touches
-// const-initialised thread-locals, which neither allocate nor panic.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        account(layout.size());
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        account(layout.size());
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            account(new_size);
-        }
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
-
-/// Runs `f`, returning its result and the large allocations this thread made meanwhile.
-fn count_large<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    LARGE_ALLOCS.with(|c| c.set(0));
-    TRACKING.with(|t| t.set(true));
-    let out = f();
-    TRACKING.with(|t| t.set(false));
-    (out, LARGE_ALLOCS.with(Cell::get))
-}
+static ALLOC: lhp_testkit::alloc::Counting = lhp_testkit::alloc::Counting;
 
 /// A frame whose body is `len` octets of a pattern that differs with `seed`.
 fn frame(len: usize, seed: u8) -> Frame {
