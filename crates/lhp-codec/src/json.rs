@@ -62,36 +62,51 @@ fn write_number(n: &Number, out: &mut BytesMut) -> serde_json::Result<()> {
     Ok(())
 }
 
+/// How `serde_json` escapes each octet: 0 not at all, `u` as `\u00XX`, else `\` + it.
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = b'u';
+        c += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
 /// A JSON string: `"`, `\` and the control characters escaped, as `serde_json` does.
 fn write_str(s: &str, out: &mut BytesMut) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    let mut rest = s.as_bytes();
+    out.reserve(rest.len() + 2);
     out.put_u8(b'"');
-    let mut plain = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let short = match c {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            0x08 => b'b',
-            0x0c => b'f',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x00..=0x1f => b'u',
-            _ => continue,
+    // Runs of octets that need no escape, copied whole; usually the whole string.
+    while let Some(at) = rest.iter().position(|&c| ESCAPE[usize::from(c)] != 0) {
+        let (plain, tail) = rest.split_at(at);
+        out.extend_from_slice(plain);
+        let Some((&c, tail)) = tail.split_first() else {
+            break;
         };
-        out.extend_from_slice(bytes.get(plain..i).unwrap_or_default());
-        plain = i + 1;
-        if short == b'u' {
-            let hi = HEX.get(usize::from(c >> 4)).copied().unwrap_or(b'0');
-            let lo = HEX.get(usize::from(c & 0xf)).copied().unwrap_or(b'0');
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
-        } else {
-            out.extend_from_slice(&[b'\\', short]);
+        match ESCAPE[usize::from(c)] {
+            b'u' => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 0xf)],
+            ]),
+            short => out.extend_from_slice(&[b'\\', short]),
         }
+        rest = tail;
     }
-    out.extend_from_slice(bytes.get(plain..).unwrap_or_default());
+    out.extend_from_slice(rest);
     out.put_u8(b'"');
 }
 
