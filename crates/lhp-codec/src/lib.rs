@@ -49,6 +49,14 @@
 //! dec.finish(&buf).unwrap(); // the stream may end here: between frames
 //! ```
 //!
+//! Every header is checked completely (§4: UTF-8, JSON syntax, no duplicate names at any
+//! depth, integers within ±(2^53−1), the registered members' types) before its frame is
+//! delivered. Headers as peers send them (a flat object of strings, integers, booleans and
+//! `null`) are checked in one pass over the text without building a map; the members are
+//! parsed only if asked for, and an unchanged received header is sent on as it arrived.
+//! Anything else, and every error, goes through the general parser, so errors are the same
+//! either way.
+//!
 //! Errors name the rule, the spec section and the absolute byte offset:
 //!
 //! ```
