@@ -333,6 +333,11 @@ fn main() {
                     Box::new(move || work::raw_bulk_tokio(rt, size, count)),
                 ),
                 (
+                    "raw TCP (tokio), each body in a new buffer",
+                    rtk,
+                    Box::new(move || work::raw_bulk_tokio_owned(rt, size, count)),
+                ),
+                (
                     "tokio-util LDC + serde_json",
                     rtk,
                     Box::new(move || work::gbps(total, work::ldc_tokio_stream(rt, size, count))),

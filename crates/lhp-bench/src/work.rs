@@ -145,6 +145,32 @@ pub fn raw_bulk_tokio(rt: &Runtime, size: usize, count: usize) -> f64 {
     gbps(size * count, elapsed)
 }
 
+/// Raw tokio TCP, each body received the way a whole-frame API hands it over: into a new
+/// buffer of its own (`vec![0; size]`, then `read_exact`), dropped after use. GB/s.
+pub fn raw_bulk_tokio_owned(rt: &Runtime, size: usize, count: usize) -> f64 {
+    let elapsed = rt.block_on(async move {
+        let (mut c, server) = tokio_pair(move |mut s| async move {
+            for _ in 0..count {
+                let mut body = vec![0u8; size];
+                s.read_exact(&mut body).await?;
+                black_box(&body);
+            }
+            s.write_all(b"k").await
+        })
+        .await;
+        let buf = vec![b'x'; size];
+        let start = Instant::now();
+        for _ in 0..count {
+            c.write_all(&buf).await.expect("raw write");
+        }
+        c.read_u8().await.expect("ack");
+        let t = start.elapsed();
+        server.await.expect("server task").expect("server");
+        t
+    });
+    gbps(size * count, elapsed)
+}
+
 /// Raw blocking ping-pong of 64 octets with `TCP_NODELAY`: every round trip's latency.
 pub fn raw_pingpong_blocking(rounds: usize) -> Vec<Duration> {
     let mut lat = Vec::with_capacity(rounds);

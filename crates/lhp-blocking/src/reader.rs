@@ -330,22 +330,26 @@ impl<R: Read> FrameReader<R> {
     /// the buffer that will hold it, which then becomes the frame's body without a copy.
     ///
     /// The buffer is the last large body's allocation if the caller has dropped that body
-    /// (already initialized, so nothing is allocated or zeroed), otherwise a new one. It grows,
-    /// zeroing only the new part, by at most what has arrived each time (so a declared length
-    /// alone allocates nothing), and is cut exactly at the element's end. If a read fails or
-    /// the stream ends first, the initialized rest stays behind the buffered octets as read
-    /// space. Reads at most double what has arrived, up to `MAX_READ`. Returns the octets read
-    /// (0 at end of stream).
+    /// (already initialized, so nothing is allocated or zeroed), otherwise a new one (see
+    /// [`fill_new_element`](Self::fill_new_element)). It grows by at most what has arrived each
+    /// time (so a declared length alone allocates nothing), and is cut exactly at the element's
+    /// end. If a read fails or the stream ends first, the initialized rest stays behind the
+    /// buffered octets as read space. Reads at most double what has arrived, up to `MAX_READ`.
+    /// Returns the octets read (0 at end of stream).
     fn fill_element(&mut self) -> Result<usize, Error> {
         let have = self.buf.len();
         let target = have.saturating_add(self.wanted());
-        let mut element = self.element_buffer(target);
+        let Some(mut element) = self.reclaimed(target) else {
+            return self.fill_new_element(have, target);
+        };
         let mut filled = have;
         let result = loop {
             if filled >= target {
                 break Ok(());
             }
             if filled == element.len() {
+                // A body larger than the last one: the reclaimed allocation grows, zeroing only
+                // the new part.
                 let grow = filled.max(MIN_READ).min(target - filled);
                 element.resize(filled + grow, 0);
             }
@@ -373,30 +377,63 @@ impl<R: Read> FrameReader<R> {
         Ok(filled - have)
     }
 
-    /// The buffer for a large element of `target` octets, holding what is buffered at its
-    /// front: the reclaimed allocation of the last large body if the caller has dropped it
-    /// (cut to at most `target`), else the current buffer itself with the read space behind
-    /// it (an element resumed after a failed read continues in place; a read region shared
-    /// with other octets is left on the first growth).
-    fn element_buffer(&mut self, target: usize) -> BytesMut {
-        let have = self.buf.len();
-        let reclaimed = std::mem::take(&mut self.reuse).try_into_mut();
-        let mut region = match reclaimed {
-            // The caller has dropped the last large body, and what is buffered is little to
-            // copy (more means an element already under way: it continues in place).
-            Ok(region) if have <= MAX_READ && !region.is_empty() => region,
-            // The caller still holds the last body (or there is none): dropping our handle
-            // leaves theirs untouched.
-            _ => {
-                let mut element = std::mem::take(&mut self.buf);
-                if element.as_ptr_range().end == self.spare.as_ptr() {
-                    // Initialized read space directly behind: joined without a copy.
-                    element.unsplit(std::mem::take(&mut self.spare));
-                    element.truncate(target);
-                }
-                return element;
+    /// [`fill_element`](Self::fill_element) without a reclaimed allocation: the element is
+    /// read into a `Vec` that holds what is buffered (with the read space directly behind it,
+    /// if any, as room) and grows with `reserve_exact` by at most what has arrived, never past
+    /// the element's end. `Read::read_to_end` (through `take`, so never past the element's end
+    /// nor more than `MAX_READ` per call) reads into the `Vec`'s spare capacity: a reader that
+    /// implements `read_buf` (a `TcpStream` does) writes fresh pages once, with no zero-filling
+    /// pass before, and a larger allocation moves with `realloc` rather than a copy where the
+    /// allocator can. Octets read before a failed read stay in the `Vec` (`read_to_end` keeps
+    /// them), so nothing is lost. The `Vec` becomes the buffer without a copy.
+    fn fill_new_element(&mut self, have: usize, target: usize) -> Result<usize, Error> {
+        let mut element = std::mem::take(&mut self.buf);
+        if element.as_ptr_range().end == self.spare.as_ptr() {
+            // Read space directly behind: its allocation becomes the element's, no copy.
+            element.unsplit(std::mem::take(&mut self.spare));
+            element.truncate(have);
+        }
+        // Without a copy if no one else holds a part of the allocation.
+        let mut element = Vec::from(element);
+        let result = loop {
+            let filled = element.len();
+            if filled >= target {
+                break Ok(());
+            }
+            if filled == element.capacity() {
+                element.reserve_exact(filled.max(MIN_READ).min(target - filled));
+            }
+            let room = element.capacity() - filled;
+            let chunk = room
+                .min(filled.clamp(MIN_READ, MAX_READ))
+                .min(target - filled);
+            let limit = u64::try_from(chunk).unwrap_or(u64::MAX);
+            match (&mut self.inner).take(limit).read_to_end(&mut element) {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                // `read_to_end` retries `Interrupted` itself.
+                Err(e) => break Err(e),
             }
         };
+        let got = element.len().saturating_sub(have);
+        // Both conversions keep the allocation (the element is its only owner).
+        self.buf = BytesMut::from(Bytes::from(element));
+        self.last_read = got;
+        result?;
+        Ok(got)
+    }
+
+    /// The last large body's allocation for a large element of `target` octets, holding what
+    /// is buffered at its front (cut to at most `target`), if the caller has dropped that body
+    /// and what is buffered is little to copy (more means an element already under way: it
+    /// continues where it is). `None` otherwise; dropping our handle leaves the caller's
+    /// untouched.
+    fn reclaimed(&mut self, target: usize) -> Option<BytesMut> {
+        let have = self.buf.len();
+        let mut region = std::mem::take(&mut self.reuse).try_into_mut().ok()?;
+        if have > MAX_READ || region.is_empty() {
+            return None;
+        }
         region.truncate(target);
         if region.len() < have {
             region.resize(have, 0);
@@ -406,7 +443,7 @@ impl<R: Read> FrameReader<R> {
         }
         // The read region stays for the heads of the frames that follow.
         self.buf.clear();
-        region
+        Some(region)
     }
 
     /// Between frames, gives back a large spare read region, and lets go of an emptied
@@ -701,6 +738,40 @@ mod tests {
                 }
             }
             assert_eq!(got, want, "fail at {fail_at}");
+        }
+    }
+
+    #[test]
+    fn a_new_large_body_grows_with_what_arrived_not_what_was_declared() {
+        let arrived = 300 << 10;
+        let mut h = Header::with_kind("put");
+        h.set_body_len(1 << 30);
+        let mut w = BytesMut::new();
+        Encoder::new().encode_head(&h, 1 << 30, &mut w).unwrap();
+        w.extend_from_slice(&vec![7u8; arrived]);
+        let fail_at = Some(w.len());
+        let limits = Limits::new().with_max_body_len(1 << 40);
+        let data = w.to_vec();
+        let source = Probe {
+            data,
+            pos: 0,
+            largest: 0,
+            fail_at,
+        };
+        let mut r = FrameReader::with(source, Profile::Lhp1, limits);
+        // Everything sent has arrived, then the peer goes quiet.
+        assert!(matches!(r.read_frame(), Err(Error::Timeout(_))));
+        assert_eq!(r.buf.len(), arrived);
+        assert!(r.buf.iter().all(|&b| b == 7));
+        let held = r.buf.capacity() + r.spare.len();
+        assert!(
+            held <= 2 * arrived + REGION,
+            "{held} held for {arrived} arrived"
+        );
+        // The stream then ends: every octet that arrived was kept.
+        match r.read_frame() {
+            Err(Error::Decode(e)) => assert_eq!(e.missing(), Some((1 << 30) - arrived as u64)),
+            other => panic!("expected unexpected_eof, got {other:?}"),
         }
     }
 

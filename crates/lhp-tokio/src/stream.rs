@@ -250,10 +250,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// Reads more of a large element into its buffer, never past the element's end (`wanted`
-    /// octets away), growing the buffer by at most what is buffered; false at end of stream.
+    /// octets away); false at end of stream. The buffer grows only once its room is nearly
+    /// used up, and then by at most what is buffered, so it about doubles each time (never
+    /// more) and a new body's memory is grown, and moved by `realloc`, as few times as that
+    /// allows.
     async fn fill_element(&mut self, wanted: u64) -> Result<bool, Error> {
         let wanted = wanted.max(1);
-        reserve_for(&mut self.buf, wanted);
+        // Growing whenever the room is smaller than what is buffered would grow a buffer
+        // that still has room, to four times what arrived; reading into the room first is
+        // measurably faster on a new body.
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK {
+            reserve_for(&mut self.buf, wanted);
+        }
         let limit = usize::try_from(wanted).unwrap_or(usize::MAX);
         let mut dst = (&mut self.buf).limit(limit);
         Ok(self.io.read_buf(&mut dst).await? > 0)
@@ -475,5 +483,39 @@ pub async fn write_all_vectored<W: AsyncWrite + Unpin + ?Sized>(
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lhp_codec::Encoder;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_new_large_body_grows_with_what_arrived_not_what_was_declared() {
+        let arrived = 300 << 10;
+        let mut h = Header::with_kind("put");
+        h.set_body_len(1 << 30);
+        let mut wire = BytesMut::new();
+        Encoder::new().encode_head(&h, 1 << 30, &mut wire).unwrap();
+        wire.extend_from_slice(&vec![7u8; arrived]);
+        let (mut a, b) = tokio::io::duplex(64 << 10);
+        // The peer sends 300 KiB of the declared 1 GiB, then closes.
+        let peer = tokio::spawn(async move { a.write_all(&wire).await });
+        let limits = Limits::new().with_max_body_len(1 << 40);
+        let mut r = FrameReader::with(b, Profile::Lhp1, limits);
+        match r.read_frame().await {
+            Err(Error::Decode(e)) => {
+                assert_eq!(e.missing(), Some((1 << 30) - arrived as u64));
+            }
+            other => panic!("expected unexpected_eof, got {other:?}"),
+        }
+        peer.await.unwrap().unwrap();
+        let held = r.buf.capacity() + r.parked.capacity();
+        assert!(
+            held <= 2 * arrived + 4 * READ_CHUNK,
+            "{held} held for {arrived} arrived"
+        );
     }
 }
