@@ -429,6 +429,26 @@ fn main() {
         }
     }
 
+    for conns in [1usize, 10, 100, 1000] {
+        let mut fps = Vec::new();
+        let mut med = Vec::new();
+        let mut p99 = Vec::new();
+        for _ in 0..plan.runs {
+            let (f, mut lat) = work::echo_blocking_conc(conns, plan.conc_duration);
+            lat.sort_unstable();
+            fps.push(f);
+            med.push(percentile(&lat, 50.0));
+            p99.push(percentile(&lat, 99.0));
+        }
+        conc.push(ConcPoint {
+            subject: "lhp-blocking".into(),
+            connections: conns,
+            frames_per_s: Stat::of(&fps),
+            median_us: Stat::of(&med),
+            p99_us: Stat::of(&p99),
+        });
+    }
+
     // Memory.
     eprintln!("memory while streaming {} GiB...", plan.mem_len >> 30);
     let mem = mem_child(plan.mem_len);
@@ -920,7 +940,11 @@ fn print_report(
         );
     }
     println!();
-    println!("Concurrent connections, tokio echo of 64-byte bodies, one request at a time each:");
+    println!(
+        "Concurrent connections, echo of 64-byte bodies, one request at a time each \
+         (tokio: server and clients in one 2-worker runtime; lhp-blocking: a thread per \
+         connection on both sides):"
+    );
     println!();
     println!("| subject | connections | frames/s | median µs | p99 µs |");
     println!("|---|---:|---:|---:|---:|");
@@ -1004,7 +1028,7 @@ fn charts(dir: &std::path::Path, r: &Report) -> Result<(), Box<dyn std::error::E
         &series(&|p| p.gbps.median),
     )?;
     let mut lat = Vec::new();
-    for s in ["lhp-tokio", "tokio-util LDC + serde_json"] {
+    for s in ["lhp-tokio", "tokio-util LDC + serde_json", "lhp-blocking"] {
         for (q, pick) in [
             (
                 "median",
@@ -1025,7 +1049,7 @@ fn charts(dir: &std::path::Path, r: &Report) -> Result<(), Box<dyn std::error::E
     }
     chart::log_log(
         &dir.join("latency-vs-connections.svg"),
-        "echo round trip against concurrent connections (tokio, median of runs)",
+        "echo round trip against concurrent connections (median of runs)",
         "connections",
         "latency, µs",
         &lat,

@@ -659,6 +659,52 @@ pub fn echo_lhp_blocking(rounds: usize) -> Vec<Duration> {
     lat
 }
 
+/// lhp-blocking: `conns` connections to one `Server` + `EchoHandler` (a thread per
+/// connection), each a `Client` on its own thread doing request → reply for `duration`;
+/// returns (frames/s over all connections, every latency).
+pub fn echo_blocking_conc(conns: usize, duration: Duration) -> (f64, Vec<Duration>) {
+    let mut config = lhp_blocking::Config::new();
+    config.max_connections(conns.max(1));
+    let server =
+        lhp_blocking::Server::bind("127.0.0.1:0", config, lhp_blocking::EchoHandler::new())
+            .and_then(|s| s.spawn())
+            .expect("lhp-blocking server");
+    let addr = server.local_addr();
+    let f = Frame::new(Header::with_kind("echo"), Bytes::from(vec![b'x'; 64]));
+    // Every client connects first; the clock starts when all are ready.
+    let ready = std::sync::Barrier::new(conns + 1);
+    let (start, lats) = thread::scope(|scope| {
+        let handles: Vec<_> = (0..conns)
+            .map(|_| {
+                let (f, ready) = (&f, &ready);
+                scope.spawn(move || {
+                    let mut client = lhp_blocking::Client::connect(addr).expect("connect");
+                    ready.wait();
+                    let deadline = Instant::now() + duration;
+                    let mut lat = Vec::new();
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let reply = client.request(f).expect("request");
+                        lat.push(t.elapsed());
+                        assert_eq!(reply.body.len(), 64);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        let lats: Vec<Duration> = handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("client thread"))
+            .collect();
+        (start, lats)
+    });
+    let elapsed = start.elapsed();
+    server.shutdown().expect("shutdown");
+    (lats.len() as f64 / elapsed.as_secs_f64(), lats)
+}
+
 /// Which tokio echo server and client to run.
 #[derive(Clone, Copy, Debug)]
 pub enum TokioEcho {
@@ -939,6 +985,8 @@ mod tests {
         assert!(ldc_tokio_stream(&rt, 100, 20) > Duration::ZERO);
         assert_eq!(echo_lhp_blocking(3).len(), 3);
         assert_eq!(raw_pingpong_blocking(3).len(), 3);
+        let (fps, lat) = echo_blocking_conc(3, Duration::from_millis(30));
+        assert!(fps > 0.0 && lat.len() >= 3, "{fps} {}", lat.len());
         let (_, lat) = echo_tokio(&rt, TokioEcho::Lhp, 2, Duration::ZERO, Some(3));
         assert_eq!(lat.len(), 6);
         let (_, lat) = echo_tokio(&rt, TokioEcho::Ldc, 2, Duration::ZERO, Some(3));
