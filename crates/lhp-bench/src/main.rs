@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use stats::{percentile, repeat, Row, Stat};
-use work::TokioEcho;
+use work::{RawReceive, TokioEcho};
 
 /// Sizes of each workload; `--quick` shrinks them.
 struct Plan {
@@ -310,12 +310,12 @@ fn main() {
                 (
                     "raw TCP (blocking)",
                     None,
-                    Box::new(move || work::raw_bulk_blocking(size, count)),
+                    Box::new(move || work::raw_bulk_blocking(size, count, RawReceive::Reused)),
                 ),
                 (
                     "raw TCP (blocking), each body in a new buffer",
                     rb,
-                    Box::new(move || work::raw_bulk_blocking_owned(size, count)),
+                    Box::new(move || work::raw_bulk_blocking(size, count, RawReceive::Owned)),
                 ),
                 (
                     "lhp-blocking, whole frames",
@@ -330,12 +330,12 @@ fn main() {
                 (
                     "raw TCP (tokio)",
                     None,
-                    Box::new(move || work::raw_bulk_tokio(rt, size, count)),
+                    Box::new(move || work::raw_bulk_tokio(rt, size, count, RawReceive::Reused)),
                 ),
                 (
                     "raw TCP (tokio), each body in a new buffer",
                     rtk,
-                    Box::new(move || work::raw_bulk_tokio_owned(rt, size, count)),
+                    Box::new(move || work::raw_bulk_tokio(rt, size, count, RawReceive::Owned)),
                 ),
                 (
                     "tokio-util LDC + serde_json",
@@ -395,7 +395,7 @@ fn main() {
         });
         if body > 0 {
             point("raw TCP (blocking), same octets", &mut || {
-                let gb = work::raw_bulk_blocking(frame, count);
+                let gb = work::raw_bulk_blocking(frame, count, RawReceive::Reused);
                 Duration::from_secs_f64(frame as f64 * count as f64 / (gb * 1e9))
             });
         }
@@ -533,7 +533,7 @@ fn profile(case: &str) -> Result<(), String> {
                 Some(10_000),
             )),
             "echo-raw-tokio" => drop(work::raw_pingpong_tokio(&rt, 10_000)),
-            "raw-bulk" => drop(work::raw_bulk_blocking(64 << 20, 4)),
+            "raw-bulk" => drop(work::raw_bulk_blocking(64 << 20, 4, RawReceive::Reused)),
             other => {
                 return Err(format!(
                     "unknown case {other:?}: codec, codec-baseline, small-blocking, small-tokio, bulk-blocking, \

@@ -66,42 +66,37 @@ pub fn memcpy_gbps() -> f64 {
     gbps(4 * src.len(), start.elapsed())
 }
 
-/// Raw blocking TCP: `count` writes of `size` octets; the receiver reads them with
-/// `read_exact` into one buffer. GB/s.
-pub fn raw_bulk_blocking(size: usize, count: usize) -> f64 {
-    let elapsed = blocking_pair(
-        move |mut s| {
-            let mut buf = vec![0u8; size.clamp(1, 1 << 20)];
-            let mut left = size * count;
-            while left > 0 {
-                let n = buf.len().min(left);
-                s.read_exact(&mut buf[..n])?;
-                left -= n;
-            }
-            s.write_all(b"k")
-        },
-        move |mut s| {
-            let buf = vec![b'x'; size];
-            let start = Instant::now();
-            for _ in 0..count {
-                s.write_all(&buf)?;
-            }
-            ack(&mut s)?;
-            Ok(start.elapsed())
-        },
-    );
-    gbps(size * count, elapsed)
+/// How a raw receiver takes each body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawReceive {
+    /// `read_exact` into one reused buffer of at most 1 MiB: the kernel's limit.
+    Reused,
+    /// Each body into a new buffer of its own (`vec![0; size]`, then `read_exact`), dropped
+    /// after use: what an API that hands every body over as owned memory has to do.
+    Owned,
 }
 
-/// Raw blocking TCP, each body received the way a whole-frame API hands it over: into a new
-/// buffer of its own (`vec![0; size]`, then `read_exact`), dropped after use. GB/s.
-pub fn raw_bulk_blocking_owned(size: usize, count: usize) -> f64 {
+/// Raw blocking TCP: `count` writes of `size` octets, received as `how` says. GB/s.
+pub fn raw_bulk_blocking(size: usize, count: usize, how: RawReceive) -> f64 {
     let elapsed = blocking_pair(
         move |mut s| {
-            for _ in 0..count {
-                let mut body = vec![0u8; size];
-                s.read_exact(&mut body)?;
-                black_box(&body);
+            match how {
+                RawReceive::Reused => {
+                    let mut buf = vec![0u8; size.clamp(1, 1 << 20)];
+                    let mut left = size * count;
+                    while left > 0 {
+                        let n = buf.len().min(left);
+                        s.read_exact(&mut buf[..n])?;
+                        left -= n;
+                    }
+                }
+                RawReceive::Owned => {
+                    for _ in 0..count {
+                        let mut body = vec![0u8; size];
+                        s.read_exact(&mut body)?;
+                        black_box(&body);
+                    }
+                }
             }
             s.write_all(b"k")
         },
@@ -119,41 +114,26 @@ pub fn raw_bulk_blocking_owned(size: usize, count: usize) -> f64 {
 }
 
 /// Raw tokio TCP, the same transfer. GB/s.
-pub fn raw_bulk_tokio(rt: &Runtime, size: usize, count: usize) -> f64 {
+pub fn raw_bulk_tokio(rt: &Runtime, size: usize, count: usize, how: RawReceive) -> f64 {
     let elapsed = rt.block_on(async move {
         let (mut c, server) = tokio_pair(move |mut s| async move {
-            let mut buf = vec![0u8; size.clamp(1, 1 << 20)];
-            let mut left = size * count;
-            while left > 0 {
-                let n = buf.len().min(left);
-                s.read_exact(&mut buf[..n]).await?;
-                left -= n;
-            }
-            s.write_all(b"k").await
-        })
-        .await;
-        let buf = vec![b'x'; size];
-        let start = Instant::now();
-        for _ in 0..count {
-            c.write_all(&buf).await.expect("raw write");
-        }
-        c.read_u8().await.expect("ack");
-        let t = start.elapsed();
-        server.await.expect("server task").expect("server");
-        t
-    });
-    gbps(size * count, elapsed)
-}
-
-/// Raw tokio TCP, each body received the way a whole-frame API hands it over: into a new
-/// buffer of its own (`vec![0; size]`, then `read_exact`), dropped after use. GB/s.
-pub fn raw_bulk_tokio_owned(rt: &Runtime, size: usize, count: usize) -> f64 {
-    let elapsed = rt.block_on(async move {
-        let (mut c, server) = tokio_pair(move |mut s| async move {
-            for _ in 0..count {
-                let mut body = vec![0u8; size];
-                s.read_exact(&mut body).await?;
-                black_box(&body);
+            match how {
+                RawReceive::Reused => {
+                    let mut buf = vec![0u8; size.clamp(1, 1 << 20)];
+                    let mut left = size * count;
+                    while left > 0 {
+                        let n = buf.len().min(left);
+                        s.read_exact(&mut buf[..n]).await?;
+                        left -= n;
+                    }
+                }
+                RawReceive::Owned => {
+                    for _ in 0..count {
+                        let mut body = vec![0u8; size];
+                        s.read_exact(&mut body).await?;
+                        black_box(&body);
+                    }
+                }
             }
             s.write_all(b"k").await
         })
@@ -985,6 +965,10 @@ mod tests {
         assert!(ldc_tokio_stream(&rt, 100, 20) > Duration::ZERO);
         assert_eq!(echo_lhp_blocking(3).len(), 3);
         assert_eq!(raw_pingpong_blocking(3).len(), 3);
+        for how in [RawReceive::Reused, RawReceive::Owned] {
+            assert!(raw_bulk_blocking(100_000, 3, how) > 0.0);
+            assert!(raw_bulk_tokio(&rt, 100_000, 3, how) > 0.0);
+        }
         let (fps, lat) = echo_blocking_conc(3, Duration::from_millis(30));
         assert!(fps > 0.0 && lat.len() >= 3, "{fps} {}", lat.len());
         let (_, lat) = echo_tokio(&rt, TokioEcho::Lhp, 2, Duration::ZERO, Some(3));
