@@ -31,23 +31,7 @@ use lhp_testkit::alloc::count_large;
 #[global_allocator]
 static ALLOC: lhp_testkit::alloc::Counting = lhp_testkit::alloc::Counting;
 
-/// A frame whose body is `len` octets of a pattern that differs with `seed`.
-fn frame(len: usize, seed: u8) -> Frame {
-    let body: Vec<u8> = (0..len)
-        .map(|i| (i % 251) as u8 ^ seed.wrapping_mul(37))
-        .collect();
-    let mut h = Header::with_kind("put");
-    h.set_id(u64::from(seed));
-    Frame::new(h, body.into())
-}
-
-fn wire(frames: &[Frame]) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    for f in frames {
-        Encoder::new().encode(f, &mut out).unwrap();
-    }
-    out.to_vec()
-}
+use lhp_testkit::{encode_all as wire, patterned_frame as frame};
 
 fn read(r: &mut FrameReader<impl Read>) -> Frame {
     match r.read_frame() {

@@ -77,6 +77,22 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
     out.to_vec()
 }
 
+/// The `lhp1` wire form of `frames`, back to back.
+pub fn encode_all(frames: &[Frame]) -> Vec<u8> {
+    frames.iter().flat_map(encode).collect()
+}
+
+/// A `put` frame with `id` = `seed` whose body is `len` octets of a pattern that differs with
+/// `seed`, so that a body read into the wrong place, or overwritten, is noticed.
+pub fn patterned_frame(len: usize, seed: u8) -> Frame {
+    let body: Vec<u8> = (0..len)
+        .map(|i| (i % 251) as u8 ^ seed.wrapping_mul(37))
+        .collect();
+    let mut h = Header::with_kind("put");
+    h.set_id(u64::from(seed));
+    Frame::new(h, body.into())
+}
+
 /// Panics unless `got` has the same members as `want`, in the same order, with equal values
 /// (numbers compared by value), and the same body.
 pub fn assert_same_frame(got: &Frame, want: &Frame, context: &str) {

@@ -23,8 +23,7 @@ use std::io::Cursor;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
-use lhp_codec::{Encoder, Frame, Header};
+use lhp_codec::Frame;
 use lhp_testkit::alloc::count_large;
 use lhp_tokio::FrameReader;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
@@ -33,23 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 #[global_allocator]
 static ALLOC: lhp_testkit::alloc::Counting = lhp_testkit::alloc::Counting;
 
-/// A frame whose body is `len` octets of a pattern that differs with `seed`.
-fn frame(len: usize, seed: u8) -> Frame {
-    let body: Vec<u8> = (0..len)
-        .map(|i| (i % 251) as u8 ^ seed.wrapping_mul(37))
-        .collect();
-    let mut h = Header::with_kind("put");
-    h.set_id(u64::from(seed));
-    Frame::new(h, body.into())
-}
-
-fn wire(frames: &[Frame]) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    for f in frames {
-        Encoder::new().encode(f, &mut out).unwrap();
-    }
-    out.to_vec()
-}
+use lhp_testkit::{encode_all as wire, patterned_frame as frame};
 
 async fn read(r: &mut FrameReader<impl AsyncRead + Unpin>) -> Frame {
     match r.read_frame().await {
