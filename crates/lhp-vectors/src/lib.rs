@@ -16,6 +16,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod conversation;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
