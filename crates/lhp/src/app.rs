@@ -50,41 +50,48 @@ pub const ERROR: &str = "error";
 pub const PARTIAL_PREFIX: &str = ".lhp-partial-";
 
 /// The application error codes (§10.8). Codes from the codec's registry (§7) travel as
-/// strings; these are the ones a file server sends.
+/// strings; these are the ones a file server sends. `busy` and `timeout` are connection
+/// errors (the connection closes); the others refuse one request (decisions E1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
-    /// The server is at a limit (connections, or this name is being uploaded right now).
+    /// The server is at its connection limit (a connection error).
     Busy,
-    /// A deadline passed.
+    /// A deadline passed (a connection error).
     Timeout,
-    /// The name breaks a name rule (§10.2) or leads outside the root.
+    /// The request is malformed or unknown.
+    BadRequest,
+    /// The name breaks a name rule (§10.2), leads outside the root, or is not a regular file.
     BadName,
     /// No such file (or its directory does not exist).
     NotFound,
     /// A file of that name exists and the request did not ask to replace it.
     Exists,
+    /// The name is being uploaded by another client.
+    InUse,
     /// Exec is off, or this program is not allowed.
     ExecDenied,
-    /// The request is malformed or unknown.
-    BadRequest,
-    /// The uploaded octets do not have the declared digest.
-    DigestMismatch,
-    /// The server failed (disk full, IO error).
+    /// The whole file does not have the declared digest (`file_sha256` or the trailer).
+    FileDigestMismatch,
+    /// The server ran out of space storing a `put`; what the upload took is freed.
+    NoSpace,
+    /// The server failed (an IO error).
     Internal,
 }
 
 impl ErrorCode {
-    /// Every code, in the order §10.8 lists them.
-    pub const ALL: [ErrorCode; 9] = [
+    /// Every code: the connection codes, then the request codes in decisions E1's order.
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::Busy,
         ErrorCode::Timeout,
+        ErrorCode::BadRequest,
         ErrorCode::BadName,
         ErrorCode::NotFound,
         ErrorCode::Exists,
+        ErrorCode::InUse,
         ErrorCode::ExecDenied,
-        ErrorCode::BadRequest,
-        ErrorCode::DigestMismatch,
+        ErrorCode::FileDigestMismatch,
+        ErrorCode::NoSpace,
         ErrorCode::Internal,
     ];
 
@@ -93,12 +100,14 @@ impl ErrorCode {
         match self {
             ErrorCode::Busy => "busy",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::BadRequest => "bad_request",
             ErrorCode::BadName => "bad_name",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Exists => "exists",
+            ErrorCode::InUse => "in_use",
             ErrorCode::ExecDenied => "exec_denied",
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::DigestMismatch => "digest_mismatch",
+            ErrorCode::FileDigestMismatch => "file_digest_mismatch",
+            ErrorCode::NoSpace => "no_space",
             ErrorCode::Internal => "internal",
         }
     }

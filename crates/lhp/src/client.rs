@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lhp_blocking::{sha256_of, Client, ClientConfig};
 use lhp_codec::{hex_lower, Header, Limits, Profile, Value, MAX_SAFE_INTEGER};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::app;
+use crate::transfer::{self, TrailerReader, TrailerSplitter};
 
 /// Why a client command failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +90,12 @@ pub struct PutReport {
 }
 
 /// Uploads `path` as `name`. In `seed-compat` this is seed 000's upload (see [`seed`]).
-/// With `resume`, asks the server (`stat`) how much of a previous
-/// attempt it holds and sends only the rest; the whole file's digest is checked either way.
+/// With `resume`, asks the server (`stat`) how much of a previous attempt it holds and sends
+/// only the rest; the whole file's digest is checked either way.
+///
+/// The file is read once: hashed as it is sent, its digest sent as the body's trailer
+/// (§10.3), checked by the server before the file appears, and confirmed in the `ok` reply.
+/// A resumed upload hashes the prefix the server holds first.
 pub fn put(
     client: &mut Client,
     path: &Path,
@@ -99,19 +104,71 @@ pub fn put(
     replace: bool,
     bar: &ProgressBar,
 ) -> Result<PutReport, ClientError> {
-    let (digest, size) = file_digest(path)?;
-    put_digested(client, path, name, (&digest, size), resume, replace, bar)
+    if is_seed_compat(client) {
+        let (digest, size) = file_digest(path)?;
+        return seed::put(client, path, name, (&digest, size), resume, bar);
+    }
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut offset = 0;
+    if resume {
+        let reply = request(client, app::stat(name))?;
+        let partial = app::u64_member(&reply, "partial")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        if partial <= size {
+            offset = partial;
+        }
+    }
+    let prefix = transfer::hash_prefix(&file, offset)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut header = Header::with_kind(app::PUT);
+    header.set_name(name);
+    if offset > 0 {
+        header.insert("offset", offset);
+    }
+    header.insert(transfer::TRAILER, transfer::FILE_SHA256);
+    if replace {
+        header.insert("replace", true);
+    }
+    header.set_body_len(size - offset + transfer::TRAILER_LEN);
+    bar.set_length(size);
+    bar.set_position(offset);
+    let mut body = TrailerReader::new(file, size - offset, prefix);
+    let sent = client.upload(&header, bar.wrap_read(&mut body))?;
+    bar.finish_and_clear();
+    let digest = body
+        .digest_hex()
+        .ok_or_else(|| ClientError::Unexpected("the upload stopped before its trailer".into()))?;
+    let reply = recv_reply(client)?;
+    expect_kind(&reply, app::OK)?;
+    let confirmed = app::str_member(&reply, "file_sha256").unwrap_or_default();
+    if confirmed != digest {
+        return Err(ClientError::Digest {
+            expected: digest,
+            actual: confirmed.to_owned(),
+        });
+    }
+    Ok(PutReport {
+        name: name.to_owned(),
+        size,
+        sent: sent.saturating_sub(transfer::TRAILER_LEN),
+        resumed_from: offset,
+        sha256: digest,
+    })
 }
 
-/// The sha256 (lowercase hex) and length of a file. Hash before connecting: a server closes
-/// a connection that stays idle while a large file is hashed.
+/// The sha256 (lowercase hex) and length of a file.
 pub fn file_digest(path: &Path) -> Result<(String, u64), ClientError> {
     let (digest, size) = sha256_of(File::open(path)?)?;
     Ok((hex_lower(&digest), size))
 }
 
-/// [`put`] of a file whose digest and size [`file_digest`] already computed (it is checked
-/// again by the server, so a file that changed meanwhile is refused, not stored).
+/// [`put`] of a file whose digest and size [`file_digest`] already computed, in the form
+/// without a trailer: the digest goes in the header (`sha256`, or `file_sha256` with an
+/// offset), for servers that do not know the trailer. The server checks it, so a file that
+/// changed meanwhile is refused, not stored.
 pub fn put_digested(
     client: &mut Client,
     path: &Path,
@@ -179,7 +236,8 @@ pub struct GetReport {
     pub sha256: String,
 }
 
-/// The hidden file a download goes to before it is verified and renamed to `out`.
+/// The hidden file a download goes to before it is verified and renamed to `out`: in
+/// `out`'s directory, named after `out`'s file name (see [`check_output`]).
 pub fn partial_download_path(out: &Path) -> PathBuf {
     let name = out
         .file_name()
@@ -187,9 +245,44 @@ pub fn partial_download_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.lhp-partial"))
 }
 
-/// Downloads `name` to `out` (in `seed-compat`: seed 002's FTP `get`, see [`seed`]), through a hidden partial file verified against the server's
-/// whole-file digest before it is renamed into place. With `resume`, continues the partial
-/// file a previous attempt left.
+/// Where `lhp get NAME` writes without `-o`: NAME's last component, in the current directory.
+/// A name whose last component is empty, `.` or `..` has none to offer.
+pub fn default_output(name: &str) -> Result<PathBuf, ClientError> {
+    match name.rsplit('/').next() {
+        Some(last) if !last.is_empty() && last != "." && last != ".." => Ok(PathBuf::from(last)),
+        _ => Err(ClientError::Unexpected(format!(
+            "{name:?} does not end in a file name: say where to write it with -o PATH"
+        ))),
+    }
+}
+
+/// Checks a download's output path before anything is asked or created: it must end in a
+/// file name (not `..`, `/` or empty) and must not be a directory.
+pub fn check_output(out: &Path) -> Result<(), ClientError> {
+    if out.file_name().is_none() {
+        return Err(ClientError::Unexpected(format!(
+            "{} does not end in a file name",
+            out.display()
+        )));
+    }
+    if out.is_dir() {
+        return Err(ClientError::Unexpected(format!(
+            "{} is a directory: give the file's path",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Downloads `name` to `out` (in `seed-compat`: seed 002's FTP `get`, see [`seed`]), through
+/// a hidden partial file next to `out`, verified against the server's whole-file digest
+/// before it is renamed into place. The partial file is created only once the server has
+/// accepted the request; a refusal leaves nothing behind. With `resume`, continues the
+/// partial file a previous attempt left.
+///
+/// The file is hashed once, as it arrives: the request asks for the digest trailer (§10.5),
+/// and a resumed download hashes the octets it already holds first. (From a server that
+/// answers without a trailer, at offset 0, the codec verifies the body's `sha256`.)
 pub fn get(
     client: &mut Client,
     name: &str,
@@ -197,24 +290,19 @@ pub fn get(
     resume: bool,
     bar: &ProgressBar,
 ) -> Result<GetReport, ClientError> {
+    check_output(out)?;
     if is_seed_compat(client) {
         return seed::get(client, name, out, resume, bar);
     }
     let partial = partial_download_path(out);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(!resume)
-        .open(&partial)?;
-    let offset = file.metadata()?.len();
-    let mut hasher = Sha256::new();
-    io::copy(&mut (&file).take(offset), &mut hasher)?;
-    file.seek(SeekFrom::Start(offset))?;
-    client.send(&lhp_codec::Frame::new(
-        app::get(name, (offset > 0).then_some(offset)),
-        Default::default(),
-    ))?;
+    let offset = if resume {
+        fs::metadata(&partial).map_or(0, |m| m.len())
+    } else {
+        0
+    };
+    let mut request = app::get(name, (offset > 0).then_some(offset));
+    request.insert(transfer::TRAILER, transfer::FILE_SHA256);
+    client.send(&lhp_codec::Frame::new(request, Default::default()))?;
     let head = client.recv_head()?.ok_or(lhp_blocking::Error::Closed)?;
     if head.kind() == Some(app::ERROR) {
         io::copy(&mut client.body(), &mut io::sink())?;
@@ -227,13 +315,34 @@ pub fn get(
             "file reply for offset {offset}: {head}"
         )));
     }
-    let expected = app::str_member(&head, "file_sha256")
-        .unwrap_or_default()
-        .to_owned();
+    let mut splitter = match transfer::wants_trailer(&head) {
+        Ok(true) => Some(TrailerSplitter::new(head.body_len()).ok_or_else(|| {
+            ClientError::Unexpected(format!("a trailer in a body of {}", head.body_len()))
+        })?),
+        Ok(false) => None,
+        Err(m) => return Err(ClientError::Unexpected(m)),
+    };
+    let header_digest = app::str_member(&head, "file_sha256").map(str::to_owned);
+    // Accepted: only now is the partial file created (or reopened to resume).
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(offset == 0)
+        .open(&partial)?;
+    file.set_len(offset)?;
+    // Without a trailer, at offset 0 the codec verifies the body's sha256 (the file's).
+    let codec_verifies = splitter.is_none() && offset == 0 && head.sha256().is_some();
+    let mut hasher = if codec_verifies {
+        None
+    } else {
+        Some(transfer::hash_prefix(&file, offset)?)
+    };
+    file.seek(SeekFrom::Start(offset))?;
     bar.set_length(size);
     bar.set_position(offset);
     let mut received = 0u64;
-    let mut buf = vec![0u8; 64 << 10];
+    let mut buf = vec![0u8; 256 << 10];
     {
         let mut body = client.body();
         loop {
@@ -244,15 +353,29 @@ pub fn get(
                 Err(e) => return Err(e.into()),
             };
             let chunk = buf.get(..n).unwrap_or_default();
-            file.write_all(chunk)?;
-            hasher.update(chunk);
-            received += n as u64;
-            bar.inc(n as u64);
+            let data = match splitter.as_mut() {
+                Some(s) => s.split(chunk).0,
+                None => chunk,
+            };
+            file.write_all(data)?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(data);
+            }
+            received += data.len() as u64;
+            bar.inc(data.len() as u64);
         }
     }
     bar.finish_and_clear();
-    let actual = hex_lower(&hasher.finalize());
-    if actual != expected {
+    let expected = match (&splitter, header_digest) {
+        (Some(s), _) => s.digest().map(|d| hex_lower(&d)),
+        (None, d) => d,
+    }
+    .unwrap_or_default();
+    let actual = match hasher {
+        Some(h) => hex_lower(&h.finalize()),
+        None => expected.clone(),
+    };
+    if actual != expected || !app::is_sha256_hex(&expected) {
         drop(file);
         let _ = fs::remove_file(&partial);
         return Err(ClientError::Digest { expected, actual });

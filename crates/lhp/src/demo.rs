@@ -42,6 +42,7 @@ pub fn run<W: Write>(out: &mut W) -> io::Result<bool> {
         allow_exec: seq.iter().map(|_| "seq".to_owned()).collect(),
         exec_timeout: Duration::from_secs(30),
         profile: Profile::Lhp1,
+        ..ServeOptions::default()
     };
     let server = serve::bind("127.0.0.1:0", &opts)?
         .spawn()

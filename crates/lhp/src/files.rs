@@ -7,12 +7,18 @@
 //! accident:
 //!
 //! ```text
-//!   put "a/b.bin" ──> resolve (§10.2) ──> claim "a/b.bin" (one upload per name at a time, else busy)
-//!        ──> a/.lhp-partial-<sha256(b.bin)[..32]>   (hidden; kept if the connection breaks)
-//!        ──> sha256 of the whole file == declared?  (no: delete it, digest_mismatch)
+//!   put "a/b.bin" ──> resolve (§10.2) ──> claim "a/b.bin" (one upload per name at a time, else in_use)
+//!        ──> a/.lhp-partial-<sha256(b.bin)[..32]>   (hidden; kept if the connection breaks,
+//!                                                    deleted if the disk is full: no_space)
+//!        ──> sha256 of the whole file == declared?  (no: delete it, file_digest_mismatch)
 //!        ──> fsync ──> link(2) to a/b.bin (fails if it exists: `exists`)
 //!                      or rename(2) over it with "replace":true ──> fsync the directory
 //! ```
+//!
+//! The file is hashed once on the server, as its octets arrive: by the codec when the header's
+//! `sha256` is the whole file's digest, else by the upload itself (a digest trailer, §10.3, or
+//! a resumed upload, whose held prefix is hashed first). Partial uploads that nobody resumes
+//! are deleted by the [`Retention`] policy (age, then total size), never while in use.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -20,7 +26,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use lhp_blocking::{Body, ConnReader, Error, Handler, Replies, Request};
@@ -30,6 +36,7 @@ use sha2::{Digest, Sha256};
 use crate::app::{self, ErrorCode};
 use crate::exec;
 use crate::names::{self, NameError, Resolved};
+use crate::transfer::{self, AsyncTrailerReader, TrailerReader, TrailerSplitter};
 
 /// Most entries a `listing` reports.
 pub const MAX_LISTING: usize = 100_000;
@@ -46,6 +53,53 @@ pub struct ServeOptions {
     /// The wire profile (in `seed-compat`, a frame with `file_name` and no `kind` is the
     /// seeds' upload).
     pub profile: Profile,
+    /// When partial uploads are deleted.
+    pub retention: Retention,
+}
+
+/// The retention policy for partial uploads (hidden `.lhp-partial-` files that an interrupted
+/// `put` leaves for `--resume`): at startup and at most every [`SWEEP_INTERVAL`] (checked when
+/// an upload begins), partials not written for `max_age` are deleted, then the oldest ones
+/// until all partials together hold at most `max_total` octets. A partial whose upload is in
+/// progress is never deleted (it still counts toward the total).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Partials not modified for this long are deleted.
+    pub max_age: Duration,
+    /// The most octets all partials together may hold.
+    pub max_total: u64,
+}
+
+impl Retention {
+    /// The default `max_age`: one day to resume an interrupted upload.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+    /// The default `max_total`: 4 GiB.
+    pub const DEFAULT_MAX_TOTAL: u64 = 4 << 30;
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Self::DEFAULT_MAX_AGE,
+            max_total: Self::DEFAULT_MAX_TOTAL,
+        }
+    }
+}
+
+/// How often, at most, uploads trigger a sweep of partial files.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What a sweep of partial uploads did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Partial files deleted.
+    pub removed: usize,
+    /// Octets they held.
+    pub freed: u64,
+    /// Partial files kept.
+    pub kept: usize,
+    /// Octets the kept ones hold.
+    pub kept_octets: u64,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +109,7 @@ impl Default for ServeOptions {
             allow_exec: Vec::new(),
             exec_timeout: Duration::from_secs(30),
             profile: Profile::Lhp1,
+            retention: Retention::default(),
         }
     }
 }
@@ -70,6 +125,8 @@ pub struct FileService {
     exec_timeout: Duration,
     profile: Profile,
     uploading: Arc<Mutex<HashSet<PathBuf>>>,
+    retention: Retention,
+    last_sweep: Mutex<Option<Instant>>,
 }
 
 /// A request refused with an application `error` frame (§10.8); the connection stays open.
@@ -132,10 +189,17 @@ pub struct PutPlan {
     pub resolved: Resolved,
     /// Where the body starts in the file (resume).
     pub offset: u64,
-    /// The whole file's sha256 (hex), if declared.
+    /// The whole file's sha256 (hex), if declared in the header.
     pub expected: Option<String>,
     /// Replace an existing file.
     pub replace: bool,
+    /// The body's length.
+    pub body_len: u64,
+    /// The body ends with the whole file's sha256, 32 raw octets (§10.3 digest trailer).
+    pub trailer: bool,
+    /// The header's `sha256`, which the codec verifies as the body arrives, is the whole
+    /// file's digest (no offset, no trailer): the upload need not hash the file again.
+    pub codec_verified: bool,
 }
 
 /// A file stored by an upload.
@@ -155,8 +219,38 @@ pub struct Download {
     pub header: Header,
     /// The file, positioned at the offset.
     pub file: File,
-    /// Octets to send from it.
+    /// Octets to send from the file.
     pub len: u64,
+    /// With a digest trailer (§10.5): the hasher over the octets before the offset; the file's
+    /// octets are hashed as they are sent and the digest follows them.
+    pub trailer: Option<Sha256>,
+}
+
+impl Download {
+    /// The reply's body length: the file's octets, and the trailer if any.
+    pub fn body_len(&self) -> u64 {
+        self.len + self.trailer.as_ref().map_or(0, |_| transfer::TRAILER_LEN)
+    }
+
+    /// The header and the body as a [`Read`] (blocking engine).
+    pub fn into_read(self) -> (Header, Box<dyn Read + Send>) {
+        let body: Box<dyn Read + Send> = match self.trailer {
+            Some(hasher) => Box::new(TrailerReader::new(self.file, self.len, hasher)),
+            None => Box::new(self.file.take(self.len)),
+        };
+        (self.header, body)
+    }
+
+    /// The header, the body length and the body as an `AsyncRead` (tokio engine).
+    pub fn into_async_read(self) -> (Header, u64, Box<dyn tokio::io::AsyncRead + Unpin + Send>) {
+        let len = self.body_len();
+        let file = tokio::fs::File::from_std(self.file);
+        let body: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match self.trailer {
+            Some(hasher) => Box::new(AsyncTrailerReader::new(file, self.len, hasher)),
+            None => Box::new(tokio::io::AsyncReadExt::take(file, self.len)),
+        };
+        (self.header, len, body)
+    }
 }
 
 impl FileService {
@@ -177,13 +271,77 @@ impl FileService {
             }
             None => None,
         };
-        Ok(FileService {
+        let service = FileService {
             root,
             allow_exec: opts.allow_exec.clone(),
             exec_timeout: opts.exec_timeout,
             profile: opts.profile,
             uploading: Arc::new(Mutex::new(HashSet::new())),
-        })
+            retention: opts.retention,
+            last_sweep: Mutex::new(None),
+        };
+        service.sweep_partials(SystemTime::now());
+        Ok(service)
+    }
+
+    /// Applies the [`Retention`] policy now: deletes partial uploads older than `max_age`,
+    /// then the oldest until the rest fit in `max_total`. Partials of uploads in progress are
+    /// kept (and counted).
+    pub fn sweep_partials(&self, now: SystemTime) -> Sweep {
+        if let Ok(mut last) = self.last_sweep.lock() {
+            *last = Some(Instant::now());
+        }
+        let Some(root) = &self.root else {
+            return Sweep::default();
+        };
+        let mut found = Vec::new();
+        find_partials(root, &mut found, 0);
+        // Oldest first.
+        found.sort_by_key(|p| p.modified);
+        // Held while deciding and deleting, so no upload claims a partial being deleted.
+        let claims = lock(&self.uploading);
+        let in_use: HashSet<PathBuf> = claims
+            .iter()
+            .filter_map(|target| {
+                Some(
+                    Resolved {
+                        dir: target.parent()?.to_path_buf(),
+                        file_name: target.file_name()?.to_string_lossy().into_owned(),
+                    }
+                    .partial_path(),
+                )
+            })
+            .collect();
+        let mut sweep = Sweep::default();
+        let mut total: u64 = found.iter().map(|p| p.len).sum();
+        for p in &found {
+            let stale = now
+                .duration_since(p.modified)
+                .is_ok_and(|age| age > self.retention.max_age);
+            let over = total > self.retention.max_total;
+            if (stale || over) && !in_use.contains(&p.path) && fs::remove_file(&p.path).is_ok() {
+                sweep.removed += 1;
+                sweep.freed += p.len;
+                total -= p.len;
+            } else {
+                sweep.kept += 1;
+                sweep.kept_octets += p.len;
+            }
+        }
+        drop(claims);
+        sweep
+    }
+
+    /// Sweeps if the last sweep is older than [`SWEEP_INTERVAL`].
+    fn maybe_sweep(&self) {
+        let due = self
+            .last_sweep
+            .lock()
+            .map(|last| last.map_or(true, |t| t.elapsed() >= SWEEP_INTERVAL))
+            .unwrap_or(false);
+        if due {
+            self.sweep_partials(SystemTime::now());
+        }
     }
 
     /// The canonical root.
@@ -256,13 +414,15 @@ impl FileService {
         }
         let Some(claim) = Claim::new(&self.uploading, target.clone()) else {
             return Err(Refusal::new(
-                ErrorCode::Busy,
+                ErrorCode::InUse,
                 format!(
                     "{:?} is being uploaded by another client",
                     resolved.file_name
                 ),
             ));
         };
+        // After the claim: this upload's own partial is never swept from under it.
+        self.maybe_sweep();
         let partial_path = resolved.partial_path();
         let mut file = OpenOptions::new()
             .read(true)
@@ -291,12 +451,28 @@ impl FileService {
             ));
         }
         file.set_len(offset).map_err(internal)?;
-        let mut hasher = Sha256::new();
-        io::copy(&mut (&file).take(offset), &mut hasher).map_err(internal)?;
+        // One pass over the file: the held prefix now, the body as it arrives (unless the
+        // codec already verifies the body's digest, which is then the whole file's).
+        let hasher = if plan.codec_verified {
+            None
+        } else {
+            Some(transfer::hash_prefix(&file, offset).map_err(internal)?)
+        };
         file.seek(SeekFrom::Start(offset)).map_err(internal)?;
+        let trailer = if plan.trailer {
+            Some(TrailerSplitter::new(plan.body_len).ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::BadRequest,
+                    "a body with a trailer has at least 32 octets",
+                )
+            })?)
+        } else {
+            None
+        };
         Ok(Partial {
             file,
             hasher,
+            trailer,
             size: offset,
             partial_path,
             target,
@@ -308,13 +484,55 @@ impl FileService {
     }
 }
 
+/// A partial upload found by a sweep.
+struct FoundPartial {
+    path: PathBuf,
+    len: u64,
+    modified: SystemTime,
+}
+
+/// Collects the partial files under `dir` (symlinks not followed; depth and count bounded).
+fn find_partials(dir: &Path, out: &mut Vec<FoundPartial>, depth: usize) {
+    if depth > 64 || out.len() >= MAX_LISTING {
+        return;
+    }
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            find_partials(&entry.path(), out, depth + 1);
+        } else if ft.is_file()
+            && entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(app::PARTIAL_PREFIX))
+        {
+            if let Ok(m) = entry.metadata() {
+                out.push(FoundPartial {
+                    path: entry.path(),
+                    len: m.len(),
+                    modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                });
+            }
+        }
+    }
+}
+
+/// Whether `e` says the file system is full (or the quota used up).
+fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// An upload in progress: the hidden partial file, the running digest, and the claim on the
 /// name (released when this is dropped). Dropped without [`finish`](Self::finish), the partial
 /// file stays (hidden) for a resumed `put`.
 #[derive(Debug)]
 pub struct Partial {
     file: File,
-    hasher: Sha256,
+    /// `None` when the codec verifies the whole file's digest (see [`PutPlan::codec_verified`]).
+    hasher: Option<Sha256>,
+    /// Splits the digest trailer off the body (§10.3).
+    trailer: Option<TrailerSplitter>,
     size: u64,
     partial_path: PathBuf,
     target: PathBuf,
@@ -325,17 +543,35 @@ pub struct Partial {
 }
 
 impl Partial {
-    /// Appends body octets.
+    /// Appends body octets (a digest trailer is kept apart, not written). A full disk
+    /// deletes the partial file at once (freeing what this upload took) and is `no_space`.
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), Refusal> {
-        self.file.write_all(chunk).map_err(|e| {
-            Refusal::new(
-                ErrorCode::Internal,
-                format!("writing {:?}: {e}", self.resolved.file_name),
-            )
-        })?;
-        self.hasher.update(chunk);
-        self.size += chunk.len() as u64;
+        let data = match self.trailer.as_mut() {
+            Some(t) => t.split(chunk).0,
+            None => chunk,
+        };
+        if let Err(e) = self.file.write_all(data) {
+            return Err(self.write_failed("writing", &e));
+        }
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(data);
+        }
+        self.size += data.len() as u64;
         Ok(())
+    }
+
+    /// The refusal for a failed write or sync; on a full disk the partial file goes.
+    fn write_failed(&self, what: &str, e: &io::Error) -> Refusal {
+        let name = &self.resolved.file_name;
+        if is_no_space(e) {
+            let _ = self.file.set_len(0);
+            let _ = fs::remove_file(&self.partial_path);
+            return Refusal::new(
+                ErrorCode::NoSpace,
+                format!("{what} {name:?}: the server's disk is full; nothing was kept"),
+            );
+        }
+        Refusal::new(ErrorCode::Internal, format!("{what} {name:?}: {e}"))
     }
 
     /// Deletes the partial file: its octets are wrong (the body failed its frame digest), so
@@ -347,9 +583,13 @@ impl Partial {
     /// Checks the whole file's digest, syncs it, and links it into place (or renames it over
     /// the old file with `replace`), then syncs the directory.
     pub fn finish(self) -> Result<Stored, Refusal> {
+        if let Err(e) = self.file.sync_all() {
+            return Err(self.write_failed("syncing", &e));
+        }
         let Partial {
             file,
             hasher,
+            trailer,
             size,
             partial_path,
             target,
@@ -358,18 +598,39 @@ impl Partial {
             replace,
             _claim,
         } = self;
-        let digest = hex_lower(&hasher.finalize());
+        let expected = match trailer {
+            Some(t) => match t.digest() {
+                Some(d) => Some(hex_lower(&d)),
+                None => {
+                    drop(file);
+                    let _ = fs::remove_file(&partial_path);
+                    return Err(Refusal::new(
+                        ErrorCode::BadRequest,
+                        "the body ended before its digest trailer",
+                    ));
+                }
+            },
+            None => expected,
+        };
+        // Without a hasher, the codec verified the body against `expected` as it arrived.
+        let digest = match (hasher, &expected) {
+            (Some(h), _) => hex_lower(&h.finalize()),
+            (None, Some(want)) => want.clone(),
+            (None, None) => {
+                return Err(Refusal::new(
+                    ErrorCode::Internal,
+                    "an upload with neither a digest nor a hasher",
+                ))
+            }
+        };
         if let Some(want) = expected {
             if digest != want {
                 drop(file);
                 let _ = fs::remove_file(&partial_path);
-                return Err(Refusal::new(ErrorCode::DigestMismatch, format!(
+                return Err(Refusal::new(ErrorCode::FileDigestMismatch, format!(
                     "the {size} octets of {:?} have sha256 {digest}, not {want}; nothing was stored", resolved.file_name
                 )));
             }
-        }
-        if let Err(e) = file.sync_all() {
-            return Err(Refusal::new(ErrorCode::Internal, format!("fsync: {e}")));
         }
         drop(file);
         let placed = if replace {
@@ -382,6 +643,8 @@ impl Partial {
             let _ = fs::remove_file(&partial_path);
             let code = if e.kind() == io::ErrorKind::AlreadyExists {
                 ErrorCode::Exists
+            } else if is_no_space(&e) {
+                ErrorCode::NoSpace
             } else {
                 ErrorCode::Internal
             };
@@ -417,21 +680,39 @@ pub fn put_plan(root: &Path, head: &Header) -> Result<PutPlan, Refusal> {
     let offset = app::u64_member(head, "offset")
         .map_err(|m| bad(&m))?
         .unwrap_or(0);
+    let trailer = transfer::wants_trailer(head).map_err(|m| bad(&m))?;
+    let body_len = head.body_len();
+    if trailer {
+        if app::str_member(head, "file_sha256").is_some() {
+            return Err(bad(
+                "put has a digest trailer and a file_sha256: send one of them",
+            ));
+        }
+        if body_len < transfer::TRAILER_LEN {
+            return Err(bad("a body with a digest trailer has at least 32 octets"));
+        }
+    }
     let expected =
         match (app::str_member(head, "file_sha256"), head.sha256()) {
-            (Some(d), _) if app::is_sha256_hex(d) => d.to_owned(),
+            _ if trailer => None,
+            (Some(d), _) if app::is_sha256_hex(d) => Some(d.to_owned()),
             (Some(_), _) => return Err(bad("file_sha256 must be 64 lowercase hex digits")),
-            (None, Some(d)) if offset == 0 => d.to_owned(),
+            (None, Some(d)) if offset == 0 => Some(d.to_owned()),
             _ => return Err(bad(
-                "put needs sha256 (the whole file's digest), or file_sha256 when it has an offset",
+                "put needs sha256 (the whole file's digest), file_sha256 when it has an offset, or \"trailer\":\"file_sha256\"",
             )),
         };
+    let codec_verified =
+        !trailer && offset == 0 && head.sha256().is_some() && head.sha256() == expected.as_deref();
     Ok(PutPlan {
         name: Some(name.to_owned()),
         resolved: names::resolve(root, name)?,
         offset,
-        expected: Some(expected),
+        expected,
         replace: app::bool_member(head, "replace"),
+        body_len,
+        trailer,
+        codec_verified,
     })
 }
 
@@ -450,11 +731,15 @@ pub fn seed_plan(root: &Path, head: &Header) -> Result<PutPlan, Refusal> {
         offset: 0,
         expected: None,
         replace: true,
+        body_len: head.body_len(),
+        trailer: false,
+        codec_verified: false,
     })
 }
 
-/// Opens a `get`'s file and builds the `file` reply: hashes the whole file (its digest goes
-/// in the header), then positions it at the requested offset.
+/// Opens a `get`'s file and builds the `file` reply. With a digest trailer (§10.5) it hashes
+/// only the octets before the offset now (the rest is hashed as it is sent); without, it
+/// hashes the whole file (its digest goes in the header), then positions it at the offset.
 pub fn open_download(root: &Path, head: &Header) -> Result<Download, Refusal> {
     let bad = |m: &str| Refusal::new(ErrorCode::BadRequest, m);
     let Some(name) = head.name() else {
@@ -470,6 +755,22 @@ pub fn open_download(root: &Path, head: &Header) -> Result<Download, Refusal> {
         return Err(bad(&format!(
             "offset {offset} is past the end ({size} octets)"
         )));
+    }
+    if transfer::wants_trailer(head).map_err(|m| bad(&m))? {
+        let prefix = transfer::hash_prefix(&file, offset).map_err(internal)?;
+        file.seek(SeekFrom::Start(offset)).map_err(internal)?;
+        let mut h = app::reply_to(head, Header::with_kind(app::FILE));
+        h.set_name(name);
+        h.insert("size", size)
+            .insert("offset", offset)
+            .insert(transfer::TRAILER, transfer::FILE_SHA256);
+        h.set_body_len(size - offset + transfer::TRAILER_LEN);
+        return Ok(Download {
+            header: h,
+            file,
+            len: size - offset,
+            trailer: Some(prefix),
+        });
     }
     let (digest, hashed) = lhp_blocking::sha256_of(&mut file).map_err(internal)?;
     if hashed != size {
@@ -492,6 +793,7 @@ pub fn open_download(root: &Path, head: &Header) -> Result<Download, Refusal> {
         header: h,
         file,
         len: size - offset,
+        trailer: None,
     })
 }
 
@@ -624,7 +926,10 @@ impl Handler for FileService {
                 self.put(&head, &plan, body, replies)
             }
             Route::Get(root) => match open_download(&root, &head) {
-                Ok(d) => replies.send_stream(&d.header, d.file.take(d.len)).map(drop),
+                Ok(d) => {
+                    let (header, body) = d.into_read();
+                    replies.send_stream(&header, body).map(drop)
+                }
                 Err(r) => reply_refusal(&head, replies, r),
             },
             Route::Stat(root) => match stat_reply(&root, &head) {

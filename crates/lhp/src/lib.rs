@@ -40,3 +40,4 @@ pub mod files;
 pub mod names;
 pub mod serve;
 pub mod tokio_serve;
+pub mod transfer;

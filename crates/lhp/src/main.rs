@@ -11,7 +11,7 @@ use std::time::Duration;
 use lhp::client::{self, ClientError};
 use lhp::decode::{decode_stream, error_json, DecodeOptions};
 use lhp::encode::{parse_header, write_frame, EncodeOptions};
-use lhp::files::ServeOptions;
+use lhp::files::{Retention, ServeOptions};
 use lhp_codec::{Limits, Profile, MAX_SAFE_INTEGER};
 use sha2::{Digest, Sha256};
 
@@ -95,6 +95,12 @@ struct ServeArgs {
     /// Time limit of one exec, in seconds; the program's process group is killed after it.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     exec_timeout: u64,
+    /// Delete partial uploads (kept for put --resume) not written for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = Retention::DEFAULT_MAX_AGE.as_secs())]
+    partial_max_age: u64,
+    /// Delete the oldest partial uploads while all of them together hold more octets.
+    #[arg(long, value_name = "OCTETS", default_value_t = Retention::DEFAULT_MAX_TOTAL)]
+    partial_max_total: u64,
 }
 
 #[derive(Args, Debug)]
@@ -322,6 +328,10 @@ fn serve(a: ServeArgs) -> io::Result<ExitCode> {
         allow_exec: a.allow_exec,
         exec_timeout: Duration::from_secs(a.exec_timeout),
         profile: a.profile.into(),
+        retention: Retention {
+            max_age: Duration::from_secs(a.partial_max_age),
+            max_total: a.partial_max_total,
+        },
     };
     let engine = match a.engine {
         EngineArg::Tokio => lhp::serve::Engine::Tokio,
@@ -353,19 +363,10 @@ fn put(a: PutArgs) -> Result<ExitCode, ClientError> {
                 ClientError::Unexpected(format!("{} has no file name; use --as", a.file.display()))
             })?,
     };
-    let (digest, size) = client::file_digest(&a.file)?;
     let mut c = client::connect(&a.remote.addr, a.remote.profile.into())?;
     let t = client::timer();
     let bar = client::progress(0, &name, true);
-    let r = client::put_digested(
-        &mut c,
-        &a.file,
-        &name,
-        (&digest, size),
-        a.resume,
-        a.replace,
-        &bar,
-    )?;
+    let r = client::put(&mut c, &a.file, &name, a.resume, a.replace, &bar)?;
     // The seeds' upload has no reply: nothing on their side confirms the digest.
     let check = match Profile::from(a.remote.profile) {
         Profile::SeedCompat => "computed locally; the seed protocol has no acknowledgement",
@@ -386,7 +387,7 @@ fn put(a: PutArgs) -> Result<ExitCode, ClientError> {
 fn get(a: GetArgs) -> Result<ExitCode, ClientError> {
     let out = match a.output {
         Some(p) => p,
-        None => PathBuf::from(a.name.rsplit('/').next().unwrap_or(&a.name)),
+        None => client::default_output(&a.name)?,
     };
     let mut c = client::connect(&a.remote.addr, a.remote.profile.into())?;
     let t = client::timer();

@@ -150,7 +150,7 @@ pub fn resolve(root: &Path, name: &str) -> Result<Resolved, NameError> {
 }
 
 /// Opens an existing regular file for reading without following a symlink in its last
-/// component (`O_NOFOLLOW`).
+/// component (`O_NOFOLLOW`); anything else that exists there is `bad_name`.
 pub fn open_regular(path: &Path) -> Result<File, NameError> {
     let file = OpenOptions::new()
         .read(true)
@@ -159,10 +159,11 @@ pub fn open_regular(path: &Path) -> Result<File, NameError> {
         .map_err(|e| open_error(path, e))?;
     let meta = file.metadata().map_err(|e| open_error(path, e))?;
     if !meta.is_file() {
-        return Err(NameError {
-            code: ErrorCode::NotFound,
-            message: format!("{} is not a regular file", display_name(path)),
-        });
+        // §10.8: a non-regular file (directory, FIFO, device) is `bad_name`, as for `put`.
+        return Err(NameError::bad(format!(
+            "{} is not a regular file",
+            display_name(path)
+        )));
     }
     Ok(file)
 }
@@ -222,7 +223,7 @@ mod tests {
         );
         assert_eq!(
             open_regular(&root.join("sub")).unwrap_err().code,
-            ErrorCode::NotFound
+            ErrorCode::BadName
         );
         let p = resolve(&root, "sub/x").unwrap().partial_path();
         assert!(p

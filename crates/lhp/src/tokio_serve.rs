@@ -283,8 +283,8 @@ async fn get(root: PathBuf, head: &Header, replies: &mut Replies<'_>) -> Result<
     let h = head.clone();
     match blocking(move || open_download(&root, &h)).await? {
         Ok(d) => {
-            let file = tokio::fs::File::from_std(d.file);
-            replies.send_stream(&d.header, d.len, file).await
+            let (header, len, body) = d.into_async_read();
+            replies.send_stream(&header, len, body).await
         }
         Err(r) => refuse(head, replies, r).await,
     }

@@ -216,7 +216,7 @@ fn interrupted_upload_leaves_nothing_visible_and_resume_completes_it(engine: &st
     let mut out = client(&s, &["put", src.to_str().unwrap(), "--resume"]);
     // The broken connection's handler may still hold the name for a moment.
     for _ in 0..50 {
-        if !stderr(&out).contains("busy") {
+        if !stderr(&out).contains("in_use") {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -299,7 +299,7 @@ fn digest_mismatch_is_rejected_and_stores_nothing(engine: &str) {
     let mut h = vec![0u8; u32::from_be_bytes(head) as usize];
     tcp.read_exact(&mut h).unwrap();
     let h: serde_json::Value = serde_json::from_slice(&h).unwrap();
-    assert_eq!(h["code"], "digest_mismatch", "{h}");
+    assert_eq!(h["code"], "file_digest_mismatch", "{h}");
     assert_eq!(
         fs::read_dir(root.path()).unwrap().count(),
         0,
@@ -458,7 +458,7 @@ fn concurrent_uploads_of_one_name_never_mix(engine: &str) {
             "round {round}: neither upload succeeded"
         );
         for o in outs.iter().filter(|o| !o.status.success()) {
-            assert!(stderr(o).contains("busy"), "round {round}: {}", stderr(o));
+            assert!(stderr(o).contains("in_use"), "round {round}: {}", stderr(o));
         }
         let stored = fs::read(root.path().join(&name)).unwrap();
         assert!(stored == a || stored == b, "round {round}: a mixed file");

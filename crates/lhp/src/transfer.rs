@@ -1,0 +1,332 @@
+//! The digest trailer of a file transfer (`spec/lhp-app.md` §10.3, §10.5): the whole file's
+//! sha256 travels as the last 32 octets of the body, so each side hashes the file once, while
+//! the octets stream, instead of a pass before the header can be written.
+//!
+//! ```text
+//!   put  {"kind":"put","name":N,["offset":K,]"trailer":"file_sha256","body_len":L+32}
+//!        body: the file's octets K .. K+L  ‖  sha256(octets 0 .. K+L), 32 raw octets
+//!   get  {"kind":"get","name":N,["offset":K,]"trailer":"file_sha256"}
+//!   file {"kind":"file","name":N,"size":S,"offset":K,"trailer":"file_sha256","body_len":S-K+32}
+//!        body: the file's octets K .. S  ‖  sha256(octets 0 .. S), 32 raw octets
+//! ```
+//!
+//! The sender hashes what it sends ([`TrailerReader`], [`AsyncTrailerReader`]), the receiver
+//! what it receives ([`TrailerSplitter`]); a resumed transfer hashes the `K` octets it already
+//! holds first. The digest covers exactly the octets that went over the wire (plus the held
+//! prefix), so a file that changes during a transfer is caught, never half-trusted.
+//!
+//! ```
+//! use std::io::Read;
+//! use lhp::transfer::{TrailerReader, TrailerSplitter, TRAILER_LEN};
+//! use sha2::{Digest, Sha256};
+//!
+//! let mut body = Vec::new();
+//! TrailerReader::new(&b"abc"[..], 3, Sha256::new()).read_to_end(&mut body).unwrap();
+//! assert_eq!(body.len() as u64, 3 + TRAILER_LEN);
+//! let mut split = TrailerSplitter::new(body.len() as u64).unwrap();
+//! let (file, _) = split.split(&body);
+//! assert_eq!(file, b"abc");
+//! assert_eq!(split.digest(), Some(Sha256::digest(b"abc").into()));
+//! ```
+
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use lhp_codec::{hex_lower, Header, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// The request/reply member that announces a digest trailer (§10.3, §10.5).
+pub const TRAILER: &str = "trailer";
+/// The only value of [`TRAILER`] defined: the trailer is the whole file's sha256.
+pub const FILE_SHA256: &str = "file_sha256";
+/// Octets of the trailer: a raw sha256.
+pub const TRAILER_LEN: u64 = 32;
+
+/// Whether `head` asks for (or announces) a digest trailer: `Ok(false)` without the member,
+/// `Err` with a value other than `"file_sha256"`.
+pub fn wants_trailer(head: &Header) -> Result<bool, String> {
+    match head.get(TRAILER) {
+        None => Ok(false),
+        Some(Value::String(s)) if s == FILE_SHA256 => Ok(true),
+        Some(v) => Err(format!("{TRAILER} must be \"{FILE_SHA256}\", not {v}")),
+    }
+}
+
+/// A [`Read`] of `len` octets of `inner`, hashed as they pass (into a hasher that may already
+/// hold a prefix), followed by the 32-octet digest of everything hashed. A source shorter
+/// than `len` is an `UnexpectedEof` error, never a short body.
+#[derive(Debug)]
+pub struct TrailerReader<R> {
+    inner: R,
+    left: u64,
+    hasher: Option<Sha256>,
+    digest: [u8; 32],
+    sent: usize,
+}
+
+impl<R: Read> TrailerReader<R> {
+    /// Reads `len` octets of `inner`, then the trailer; `hasher` holds the octets before them.
+    pub fn new(inner: R, len: u64, hasher: Sha256) -> Self {
+        TrailerReader {
+            inner,
+            left: len,
+            hasher: Some(hasher),
+            digest: [0; 32],
+            sent: 0,
+        }
+    }
+
+    /// The digest, once every data octet has been read (also after the trailer was read).
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        (self.hasher.is_none()).then_some(self.digest)
+    }
+
+    /// The digest as 64 lowercase hex digits, once known.
+    pub fn digest_hex(&self) -> Option<String> {
+        self.digest().map(|d| hex_lower(&d))
+    }
+
+    fn finish(&mut self) {
+        if let Some(h) = self.hasher.take() {
+            self.digest = h.finalize().into();
+        }
+    }
+
+    fn trailer(&mut self, out: &mut [u8]) -> usize {
+        self.finish();
+        let rest = self.digest.get(self.sent..).unwrap_or_default();
+        let n = rest.len().min(out.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), rest.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.sent += n;
+        n
+    }
+}
+
+impl<R: Read> Read for TrailerReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(self.trailer(out));
+        }
+        let max = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(out.len());
+        let Some(window) = out.get_mut(..max) else {
+            return Ok(0);
+        };
+        let n = self.inner.read(window)?;
+        if n == 0 && !window.is_empty() {
+            return Err(short_source(self.left));
+        }
+        if let (Some(h), Some(data)) = (self.hasher.as_mut(), window.get(..n)) {
+            h.update(data);
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// [`TrailerReader`] for tokio: `len` octets of an [`AsyncRead`], hashed, then the digest.
+#[derive(Debug)]
+pub struct AsyncTrailerReader<R> {
+    inner: R,
+    left: u64,
+    hasher: Option<Sha256>,
+    digest: [u8; 32],
+    sent: usize,
+    spare: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncTrailerReader<R> {
+    /// Reads `len` octets of `inner`, then the trailer; `hasher` holds the octets before them.
+    pub fn new(inner: R, len: u64, hasher: Sha256) -> Self {
+        AsyncTrailerReader {
+            inner,
+            left: len,
+            hasher: Some(hasher),
+            digest: [0; 32],
+            sent: 0,
+            spare: Vec::new(),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for AsyncTrailerReader<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.left == 0 {
+            if let Some(h) = this.hasher.take() {
+                this.digest = h.finalize().into();
+            }
+            let rest = this.digest.get(this.sent..).unwrap_or_default();
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(rest.get(..n).unwrap_or_default());
+            this.sent += n;
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        if buf.remaining() as u64 <= this.left {
+            // The common case: read straight into the caller's buffer, hash what arrived.
+            ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+            let got = buf.filled().get(before..).unwrap_or_default();
+            if got.is_empty() {
+                return Poll::Ready(Err(short_source(this.left)));
+            }
+            if let Some(h) = this.hasher.as_mut() {
+                h.update(got);
+            }
+            this.left -= got.len() as u64;
+            return Poll::Ready(Ok(()));
+        }
+        // The last read: never past `len`, through a small buffer of our own.
+        let want = usize::try_from(this.left).unwrap_or(usize::MAX);
+        this.spare.resize(want, 0);
+        let mut small = ReadBuf::new(&mut this.spare);
+        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut small))?;
+        let got = small.filled();
+        if got.is_empty() {
+            return Poll::Ready(Err(short_source(this.left)));
+        }
+        if let Some(h) = this.hasher.as_mut() {
+            h.update(got);
+        }
+        buf.put_slice(got);
+        this.left -= got.len() as u64;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The receiving side: splits a body of `body_len` octets into the file's octets and the
+/// 32-octet trailer, as chunks of any size arrive.
+#[derive(Debug, Clone)]
+pub struct TrailerSplitter {
+    file_left: u64,
+    trailer: Vec<u8>,
+}
+
+impl TrailerSplitter {
+    /// A splitter for a body of `body_len` octets; `None` if it cannot hold a trailer.
+    pub fn new(body_len: u64) -> Option<Self> {
+        Some(TrailerSplitter {
+            file_left: body_len.checked_sub(TRAILER_LEN)?,
+            trailer: Vec::with_capacity(32),
+        })
+    }
+
+    /// Splits `chunk` into (file octets, trailer octets); the trailer part is also kept.
+    pub fn split<'c>(&mut self, chunk: &'c [u8]) -> (&'c [u8], &'c [u8]) {
+        let n = usize::try_from(self.file_left)
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
+        let (file, tail) = chunk.split_at(n);
+        self.file_left -= n as u64;
+        let room = 32usize.saturating_sub(self.trailer.len());
+        self.trailer
+            .extend_from_slice(tail.get(..room.min(tail.len())).unwrap_or_default());
+        (file, tail)
+    }
+
+    /// The trailer, once all 32 octets arrived.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        if self.file_left != 0 {
+            return None;
+        }
+        <[u8; 32]>::try_from(self.trailer.as_slice()).ok()
+    }
+}
+
+/// Hashes the first `len` octets of `reader` (the prefix a resumed transfer already holds).
+pub fn hash_prefix<R: Read>(reader: R, len: u64) -> io::Result<Sha256> {
+    let mut hasher = Sha256::new();
+    let mut src = reader.take(len);
+    let mut buf = vec![0u8; 256 << 10];
+    let mut done = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(buf.get(..n).unwrap_or_default());
+        done += n as u64;
+    }
+    if done != len {
+        return Err(short_source(len - done));
+    }
+    Ok(hasher)
+}
+
+fn short_source(left: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the file ended {left} octets early (did it shrink while being sent?)"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitter_finds_the_trailer_under_every_chunking() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let mut body = Vec::new();
+        TrailerReader::new(&data[..], 1000, Sha256::new())
+            .read_to_end(&mut body)
+            .unwrap();
+        for step in [1, 7, 31, 32, 33, 999, 1032] {
+            let mut s = TrailerSplitter::new(body.len() as u64).unwrap();
+            let mut file = Vec::new();
+            for chunk in body.chunks(step) {
+                file.extend_from_slice(s.split(chunk).0);
+            }
+            assert_eq!(file, data, "step {step}");
+            assert_eq!(
+                s.digest(),
+                Some(Sha256::digest(&data).into()),
+                "step {step}"
+            );
+        }
+        assert!(TrailerSplitter::new(31).is_none());
+        let mut s = TrailerSplitter::new(40).unwrap();
+        s.split(&[0; 39]);
+        assert_eq!(s.digest(), None, "a trailer short of an octet is no digest");
+    }
+
+    #[test]
+    fn reader_hashes_a_held_prefix_and_refuses_a_short_source() {
+        let mut prefix = Sha256::new();
+        prefix.update(b"ab");
+        let mut r = TrailerReader::new(&b"c"[..], 1, prefix);
+        let mut body = Vec::new();
+        r.read_to_end(&mut body).unwrap();
+        assert_eq!(body.get(1..).unwrap(), Sha256::digest(b"abc").as_slice());
+        assert_eq!(r.digest_hex(), Some(hex_lower(&Sha256::digest(b"abc"))));
+        let err = TrailerReader::new(&b"ab"[..], 3, Sha256::new())
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(hash_prefix(&b"ab"[..], 3).is_err());
+    }
+
+    #[test]
+    fn member_value_is_checked() {
+        let mut h = Header::with_kind("put");
+        assert_eq!(wants_trailer(&h), Ok(false));
+        h.insert(TRAILER, FILE_SHA256);
+        assert_eq!(wants_trailer(&h), Ok(true));
+        h.insert(TRAILER, "md5");
+        assert!(wants_trailer(&h).is_err());
+    }
+}
