@@ -314,3 +314,48 @@ fn get_and_stat_of_a_fifo_or_directory_is_bad_name(engine: &str) {
     }
     assert_eq!(entries(local.path()), Vec::<String>::new());
 }
+
+/// Issue 16 defect 3, the rule a sweep must never break: the partial file of an upload in
+/// progress stays, however old and whatever the total; once the upload is abandoned, it goes.
+#[test]
+fn sweep_never_deletes_the_partial_of_an_upload_in_progress() {
+    use lhp::files::{FileService, Retention, Route, ServeOptions};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let opts = ServeOptions {
+        root: Some(root.clone()),
+        retention: Retention {
+            max_age: Duration::from_secs(60),
+            max_total: 0,
+        },
+        ..ServeOptions::default()
+    };
+    let service = FileService::new(&opts).unwrap();
+    let mut head = lhp_codec::Header::with_kind("put");
+    head.set_name("busy.bin");
+    head.insert("trailer", "file_sha256");
+    head.set_body_len(1000);
+    let Ok(Route::Put(plan)) = service.route(&head) else {
+        panic!("a put route");
+    };
+    let mut upload = service.begin_upload(&plan).unwrap();
+    upload.write(&[1u8; 500]).unwrap();
+    fs::write(root.join(partial_name("gone.bin")), [0u8; 10]).unwrap();
+
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let sweep = service.sweep_partials(later);
+    assert_eq!((sweep.removed, sweep.kept), (1, 1), "{sweep:?}");
+    assert_eq!(sweep.kept_octets, 500);
+    assert!(root.join(partial_name("busy.bin")).exists());
+    assert!(!root.join(partial_name("gone.bin")).exists());
+
+    drop(upload);
+    let sweep = service.sweep_partials(later);
+    assert_eq!(
+        (sweep.removed, sweep.freed),
+        (1, 500),
+        "abandoned now: {sweep:?}"
+    );
+    assert_eq!(entries(&root), Vec::<String>::new());
+}
