@@ -14,6 +14,7 @@
 
 mod chart;
 mod stats;
+mod transfer;
 mod work;
 
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ struct Args {
     mem_child: Option<u64>,
     profile: Option<String>,
     echo_only: bool,
+    transfer: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -57,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--echo-only" => a.echo_only = true,
+            "--transfer" => a.transfer = true,
             "--json" => a.json = Some(it.next().ok_or("--json needs a file")?.into()),
             "--svg" => a.svg = Some(it.next().ok_or("--svg needs a directory")?.into()),
             "--runs" => {
@@ -76,9 +79,10 @@ fn parse_args() -> Result<Args, String> {
             "--profile" => a.profile = Some(it.next().ok_or("--profile needs a case")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: lhp-bench [--quick] [--runs N] [--json FILE] [--svg DIR] [--echo-only]\n\
+                    "usage: lhp-bench [--quick] [--runs N] [--json FILE] [--svg DIR] [--echo-only] [--transfer]\n\
                      Runs every measurement N times (default 5) and prints median [min..max].\n\
-                     --echo-only: only the echo round trips (pinned and unpinned), no files."
+                     --echo-only: only the echo round trips (pinned and unpinned), no files.\n\
+                     --transfer: lhp put/get of 512 MiB vs bench/transfer_baseline.py and a raw copy."
                 );
                 std::process::exit(0);
             }
@@ -156,6 +160,15 @@ fn main() {
         if let Err(e) = profile(case) {
             eprintln!("lhp-bench --profile: {e}");
             std::process::exit(2);
+        }
+        return;
+    }
+    if args.transfer {
+        // `lhp put`/`lhp get` of 512 MiB (64 MiB with --quick): see `transfer`.
+        let size = if args.quick { 64 << 20 } else { 512 << 20 };
+        if let Err(e) = transfer::run(args.runs.unwrap_or(5), size) {
+            eprintln!("lhp-bench --transfer: {e}");
+            std::process::exit(1);
         }
         return;
     }
