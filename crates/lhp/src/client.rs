@@ -333,7 +333,7 @@ pub fn get(
     file.set_len(offset)?;
     // Without a trailer, at offset 0 the codec verifies the body's sha256 (the file's).
     let codec_verifies = splitter.is_none() && offset == 0 && head.sha256().is_some();
-    let mut hasher = if codec_verifies {
+    let hasher = if codec_verifies {
         None
     } else {
         Some(transfer::hash_prefix(&file, offset)?)
@@ -341,30 +341,11 @@ pub fn get(
     file.seek(SeekFrom::Start(offset))?;
     bar.set_length(size);
     bar.set_position(offset);
-    let mut received = 0u64;
-    let mut buf = vec![0u8; 256 << 10];
-    {
-        let mut body = client.body();
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let chunk = buf.get(..n).unwrap_or_default();
-            let data = match splitter.as_mut() {
-                Some(s) => s.split(chunk).0,
-                None => chunk,
-            };
-            file.write_all(data)?;
-            if let Some(h) = hasher.as_mut() {
-                h.update(data);
-            }
-            received += data.len() as u64;
-            bar.inc(data.len() as u64);
-        }
-    }
+    // The socket is read on this thread while another writes and hashes (one pass).
+    let (file, hasher, received) =
+        transfer::receive_to_file(client.body(), file, hasher, splitter.as_mut(), |n| {
+            bar.inc(n)
+        })?;
     bar.finish_and_clear();
     let expected = match (&splitter, header_digest) {
         (Some(s), _) => s.digest().map(|d| hex_lower(&d)),

@@ -245,6 +245,81 @@ impl TrailerSplitter {
     }
 }
 
+/// Octets per buffer of [`receive_to_file`].
+pub const PIPE_CHUNK: usize = 256 << 10;
+/// Buffers in flight between the socket and the file in [`receive_to_file`].
+pub const PIPE_DEPTH: usize = 4;
+
+/// Receives a body into `file`, overlapping the socket with the disk: this thread reads
+/// `body` (splitting off the trailer, if `splitter` is given) while a second thread writes
+/// each buffer to `file` and hashes it (if `hasher` is given). At most [`PIPE_DEPTH`] buffers
+/// of [`PIPE_CHUNK`] octets are in flight. Returns the file, the hasher and the octets
+/// written; `progress` is called with each buffer's length as it is read.
+pub fn receive_to_file<R: Read>(
+    mut body: R,
+    file: std::fs::File,
+    hasher: Option<Sha256>,
+    mut splitter: Option<&mut TrailerSplitter>,
+    mut progress: impl FnMut(u64),
+) -> io::Result<(std::fs::File, Option<Sha256>, u64)> {
+    use std::io::Write;
+    use std::sync::mpsc;
+
+    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(PIPE_DEPTH);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..PIPE_DEPTH {
+        let _ = empty_tx.send(vec![0u8; PIPE_CHUNK]);
+    }
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(
+            move || -> io::Result<(std::fs::File, Option<Sha256>, u64)> {
+                let (mut file, mut hasher, mut written) = (file, hasher, 0u64);
+                for (buf, len) in full_rx {
+                    let data = buf.get(..len).unwrap_or_default();
+                    file.write_all(data)?;
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(data);
+                    }
+                    written += len as u64;
+                    // The reader may be gone already; then the buffer is simply dropped.
+                    let _ = empty_tx.send(buf);
+                }
+                Ok((file, hasher, written))
+            },
+        );
+        let read: io::Result<()> = (|| loop {
+            let Ok(mut buf) = empty_rx.recv() else {
+                // The writer stopped (a write failed): its error is the one to report.
+                return Ok(());
+            };
+            let n = match body.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    let _ = full_tx.send((buf, 0));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // The file's octets come first in a chunk, the trailer's after them.
+            let len = match splitter.as_deref_mut() {
+                Some(s) => s.split(buf.get(..n).unwrap_or_default()).0.len(),
+                None => n,
+            };
+            progress(len as u64);
+            if full_tx.send((buf, len)).is_err() {
+                return Ok(());
+            }
+        })();
+        drop(full_tx);
+        let written = writer
+            .join()
+            .map_err(|_| io::Error::other("the file writer thread panicked"))?;
+        read?;
+        written
+    })
+}
+
 /// Hashes the first `len` octets of `reader` (the prefix a resumed transfer already holds).
 pub fn hash_prefix<R: Read>(reader: R, len: u64) -> io::Result<Sha256> {
     let mut hasher = Sha256::new();
