@@ -14,7 +14,8 @@
 //! ```
 //!
 //! The `lhp` binary is found next to this one (`cargo build --release -p lhp -p lhp-bench`)
-//! or through `LHP_BIN`.
+//! or through `LHP_BIN`. With `LHP_OLD_BIN` set to another build of `lhp` (say, before a
+//! change), its `put` and `get` against its own `lhp serve` join the rounds as two more rows.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -26,8 +27,8 @@ use std::time::Instant;
 
 use crate::stats::Stat;
 
-/// The subjects, in table order.
-const SUBJECTS: [&str; 7] = [
+/// The subjects, in table order (the last two only with `LHP_OLD_BIN`).
+const SUBJECTS: [&str; 9] = [
     "python put (seed style, sha256)",
     "lhp put -> lhp serve (tokio)",
     "lhp put -> lhp serve --engine blocking",
@@ -35,6 +36,8 @@ const SUBJECTS: [&str; 7] = [
     "python get (seed style, sha256)",
     "lhp get <- lhp serve (tokio)",
     "lhp get <- lhp serve --engine blocking",
+    "LHP_OLD_BIN put -> its serve (tokio)",
+    "LHP_OLD_BIN get <- its serve (tokio)",
 ];
 
 /// Runs the transfer benchmark: `runs` interleaved rounds with a file of `size` octets.
@@ -52,13 +55,13 @@ fn run_in(work: &Path, lhp: &Path, script: &Path, runs: usize, size: u64) -> Res
         let what = what.to_owned();
         move |e: io::Error| format!("{what}: {e}")
     };
-    for d in ["src", "lhp-root", "blk-root", "py-root", "out"] {
+    for d in ["src", "lhp-root", "blk-root", "py-root", "old-root", "out"] {
         fs::create_dir_all(work.join(d)).map_err(err(d))?;
     }
     let source = work.join("src/file.bin");
     write_source(&source, size).map_err(err("writing the source file"))?;
     // The file every `get` downloads: the same octets, linked into each root.
-    for root in ["lhp-root", "blk-root", "py-root"] {
+    for root in ["lhp-root", "blk-root", "py-root", "old-root"] {
         fs::hard_link(&source, work.join(root).join("g.bin")).map_err(err("linking g.bin"))?;
     }
     let tokio_srv = Server::start(
@@ -87,6 +90,18 @@ fn run_in(work: &Path, lhp: &Path, script: &Path, runs: usize, size: u64) -> Res
             .arg(work.join("py-root")),
         |line| Some(line.trim().to_owned()),
     )?;
+    let old = match std::env::var_os("LHP_OLD_BIN") {
+        Some(bin) => {
+            let srv = Server::start(
+                Command::new(&bin)
+                    .args(["serve", "--addr", "127.0.0.1:0", "--root"])
+                    .arg(work.join("old-root")),
+                |line| line.strip_prefix("listening on ").map(str::to_owned),
+            )?;
+            Some((PathBuf::from(bin), srv))
+        }
+        None => None,
+    };
     let source_s = source.to_string_lossy().into_owned();
     let out = work.join("out");
     let mut secs: Vec<Vec<f64>> = vec![Vec::new(); SUBJECTS.len()];
@@ -96,7 +111,7 @@ fn run_in(work: &Path, lhp: &Path, script: &Path, runs: usize, size: u64) -> Res
     );
     for round in 0..runs {
         let name = format!("p{round}.bin");
-        let timed = [
+        let mut timed = vec![
             time_cmd(Command::new("python3").arg(script).args([
                 "put",
                 "--port",
@@ -140,8 +155,7 @@ fn run_in(work: &Path, lhp: &Path, script: &Path, runs: usize, size: u64) -> Res
                     .arg(out.join("blk.bin")),
             ),
         ];
-        // Check what arrived, then make room for the next round.
-        for (dir, file) in [
+        let mut arrived = vec![
             ("py-root", name.as_str()),
             ("lhp-root", name.as_str()),
             ("blk-root", name.as_str()),
@@ -149,16 +163,18 @@ fn run_in(work: &Path, lhp: &Path, script: &Path, runs: usize, size: u64) -> Res
             ("out", "py.bin"),
             ("out", "lhp.bin"),
             ("out", "blk.bin"),
-        ] {
-            let p = work.join(dir).join(file);
-            let len = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            if len != size {
-                return Err(format!(
-                    "round {round}: {} has {len} octets, not {size}",
-                    p.display()
-                ));
-            }
-            fs::remove_file(&p).map_err(err("cleaning up"))?;
+        ];
+        if let Some((bin, srv)) = &old {
+            timed.push(time_cmd(
+                Command::new(bin).args(["put", "--addr", &srv.addr, &source_s, "--as", &name]),
+            ));
+            timed.push(time_cmd(
+                Command::new(bin)
+                    .args(["get", "--addr", &srv.addr, "g.bin", "-o"])
+                    .arg(out.join("old.bin")),
+            ));
+            arrived.push(("old-root", name.as_str()));
+            arrived.push(("out", "old.bin"));
         }
         let mut line = format!("  round {round}:");
         for (i, t) in timed.into_iter().enumerate() {
@@ -169,8 +185,20 @@ fn run_in(work: &Path, lhp: &Path, script: &Path, runs: usize, size: u64) -> Res
             }
         }
         println!("{line}  (MB/s, in table order)");
+        // Check what arrived, then make room for the next round.
+        for (dir, file) in arrived {
+            let p = work.join(dir).join(file);
+            let len = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            if len != size {
+                return Err(format!(
+                    "round {round}: {} has {len} octets, not {size}",
+                    p.display()
+                ));
+            }
+            fs::remove_file(&p).map_err(err("cleaning up"))?;
+        }
     }
-    drop((tokio_srv, blocking_srv, py_srv));
+    drop((tokio_srv, blocking_srv, py_srv, old));
     report(size, &secs);
     Ok(())
 }
@@ -185,8 +213,10 @@ fn report(size: u64, secs: &[Vec<f64>]) {
     println!("| subject | MB/s median [min..max] | seconds (median) | vs Python | vs raw copy |");
     println!("|---|---|---|---|---|");
     for (i, subject) in SUBJECTS.iter().enumerate() {
-        let Some(s) = stats.get(i) else { continue };
-        let python = if i < 4 { med(0) } else { med(4) };
+        let Some(s) = stats.get(i).filter(|s| s.median.is_finite()) else {
+            continue;
+        };
+        let python = if i < 4 || i == 7 { med(0) } else { med(4) };
         println!(
             "| {subject} | {:.0} [{:.0}..{:.0}] | {:.2} | {:.2}× | {:.2}× |",
             s.median,
