@@ -11,6 +11,7 @@
 //! ```text
 //!   round r:  python put | lhp put (tokio) | lhp put (blocking) | raw copy
 //!             python get | lhp get (tokio) | lhp get (blocking)
+//!             (round r starts at the r-th subject and wraps around; `sync` before each)
 //! ```
 //!
 //! The `lhp` binary is found next to this one (`cargo build --release -p lhp -p lhp-bench`)
@@ -111,50 +112,73 @@ fn run_in(work: &Path, lhp: &Path, script: &Path, runs: usize, size: u64) -> Res
     );
     for round in 0..runs {
         let name = format!("p{round}.bin");
-        let mut timed = vec![
-            time_cmd(Command::new("python3").arg(script).args([
-                "put",
-                "--port",
-                &py_srv.addr,
-                "--file",
-                &source_s,
-                "--name",
-                &name,
-            ])),
-            time_cmd(Command::new(lhp).args([
-                "put",
-                "--addr",
-                &tokio_srv.addr,
-                &source_s,
-                "--as",
-                &name,
-            ])),
-            time_cmd(Command::new(lhp).args([
-                "put",
-                "--addr",
-                &blocking_srv.addr,
-                &source_s,
-                "--as",
-                &name,
-            ])),
-            raw_copy(&source, &out.join("raw.bin")),
-            time_cmd(
-                Command::new("python3")
-                    .arg(script)
-                    .args(["get", "--port", &py_srv.addr, "--name", "g.bin", "--out"])
-                    .arg(out.join("py.bin")),
-            ),
-            time_cmd(
-                Command::new(lhp)
-                    .args(["get", "--addr", &tokio_srv.addr, "g.bin", "-o"])
-                    .arg(out.join("lhp.bin")),
-            ),
-            time_cmd(
-                Command::new(lhp)
-                    .args(["get", "--addr", &blocking_srv.addr, "g.bin", "-o"])
-                    .arg(out.join("blk.bin")),
-            ),
-        ];
+        let jobs = if old.is_some() { 9 } else { 7 };
+        let mut timed: Vec<Result<f64, String>> = vec![Ok(f64::NAN); jobs];
+        // Each round starts at a different subject, so no subject always follows the same
+        // neighbour; each starts with the page cache's dirty data written back (`sync`).
+        for k in 0..jobs {
+            let i = (k + round) % jobs;
+            let _ = Command::new("sync").status();
+            let t = match i {
+                0 => time_cmd(Command::new("python3").arg(script).args([
+                    "put",
+                    "--port",
+                    &py_srv.addr,
+                    "--file",
+                    &source_s,
+                    "--name",
+                    &name,
+                ])),
+                1 => time_cmd(Command::new(lhp).args([
+                    "put",
+                    "--addr",
+                    &tokio_srv.addr,
+                    &source_s,
+                    "--as",
+                    &name,
+                ])),
+                2 => time_cmd(Command::new(lhp).args([
+                    "put",
+                    "--addr",
+                    &blocking_srv.addr,
+                    &source_s,
+                    "--as",
+                    &name,
+                ])),
+                3 => raw_copy(&source, &out.join("raw.bin")),
+                4 => time_cmd(
+                    Command::new("python3")
+                        .arg(script)
+                        .args(["get", "--port", &py_srv.addr, "--name", "g.bin", "--out"])
+                        .arg(out.join("py.bin")),
+                ),
+                5 => time_cmd(
+                    Command::new(lhp)
+                        .args(["get", "--addr", &tokio_srv.addr, "g.bin", "-o"])
+                        .arg(out.join("lhp.bin")),
+                ),
+                6 => time_cmd(
+                    Command::new(lhp)
+                        .args(["get", "--addr", &blocking_srv.addr, "g.bin", "-o"])
+                        .arg(out.join("blk.bin")),
+                ),
+                _ => match (&old, i) {
+                    (Some((bin, srv)), 7) => time_cmd(
+                        Command::new(bin)
+                            .args(["put", "--addr", &srv.addr, &source_s, "--as", &name]),
+                    ),
+                    (Some((bin, srv)), _) => time_cmd(
+                        Command::new(bin)
+                            .args(["get", "--addr", &srv.addr, "g.bin", "-o"])
+                            .arg(out.join("old.bin")),
+                    ),
+                    (None, _) => Ok(f64::NAN),
+                },
+            };
+            if let Some(slot) = timed.get_mut(i) {
+                *slot = t;
+            }
+        }
         let mut arrived = vec![
             ("py-root", name.as_str()),
             ("lhp-root", name.as_str()),
@@ -164,15 +188,7 @@ fn run_in(work: &Path, lhp: &Path, script: &Path, runs: usize, size: u64) -> Res
             ("out", "lhp.bin"),
             ("out", "blk.bin"),
         ];
-        if let Some((bin, srv)) = &old {
-            timed.push(time_cmd(
-                Command::new(bin).args(["put", "--addr", &srv.addr, &source_s, "--as", &name]),
-            ));
-            timed.push(time_cmd(
-                Command::new(bin)
-                    .args(["get", "--addr", &srv.addr, "g.bin", "-o"])
-                    .arg(out.join("old.bin")),
-            ));
+        if old.is_some() {
             arrived.push(("old-root", name.as_str()));
             arrived.push(("out", "old.bin"));
         }

@@ -12,7 +12,7 @@ use lhp_codec::{hex_lower, Header, Limits, Profile, Value, MAX_SAFE_INTEGER};
 use sha2::Digest;
 
 use crate::app;
-use crate::transfer::{self, TrailerReader, TrailerSplitter};
+use crate::transfer::{self, ReadAhead, TrailerSplitter};
 
 /// Why a client command failed.
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +135,8 @@ pub fn put(
     header.set_body_len(size - offset + transfer::TRAILER_LEN);
     bar.set_length(size);
     bar.set_position(offset);
-    let mut body = TrailerReader::new(file, size - offset, prefix);
+    // The file is read and hashed on a second thread while this one writes the socket.
+    let mut body = ReadAhead::spawn(file, size - offset, prefix)?;
     let sent = client.upload(&header, bar.wrap_read(&mut body))?;
     bar.finish_and_clear();
     let digest = body

@@ -25,7 +25,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -36,7 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::app::{self, ErrorCode};
 use crate::exec;
 use crate::names::{self, NameError, Resolved};
-use crate::transfer::{self, AsyncTrailerReader, TrailerReader, TrailerSplitter};
+use crate::transfer::{self, AsyncTrailerReader, ReadAhead, TrailerSplitter};
 
 /// Most entries a `listing` reports.
 pub const MAX_LISTING: usize = 100_000;
@@ -232,13 +233,14 @@ impl Download {
         self.len + self.trailer.as_ref().map_or(0, |_| transfer::TRAILER_LEN)
     }
 
-    /// The header and the body as a [`Read`] (blocking engine).
-    pub fn into_read(self) -> (Header, Box<dyn Read + Send>) {
+    /// The header and the body as a [`Read`] (blocking engine). With a trailer, the file is
+    /// read and hashed on a second thread while the connection's thread writes the socket.
+    pub fn into_read(self) -> io::Result<(Header, Box<dyn Read + Send>)> {
         let body: Box<dyn Read + Send> = match self.trailer {
-            Some(hasher) => Box::new(TrailerReader::new(self.file, self.len, hasher)),
+            Some(hasher) => Box::new(ReadAhead::spawn(self.file, self.len, hasher)?),
             None => Box::new(self.file.take(self.len)),
         };
-        (self.header, body)
+        Ok((self.header, body))
     }
 
     /// The header, the body length and the body as an `AsyncRead` (tokio engine).
@@ -863,7 +865,9 @@ impl FileService {
         })
     }
 
-    /// A blocking `put`: the body streamed into the partial file.
+    /// A blocking `put`: the body streamed into the partial file. The connection's thread
+    /// reads the socket while a second thread writes and hashes ([`Partial::write`]), at most
+    /// [`transfer::PIPE_DEPTH`] buffers behind.
     fn put(
         &self,
         head: &Header,
@@ -871,28 +875,56 @@ impl FileService {
         mut body: Body<'_, ConnReader>,
         replies: &mut Replies<'_>,
     ) -> Result<(), Error> {
-        let mut partial = match self.begin_upload(plan) {
+        let partial = match self.begin_upload(plan) {
             Ok(p) => p,
             Err(r) => return reply_refusal(head, replies, r),
         };
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let err = body_error(e);
-                    if matches!(&err, Error::Decode(d) if d.code() == "digest_mismatch") {
-                        partial.discard();
+        let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(transfer::PIPE_DEPTH);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+        let (read, written) = thread::scope(|scope| {
+            let writer = scope.spawn(move || {
+                let mut partial = partial;
+                for (buf, n) in full_rx {
+                    if let Err(r) = partial.write(buf.get(..n).unwrap_or_default()) {
+                        return (partial, Err(r));
                     }
-                    // Otherwise the partial file stays (hidden) for a resumed put.
-                    return Err(err);
+                    let _ = empty_tx.send(buf);
+                }
+                (partial, Ok(()))
+            });
+            let read = loop {
+                let mut buf = empty_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| vec![0u8; transfer::PIPE_CHUNK]);
+                match body.read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        if full_tx.send((buf, n)).is_err() {
+                            break Ok(()); // the writer stopped: its refusal is the answer
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
                 }
             };
-            if let Err(r) = partial.write(buf.get(..n).unwrap_or_default()) {
-                return reply_refusal(head, replies, r);
+            drop(full_tx);
+            (read, writer.join())
+        });
+        let Ok((partial, written)) = written else {
+            return Err(Error::Io(io::Error::other(
+                "the upload's writer thread panicked",
+            )));
+        };
+        if let Err(r) = written {
+            return reply_refusal(head, replies, r);
+        }
+        if let Err(e) = read {
+            let err = body_error(e);
+            if matches!(&err, Error::Decode(d) if d.code() == "digest_mismatch") {
+                partial.discard();
             }
+            // Otherwise the partial file stays (hidden) for a resumed put.
+            return Err(err);
         }
         match partial.finish() {
             Ok(stored) => match put_reply(head, plan, &stored) {
@@ -926,10 +958,14 @@ impl Handler for FileService {
                 self.put(&head, &plan, body, replies)
             }
             Route::Get(root) => match open_download(&root, &head) {
-                Ok(d) => {
-                    let (header, body) = d.into_read();
-                    replies.send_stream(&header, body).map(drop)
-                }
+                Ok(d) => match d.into_read() {
+                    Ok((header, body)) => replies.send_stream(&header, body).map(drop),
+                    Err(e) => reply_refusal(
+                        &head,
+                        replies,
+                        Refusal::new(ErrorCode::Internal, format!("starting the download: {e}")),
+                    ),
+                },
                 Err(r) => reply_refusal(&head, replies, r),
             },
             Route::Stat(root) => match stat_reply(&root, &head) {

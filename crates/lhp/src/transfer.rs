@@ -245,6 +245,105 @@ impl TrailerSplitter {
     }
 }
 
+/// A [`TrailerReader`] that reads and hashes on a second thread, up to [`PIPE_DEPTH`]
+/// buffers ahead of its consumer, so the file and the digest are worked on while the
+/// consumer writes to the socket. Dropping it stops the thread at its next buffer.
+#[derive(Debug)]
+pub struct ReadAhead {
+    full: std::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    empty: std::sync::mpsc::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    filled: usize,
+    pos: usize,
+    digest: std::sync::Arc<std::sync::Mutex<Option<[u8; 32]>>>,
+}
+
+impl ReadAhead {
+    /// Reads `len` octets of `inner` and then the trailer, like [`TrailerReader::new`].
+    pub fn spawn<R: Read + Send + 'static>(inner: R, len: u64, hasher: Sha256) -> io::Result<Self> {
+        use std::sync::{mpsc, Arc, Mutex};
+
+        let (full_tx, full) = mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(PIPE_DEPTH);
+        let (empty, empty_rx) = mpsc::channel::<Vec<u8>>();
+        let digest = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&digest);
+        std::thread::Builder::new()
+            .name("lhp-read-ahead".into())
+            .spawn(move || {
+                let mut source = TrailerReader::new(inner, len, hasher);
+                loop {
+                    let mut buf = empty_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| vec![0u8; PIPE_CHUNK]);
+                    let sent = match source.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            // Known once the trailer is being read: published before the
+                            // consumer can see the trailer's octets.
+                            if let Some(d) = source.digest() {
+                                if let Ok(mut slot) = slot.lock() {
+                                    *slot = Some(d);
+                                }
+                            }
+                            full_tx.send(Ok((buf, n)))
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    if sent.is_err() {
+                        return; // the consumer is gone
+                    }
+                }
+            })?;
+        Ok(ReadAhead {
+            full,
+            empty,
+            current: Vec::new(),
+            filled: 0,
+            pos: 0,
+            digest,
+        })
+    }
+
+    /// The digest of the data octets, once all of them were read (the trailer's octets).
+    pub fn digest_hex(&self) -> Option<String> {
+        self.digest
+            .lock()
+            .ok()
+            .and_then(|d| d.map(|d| hex_lower(&d)))
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.filled {
+            match self.full.recv() {
+                Ok(Ok((buf, n))) => {
+                    let spent = std::mem::replace(&mut self.current, buf);
+                    if !spent.is_empty() {
+                        let _ = self.empty.send(spent);
+                    }
+                    self.filled = n;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The reader thread finished: the end of the body.
+                Err(_) => return Ok(0),
+            }
+        }
+        let rest = self.current.get(self.pos..self.filled).unwrap_or_default();
+        let n = rest.len().min(out.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), rest.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Octets per buffer of [`receive_to_file`].
 pub const PIPE_CHUNK: usize = 256 << 10;
 /// Buffers in flight between the socket and the file in [`receive_to_file`].
@@ -393,6 +492,37 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert!(hash_prefix(&b"ab"[..], 3).is_err());
+    }
+
+    #[test]
+    fn read_ahead_yields_what_trailer_reader_yields() {
+        let data: Vec<u8> = (0..(3 * PIPE_CHUNK as u32 + 5))
+            .map(|i| (i % 249) as u8)
+            .collect();
+        let mut want = Vec::new();
+        TrailerReader::new(&data[..], data.len() as u64, Sha256::new())
+            .read_to_end(&mut want)
+            .unwrap();
+        let mut r = ReadAhead::spawn(
+            io::Cursor::new(data.clone()),
+            data.len() as u64,
+            Sha256::new(),
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut small = [0u8; 1000];
+        loop {
+            let n = r.read(&mut small).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(got, want);
+        assert_eq!(r.digest_hex(), Some(hex_lower(&Sha256::digest(&data))));
+        let short = ReadAhead::spawn(io::Cursor::new(vec![1u8; 10]), 11, Sha256::new()).unwrap();
+        let err = io::Read::bytes(short).find_map(Result::err).unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]
