@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ use serde_json::Value;
 
 use crate::case::{describe, Case};
 use crate::plan::Plan;
+use crate::process::{group_memory, Mem};
+use crate::resources::{self, hold_and_sample};
 use crate::runner::{describe_outcome, hash, CaseResult, Failure, ImplReport, Options, Status};
 use crate::stdio::{parse_error, parse_frame};
 use crate::tcp::{tcp_plans, write_plan};
@@ -84,6 +86,7 @@ pub fn run_client(command: &str, cases: &[Case], opts: &ClientOptions) -> ImplRe
             opts.pause.as_millis()
         ),
         results,
+        groups: Vec::new(),
         elapsed: start.elapsed(),
     }
 }
@@ -119,8 +122,10 @@ fn run_case(command: &str, case: &Case, opts: &ClientOptions) -> CaseResult {
     let mut non_strict = None;
     for (strategy, plan) in plans {
         r.plans += 1;
-        let (status, got, reason) = match run_once(command, case, &plan, &bodies, opts) {
-            ClientRun::Outcome(o) => match check(&case.vector.expect, &o) {
+        let (status, got, reason) = match run_once(command, case, &plan, &bodies, opts, None) {
+            ClientRun::Outcome(o) => match crate::verdict::invalid_value(&o)
+                .map_or_else(|| check(&case.vector.expect, &o), Verdict::Fail)
+            {
                 Verdict::Pass => continue,
                 Verdict::NonStrict => {
                     non_strict.get_or_insert_with(|| describe_outcome(&o));
@@ -166,6 +171,7 @@ fn run_once(
     plan: &Plan,
     bodies: &[&[u8]],
     opts: &ClientOptions,
+    watch: Option<&mut Watch>,
 ) -> ClientRun {
     let listener = match TcpListener::bind("127.0.0.1:0") {
         Ok(l) => l,
@@ -176,9 +182,7 @@ fn run_once(
         Err(e) => return ClientRun::Crash(format!("harness: {e}")),
     };
     let (h, b) = (case.limits.max_header_len(), case.limits.max_body_len());
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(command.replace("{addr}", &addr))
+    let child = crate::process::shell(&command.replace("{addr}", &addr), &[])
         .env("LHP_CONFORMANCE_ADDR", &addr)
         .env("LHP_ADDR", &addr)
         .env("LHP_PROFILE", case.profile.name())
@@ -208,7 +212,7 @@ fn run_once(
             let _ = err_tx.send(s);
         });
     }
-    let served = serve(&listener, &mut child, case.stream(), plan, opts);
+    let served = serve(&listener, &mut child, case.stream(), plan, opts, watch);
     // Wait for the client to exit.
     let deadline = Instant::now() + opts.timeout;
     let status = loop {
@@ -220,8 +224,7 @@ fn run_once(
         }
     };
     if status.is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
+        crate::process::kill_group(&mut child);
     }
     let stderr = err_rx
         .recv_timeout(Duration::from_secs(1))
@@ -272,6 +275,7 @@ fn serve(
     stream: &[u8],
     plan: &Plan,
     opts: &ClientOptions,
+    watch: Option<&mut Watch>,
 ) -> Result<TcpStream, String> {
     listener
         .set_nonblocking(true)
@@ -305,9 +309,78 @@ fn serve(
         .map_err(|e| format!("harness: {e}"))?;
     // A client that stops reading after a decode error and closes is within its rights: a
     // failed write ends the sending, and its output is judged as usual.
+    let pgid = child.id();
+    let before = watch.as_ref().map(|_| group_memory(pgid));
     let _ = write_plan(&mut conn, stream, plan, opts.pause);
+    if let (Some(w), Some(before)) = (watch, before) {
+        w.before = before;
+        w.peak = before.map(|b| hold_and_sample(pgid, b, w.hold));
+    }
     let _ = conn.shutdown(Shutdown::Write);
     Ok(conn)
+}
+
+/// Memory sampled around one client run (the `resources` group).
+#[derive(Debug)]
+struct Watch {
+    hold: Duration,
+    before: Option<Mem>,
+    peak: Option<Mem>,
+}
+
+/// Runs the `resources` decoder cases against a client: the harness declares a large length,
+/// sends a little of it, holds the connection while sampling the client's memory, then ends
+/// the stream. The outcome must be right and the growth within the bound.
+pub fn run_client_resources(command: &str, opts: &ClientOptions) -> Vec<CaseResult> {
+    let name = format!("client:{command}");
+    let mut out = Vec::new();
+    for case in resources::decoder_resource_cases() {
+        let mut r = blank(&case);
+        r.plans = 1;
+        if let Some(s) = opts.run.skips.iter().find(|s| s.matches(&name, case.id())) {
+            r.status = Status::Skipped;
+            r.detail = format!("skips.toml: {}", s.reason);
+            out.push(r);
+            continue;
+        }
+        let mut w = Watch {
+            hold: Duration::from_millis(400),
+            before: None,
+            peak: None,
+        };
+        let plan = Plan::whole(case.stream().len());
+        match run_once(command, &case, &plan, &[], opts, Some(&mut w)) {
+            ClientRun::Outcome(o) => {
+                let verdict = crate::verdict::invalid_value(&o)
+                    .map_or_else(|| check(&case.vector.expect, &o), Verdict::Fail);
+                if let Verdict::Fail(why) = verdict {
+                    r.status = Status::Fail;
+                    r.detail = format!("wrong outcome: {why}");
+                } else {
+                    let (status, text) = resources::judge_memory(
+                        w.before,
+                        w.peak,
+                        case.stream().len() as u64,
+                    );
+                    r.status = status;
+                    r.detail = text;
+                }
+            }
+            ClientRun::Crash(why) => {
+                r.status = Status::Crash;
+                r.detail = why;
+            }
+            ClientRun::Timeout(why) => {
+                r.status = Status::Timeout;
+                r.detail = why;
+            }
+        }
+        if opts.run.verbose && r.status.is_fail() {
+            eprintln!("{name}: {} {}: {}", r.status.name(), r.id, r.detail);
+        }
+        out.push(r);
+    }
+    out
 }
 
 /// Parses the client's output (§5): one `{"header":..,"body_len":..,"body_sha256":..}` line
@@ -319,8 +392,10 @@ pub fn parse_lines(lines: &[String], bodies: &[&[u8]]) -> Result<Outcome, String
         if ended {
             return Err(format!("a line after the last one: {line:?}"));
         }
-        let v: Value =
-            serde_json::from_str(line).map_err(|e| format!("not a JSON line ({e}): {line:?}"))?;
+        let v = Value::Object(
+            crate::verdict::lenient_object(line.as_bytes())
+                .map_err(|e| format!("the line is {e}: {line:?}"))?,
+        );
         if let Some(end) = v.get("end") {
             if end.as_str() != Some("clean") {
                 return Err(format!("unknown end: {line:?}"));

@@ -23,15 +23,20 @@
 
 pub mod case;
 pub mod client;
+pub mod conversation;
 pub mod engines;
 pub mod plan;
+pub mod process;
 pub mod record;
 pub mod report;
+pub mod resources;
 pub mod runner;
 pub mod server;
 pub mod stdio;
+pub mod suite;
 pub mod tcp;
 pub mod testee;
+pub mod verdict;
 
 use std::path::Path;
 
