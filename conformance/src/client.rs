@@ -357,11 +357,8 @@ pub fn run_client_resources(command: &str, opts: &ClientOptions) -> Vec<CaseResu
                     r.status = Status::Fail;
                     r.detail = format!("wrong outcome: {why}");
                 } else {
-                    let (status, text) = resources::judge_memory(
-                        w.before,
-                        w.peak,
-                        case.stream().len() as u64,
-                    );
+                    let (status, text) =
+                        resources::judge_memory(w.before, w.peak, case.stream().len() as u64);
                     r.status = status;
                     r.detail = text;
                 }

@@ -138,14 +138,11 @@ pub fn settings(c: &PeerConfig, scale: f64) -> PeerDefaults {
     PeerDefaults {
         idle_timeout_ms: ms(c.idle_timeout_ms, DEFAULTS.idle_timeout_ms),
         read_timeout_ms: ms(c.read_timeout_ms, DEFAULTS.read_timeout_ms),
-        min_body_rate: ((c.min_body_rate.unwrap_or(DEFAULTS.min_body_rate) as f64 / scale)
-            as u64)
+        min_body_rate: ((c.min_body_rate.unwrap_or(DEFAULTS.min_body_rate) as f64 / scale) as u64)
             .max(1),
         write_timeout_ms: ms(c.write_timeout_ms, DEFAULTS.write_timeout_ms),
         max_connections: c.max_connections.unwrap_or(DEFAULTS.max_connections),
-        max_header_len: c
-            .max_header_len
-            .map_or(DEFAULTS.max_header_len, u64::from),
+        max_header_len: c.max_header_len.map_or(DEFAULTS.max_header_len, u64::from),
         max_body_len: c.max_body_len.unwrap_or(DEFAULTS.max_body_len),
     }
 }
@@ -157,7 +154,8 @@ fn scaled(ms: u64, scale: f64) -> u64 {
 /// Expands a server command template for one conversation (`spec/conformance.md` §6.2):
 /// `{root}`, `{profile}`, `{idle_timeout_ms}`, `{read_timeout_ms}`, `{min_body_rate}`,
 /// `{write_timeout_ms}`, `{max_connections}`, `{max_header_len}`, `{max_body_len}` (always a
-/// value: the conversation's, or the default), `{allow_exec}` (comma-separated, may be empty),
+/// value: the conversation's, or the default), `{idle_timeout_s}`, `{read_timeout_s}`,
+/// `{write_timeout_s}` (the same in decimal seconds), `{allow_exec}` (comma-separated, may be empty),
 /// `{allow_exec_flags}` (`--allow-exec P` per program) and `{config_flags}` (a
 /// `--idle-timeout-ms N`-style flag for each setting the conversation sets, nothing for the
 /// others). Returns the command and the same values as `LHP_*` environment variables.
@@ -187,8 +185,14 @@ pub fn expand_with(
     let s = settings(cfg, scale);
     let mut flags = Vec::new();
     let set: [(&str, Option<u64>); 7] = [
-        ("idle-timeout-ms", cfg.idle_timeout_ms.map(|_| s.idle_timeout_ms)),
-        ("read-timeout-ms", cfg.read_timeout_ms.map(|_| s.read_timeout_ms)),
+        (
+            "idle-timeout-ms",
+            cfg.idle_timeout_ms.map(|_| s.idle_timeout_ms),
+        ),
+        (
+            "read-timeout-ms",
+            cfg.read_timeout_ms.map(|_| s.read_timeout_ms),
+        ),
         ("min-body-rate", cfg.min_body_rate.map(|_| s.min_body_rate)),
         (
             "write-timeout-ms",
@@ -213,6 +217,9 @@ pub fn expand_with(
         ("max_connections", s.max_connections.to_string()),
         ("max_header_len", s.max_header_len.to_string()),
         ("max_body_len", s.max_body_len.to_string()),
+        ("idle_timeout_s", seconds(s.idle_timeout_ms)),
+        ("read_timeout_s", seconds(s.read_timeout_ms)),
+        ("write_timeout_s", seconds(s.write_timeout_ms)),
         ("allow_exec", allow.join(",")),
         (
             "allow_exec_flags",
@@ -233,6 +240,12 @@ pub fn expand_with(
         }
     }
     (cmd, env)
+}
+
+/// Milliseconds as decimal seconds: `400` → `0.4`.
+fn seconds(ms: u64) -> String {
+    let s = format!("{}.{:03}", ms / 1000, ms % 1000);
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn shell_quote(s: &str) -> String {
@@ -316,8 +329,12 @@ fn run_started(
                 .map_err(|e| (Status::Crash, format!("cannot create {d}: {e}")))?;
         }
         for (name, hex) in &app.files {
-            let data = hex::decode(hex)
-                .map_err(|e| (Status::Fail, format!("bad hex for {name} in the vector: {e}")))?;
+            let data = hex::decode(hex).map_err(|e| {
+                (
+                    Status::Fail,
+                    format!("bad hex for {name} in the vector: {e}"),
+                )
+            })?;
             let path = root.path.join(name);
             if let Some(parent) = path.parent() {
                 let _ = std::fs::create_dir_all(parent);
@@ -327,8 +344,8 @@ fn run_started(
         }
     }
     let (cmd, env) = expand(template, c, &root.path, opts.time_scale);
-    let mut server = ServerProcess::start(&cmd, &env, opts.start_timeout)
-        .map_err(|e| (Status::Crash, e))?;
+    let mut server =
+        ServerProcess::start(&cmd, &env, opts.start_timeout).map_err(|e| (Status::Crash, e))?;
     let result = run_one(server.addr, c, opts.time_scale);
     if let Err(e) = result {
         let exit = server
@@ -355,19 +372,13 @@ fn run_started(
                     ))
                 }
                 Err(e) => {
-                    return Err((
-                        Status::Fail,
-                        format!("afterwards {name} should exist: {e}"),
-                    ))
+                    return Err((Status::Fail, format!("afterwards {name} should exist: {e}")))
                 }
             }
         }
         for name in &after.absent {
             if root.path.join(name).exists() {
-                return Err((
-                    Status::Fail,
-                    format!("afterwards {name} should not exist"),
-                ));
+                return Err((Status::Fail, format!("afterwards {name} should not exist")));
             }
         }
     }
@@ -396,10 +407,7 @@ impl TempRoot {
     pub fn new() -> io::Result<TempRoot> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "lhp-conformance-{}-{n}",
-            std::process::id()
-        ));
+        let path = std::env::temp_dir().join(format!("lhp-conformance-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path)?;
         Ok(TempRoot { path })
@@ -449,9 +457,12 @@ pub fn run_one(addr: SocketAddr, c: &Conversation, scale: f64) -> Result<(), Str
             }
             (Step::HalfClose { .. }, Some(conn)) => conn.half_close(),
             (Step::StopReading { .. }, Some(conn)) => conn.stopped = true,
-            (Step::Expect {
-                frames, within_ms, ..
-            }, Some(conn)) => {
+            (
+                Step::Expect {
+                    frames, within_ms, ..
+                },
+                Some(conn),
+            ) => {
                 let deadline = Instant::now() + ms(within_ms.unwrap_or(DEFAULT_WITHIN_MS));
                 conn.expect(frames, deadline, seed).map_err(at)?;
             }
@@ -486,7 +497,9 @@ fn verb(s: &Step) -> String {
             Some(n) => format!("send on {send}: {n}"),
             None => format!("send on {send}"),
         },
-        Step::Expect { expect, frames, .. } => format!("expect {} frame(s) on {expect}", frames.len()),
+        Step::Expect { expect, frames, .. } => {
+            format!("expect {} frame(s) on {expect}", frames.len())
+        }
         Step::HalfClose { half_close } => format!("half-close {half_close}"),
         Step::ExpectEnd { expect_end, .. } => format!("expect the end of {expect_end}"),
         Step::ExpectSilence {
@@ -620,7 +633,12 @@ impl Conn {
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 false
             }
             Err(e) => {
@@ -721,7 +739,10 @@ impl Conn {
                         guard.as_millis()
                     )
                 } else {
-                    format!("the connection was still open after {} ms", within.as_millis())
+                    format!(
+                        "the connection was still open after {} ms",
+                        within.as_millis()
+                    )
                 });
             }
             self.read_more(deadline);
@@ -789,7 +810,10 @@ fn describe(frames: &[ReceivedFrame], buffered: usize) -> String {
         s.push_str(&format!(" and {} more frames", frames.len() - 4));
     }
     if buffered > used {
-        s.push_str(&format!(" and {} octets of an incomplete frame", buffered - used));
+        s.push_str(&format!(
+            " and {} octets of an incomplete frame",
+            buffered - used
+        ));
     }
     s
 }
@@ -822,6 +846,9 @@ mod tests {
         );
         assert!(env.contains(&("LHP_READ_TIMEOUT_MS".into(), "800".into())));
         assert!(env.contains(&("LHP_MIN_BODY_RATE".into(), "32768".into())));
+        assert!(env.contains(&("LHP_READ_TIMEOUT_S".into(), "0.8".into())));
+        assert_eq!(seconds(60_000), "60");
+        assert_eq!(seconds(1_250), "1.25");
     }
 
     #[test]
@@ -837,6 +864,10 @@ mod tests {
             &ConvOptions::default(),
         );
         assert_eq!(r[0].status, Status::Skipped);
-        assert!(r[0].detail.contains("must start the server"), "{}", r[0].detail);
+        assert!(
+            r[0].detail.contains("must start the server"),
+            "{}",
+            r[0].detail
+        );
     }
 }

@@ -8,14 +8,14 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use lhp_conformance::client::{run_client, ClientOptions};
+use lhp_conformance::conversation::{self, ConvOptions};
 use lhp_conformance::engines::{Blocking, Tokio};
 use lhp_conformance::record::{record, RecordOptions};
 use lhp_conformance::report::Report;
 use lhp_conformance::runner::{self, Options};
-use lhp_conformance::conversation::{self, ConvOptions};
 use lhp_conformance::server::ServerOptions;
-use lhp_conformance::suite::{run_server_suite, ServerSpec, Suite, SuiteOptions};
 use lhp_conformance::stdio::StdioTestee;
+use lhp_conformance::suite::{run_server_suite, ServerSpec, Suite, SuiteOptions};
 use lhp_conformance::testee::{CodecDecode, CodecEvents, Testee};
 
 /// The LHP/1 conformance harness (spec/conformance.md).
@@ -201,7 +201,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         + cli.app_server_cmd.len()
         + cli.client.len();
     if !(cli.time_scale > 0.0 && cli.time_scale.is_finite()) {
-        return Err(format!("--time-scale {} is not a positive factor", cli.time_scale));
+        return Err(format!(
+            "--time-scale {} is not a positive factor",
+            cli.time_scale
+        ));
     }
     let conv_dir = cli
         .conversations
@@ -227,7 +230,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         let mut r = runner::run_all(t.as_mut(), &cases, &opts);
         if resources {
             r.groups
-                .extend(lhp_conformance::resources::run_testee_resources(t.as_mut(), &opts));
+                .extend(lhp_conformance::resources::run_testee_resources(
+                    t.as_mut(),
+                    &opts,
+                ));
         }
         eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
         impls.push(r);
@@ -266,7 +272,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } else {
             ServerSpec::Command(what.clone())
         };
-        eprintln!("running {} {what} ...", if app { "app server" } else { "server" });
+        eprintln!(
+            "running {} {what} ...",
+            if app { "app server" } else { "server" }
+        );
         let r = run_server_suite(&spec, app, &suite, &suite_opts)?;
         eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
         impls.push(r);
@@ -281,7 +290,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         let mut r = run_client(command, &cases, &client_opts);
         if resources {
             r.groups
-                .extend(lhp_conformance::client::run_client_resources(command, &client_opts));
+                .extend(lhp_conformance::client::run_client_resources(
+                    command,
+                    &client_opts,
+                ));
         }
         eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
         impls.push(r);

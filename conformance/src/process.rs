@@ -194,7 +194,10 @@ impl ServerProcess {
         let mut waited = Duration::ZERO;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(format!("the server exited ({status}){}", self.stderr_text()));
+                return Some(format!(
+                    "the server exited ({status}){}",
+                    self.stderr_text()
+                ));
             }
             if waited >= wait {
                 return None;
@@ -209,7 +212,10 @@ impl ServerProcess {
         thread::sleep(Duration::from_millis(20));
         match self.stderr.lock() {
             Ok(l) if !l.is_empty() => {
-                format!("; stderr: {}", l.iter().cloned().collect::<Vec<_>>().join(" | "))
+                format!(
+                    "; stderr: {}",
+                    l.iter().cloned().collect::<Vec<_>>().join(" | ")
+                )
             }
             _ => String::new(),
         }

@@ -26,10 +26,10 @@ use lhp_vectors::{Expect, ExpectedError, Vector, Verdict};
 
 use crate::case::Case;
 use crate::plan::Plan;
-use crate::testee::{Job, Run, Testee};
 use crate::process::{group_memory, Mem, ServerProcess};
 use crate::runner::{CaseResult, GroupCase, Options, Status};
 use crate::tcp::connect;
+use crate::testee::{Job, Run, Testee};
 
 /// The fixed part of the bound, KiB.
 pub const SLACK_KIB: u64 = 16 << 10;
@@ -384,7 +384,10 @@ pub fn run_testee_resources(t: &mut dyn Testee, run: &Options) -> Vec<CaseResult
         let id = case.id().to_owned();
         let r = if let Some(s) = run.skips.iter().find(|s| s.matches(&name, &id)) {
             result(&id, Status::Skipped, format!("skips.toml: {}", s.reason))
-        } else if t.memory().is_none() && t.run(&probe_job()) != Run::Timeout && t.memory().is_none() {
+        } else if t.memory().is_none()
+            && t.run(&probe_job()) != Run::Timeout
+            && t.memory().is_none()
+        {
             result(
                 &id,
                 Status::Skipped,
@@ -429,8 +432,10 @@ fn testee_case(t: &mut dyn Testee, case: &Case) -> CaseResult {
     let after = t.memory();
     match run {
         Run::Outcome(o) => {
-            let verdict = crate::verdict::invalid_value(&o)
-                .map_or_else(|| lhp_vectors::check(&case.vector.expect, &o), Verdict::Fail);
+            let verdict = crate::verdict::invalid_value(&o).map_or_else(
+                || lhp_vectors::check(&case.vector.expect, &o),
+                Verdict::Fail,
+            );
             if let Verdict::Fail(why) = verdict {
                 return result(id, Status::Fail, format!("wrong outcome: {why}"));
             }
@@ -466,7 +471,9 @@ mod tests {
         assert_eq!(cases.len(), 3);
         for c in &cases {
             match &c.vector.expect {
-                Expect::Invalid { error, .. } => assert_eq!(error.code, "unexpected_eof", "{}", c.id()),
+                Expect::Invalid { error, .. } => {
+                    assert_eq!(error.code, "unexpected_eof", "{}", c.id())
+                }
                 other => panic!("{}: {other:?}", c.id()),
             }
         }

@@ -86,9 +86,9 @@ pub fn run_server_suite(
         }
     };
     let convs = conversation::select(&suite.conversations, app);
-    report
-        .groups
-        .extend(conversation::run_conversations(&target, &name, &convs, &opts.conv));
+    report.groups.extend(conversation::run_conversations(
+        &target, &name, &convs, &opts.conv,
+    ));
     let mut about = vec![report.about.clone()];
     about.push(format!(
         "{} conversation(s){}",

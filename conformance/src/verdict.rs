@@ -131,8 +131,8 @@ mod tests {
 
     #[test]
     fn nan_and_overflow_become_marked_strings() {
-        let m = lenient_object(br#"{"a":NaN,"b":"NaN \" x","c":-Infinity,"d":1e400,"e":2}"#)
-            .unwrap();
+        let m =
+            lenient_object(br#"{"a":NaN,"b":"NaN \" x","c":-Infinity,"d":1e400,"e":2}"#).unwrap();
         assert_eq!(m["a"], Value::String(format!("{NOT_JSON}NaN")));
         assert_eq!(m["b"], Value::String("NaN \" x".into()));
         assert_eq!(m["c"], Value::String(format!("{NOT_JSON}-Infinity")));

@@ -51,7 +51,12 @@ fn reference(extra: &str) -> String {
     format!("python3 {} {{config_flags}} {extra}", script.display())
 }
 
-fn run(spec: &str, app: bool, convs: &[Conversation], resources: bool) -> (ImplReport, Vec<GroupCase>) {
+fn run(
+    spec: &str,
+    app: bool,
+    convs: &[Conversation],
+    resources: bool,
+) -> (ImplReport, Vec<GroupCase>) {
     let suite = Suite {
         cases: Vec::new(),
         conversations: convs.to_vec(),
@@ -113,7 +118,9 @@ fn the_python_app_server_passes_the_app_and_behaviour_groups() {
         let (r, _) = run(&cmd, true, &convs, false);
         assert_eq!(failures(&r), Vec::<String>::new(), "{}", dir.display());
         assert!(
-            r.groups.iter().any(|g| g.id.starts_with("app/") && g.status == Status::Pass),
+            r.groups
+                .iter()
+                .any(|g| g.id.starts_with("app/") && g.status == Status::Pass),
             "{}: no app conversation ran",
             dir.display()
         );
@@ -137,7 +144,12 @@ fn each_negative_control_fails_exactly_its_class() {
     }
     for (dir, convs) in conversation_sets() {
         for (control, class) in CONTROLS {
-            let (r, cases) = run(&reference(&format!("--break {control}")), false, &convs, true);
+            let (r, cases) = run(
+                &reference(&format!("--break {control}")),
+                false,
+                &convs,
+                true,
+            );
             let flags_of = |id: &str| -> Vec<String> {
                 cases
                     .iter()
@@ -216,7 +228,10 @@ fn server_commands_are_shell_command_lines() {
         conversations: Vec::new(),
     };
     let e = run_server_suite(
-        &ServerSpec::Command(format!("cd {} && python3 no_such_server.py", controls.display())),
+        &ServerSpec::Command(format!(
+            "cd {} && python3 no_such_server.py",
+            controls.display()
+        )),
         false,
         &suite,
         &SuiteOptions::default(),
