@@ -442,10 +442,10 @@ pub fn run_one(addr: SocketAddr, c: &Conversation, scale: f64) -> Result<(), Str
         let at = |e: String| format!("step {n} ({}): {e}", verb(step));
         let id = step_conn(step);
         if let Some(id) = id {
-            if !conns.contains_key(&id) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = conns.entry(id) {
                 let conn = Conn::open(addr, small_buffer.contains(&id))
                     .map_err(|e| at(format!("cannot connect to {addr}: {e}")))?;
-                conns.insert(id, conn);
+                slot.insert(conn);
             }
         }
         let conn = id.and_then(|i| conns.get_mut(&i));
