@@ -19,7 +19,9 @@ use crate::case::{describe, Case};
 use crate::plan::Plan;
 use crate::process::{group_memory, Mem};
 use crate::resources::{self, hold_and_sample};
-use crate::runner::{describe_outcome, hash, CaseResult, Failure, ImplReport, Options, Status};
+use crate::runner::{
+    describe_outcome, hash, CaseResult, Failure, GroupCase, ImplReport, Options, Status,
+};
 use crate::stdio::{parse_error, parse_frame};
 use crate::tcp::{tcp_plans, write_plan};
 
@@ -361,6 +363,152 @@ pub fn run_client_resources(command: &str, opts: &ClientOptions) -> Vec<CaseResu
                         resources::judge_memory(w.before, w.peak, case.stream().len() as u64);
                     r.status = status;
                     r.detail = text;
+                }
+            }
+            ClientRun::Crash(why) => {
+                r.status = Status::Crash;
+                r.detail = why;
+            }
+            ClientRun::Timeout(why) => {
+                r.status = Status::Timeout;
+                r.detail = why;
+            }
+        }
+        if opts.run.verbose && r.status.is_fail() {
+            eprintln!("{name}: {} {}: {}", r.status.name(), r.id, r.detail);
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// The client behaviour cases (`spec/conformance.md` §9) that the §5 protocol can observe: how
+/// a client takes `busy`, a connection error frame after a reply, a slow server and a server
+/// that closes mid-reply. Each is a stream the harness sends as the server, with its plan, the
+/// pause between chunks, and what the client must report.
+pub fn behaviour_cases() -> Vec<(Case, Plan, Duration)> {
+    let frame = |text: &str, body: &[u8]| {
+        let mut v = (text.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(text.as_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    let busy = frame(
+        r#"{"kind":"error","code":"busy","message":"at the connection limit","offset":0}"#,
+        b"",
+    );
+    let mut reply_then_error = frame(r#"{"kind":"echo","id":1,"body_len":5}"#, b"hello");
+    reply_then_error.extend(frame(
+        r#"{"kind":"error","code":"timeout","message":"idle","offset":41}"#,
+        b"",
+    ));
+    let slow = frame(r#"{"kind":"echo","id":2,"body_len":4}"#, b"slow");
+    let mut cut = frame(r#"{"kind":"echo","id":3,"body_len":100}"#, &[0x61; 100]);
+    cut.truncate(cut.len() - 60);
+    let items: [(&str, &str, Vec<u8>, bool, u64); 4] = [
+        (
+            "client/busy",
+            "The server sends busy (offset 0) and closes: the client reports the error frame              and the clean end, promptly (it does not hang or crash).",
+            busy,
+            false,
+            1,
+        ),
+        (
+            "client/error-frame-after-reply",
+            "A reply, then a connection error frame (timeout), then the close: both frames are              reported in order, then the clean end.",
+            reply_then_error,
+            false,
+            1,
+        ),
+        (
+            "client/slow-server",
+            "The reply arrives one octet every 25 ms: the client waits and decodes it whole.",
+            slow,
+            true,
+            25,
+        ),
+        (
+            "client/close-mid-reply",
+            "The server closes 60 octets before the end of a reply's body: unexpected_eof at \
+             the right offset with missing 60, not a short body delivered.",
+            cut,
+            false,
+            1,
+        ),
+    ];
+    items
+        .into_iter()
+        .filter_map(|(id, description, input, bytes, pause)| {
+            let expect = crate::resources::codec_outcome(&input)?;
+            let plan = if bytes {
+                Plan::bytes(input.len())
+            } else {
+                Plan::whole(input.len())
+            };
+            let case = Case::new(lhp_vectors::Vector {
+                id: id.into(),
+                spec: "7, 11.2".into(),
+                description: description.into(),
+                profile: "lhp1".into(),
+                tier: "required".into(),
+                limits: None,
+                skip_bytes: 0,
+                input,
+                expect,
+            })?;
+            Some((case, plan, Duration::from_millis(pause)))
+        })
+        .collect()
+}
+
+/// The report entries of the client behaviour cases.
+pub fn behaviour_group_cases() -> Vec<GroupCase> {
+    behaviour_cases()
+        .iter()
+        .map(|(c, _, _)| GroupCase {
+            id: c.id().into(),
+            spec: c.vector.spec.clone(),
+            tier: c.vector.tier.clone(),
+            flags: vec!["client".into()],
+            description: c.vector.description.clone(),
+        })
+        .collect()
+}
+
+/// Runs the client behaviour cases against `command`.
+pub fn run_client_behaviour(command: &str, opts: &ClientOptions) -> Vec<CaseResult> {
+    let name = format!("client:{command}");
+    let mut out = Vec::new();
+    for (case, plan, pause) in behaviour_cases() {
+        let mut r = blank(&case);
+        r.plans = 1;
+        if let Some(s) = opts.run.skips.iter().find(|s| s.matches(&name, case.id())) {
+            r.status = Status::Skipped;
+            r.detail = format!("skips.toml: {}", s.reason);
+            out.push(r);
+            continue;
+        }
+        let o = ClientOptions {
+            pause,
+            ..opts.clone()
+        };
+        let bodies: Vec<&[u8]> = (0..case.vector.expect.frames().len())
+            .map_while(|i| case.body_of(i))
+            .collect();
+        match run_once(command, &case, &plan, &bodies, &o, None) {
+            ClientRun::Outcome(got) => {
+                match crate::verdict::invalid_value(&got)
+                    .map_or_else(|| check(&case.vector.expect, &got), Verdict::Fail)
+                {
+                    Verdict::Fail(why) => {
+                        r.status = Status::Fail;
+                        r.detail = why;
+                    }
+                    Verdict::NonStrict => {
+                        r.status = Status::NonStrict;
+                        r.detail = describe_outcome(&got);
+                    }
+                    Verdict::Pass => {}
                 }
             }
             ClientRun::Crash(why) => {

@@ -287,7 +287,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     };
     for command in &cli.client {
         eprintln!("running client:{command} ...");
+        let started = std::time::Instant::now();
         let mut r = run_client(command, &cases, &client_opts);
+        r.groups
+            .extend(lhp_conformance::client::run_client_behaviour(
+                command,
+                &client_opts,
+            ));
         if resources {
             r.groups
                 .extend(lhp_conformance::client::run_client_resources(

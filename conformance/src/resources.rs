@@ -154,6 +154,34 @@ fn decoder_cases() -> Vec<Case> {
         .collect()
 }
 
+/// What the reference codec makes of `input` with default limits, as an expectation (frames,
+/// then a clean end or the error).
+pub fn codec_outcome(input: &[u8]) -> Option<Expect> {
+    let mut d = lhp_codec::Decoder::with(lhp_codec::Profile::Lhp1, lhp_codec::Limits::default());
+    let mut buf = bytes::BytesMut::from(input);
+    let mut frames = Vec::new();
+    loop {
+        match d.decode_eof(&mut buf) {
+            Ok(Some(f)) => frames.push(lhp_vectors::ExpectedFrame {
+                header: f.header.into_members(),
+                body_len: f.body.len() as u64,
+                body: lhp_vectors::ExpectedBody::Bytes(f.body.to_vec()),
+            }),
+            Ok(None) => return Some(Expect::Valid { frames }),
+            Err(e) => {
+                return Some(Expect::Invalid {
+                    frames,
+                    error: ExpectedError {
+                        code: e.code().to_owned(),
+                        offset: e.offset(),
+                        missing: e.missing(),
+                    },
+                })
+            }
+        }
+    }
+}
+
 /// What the reference codec makes of `input`: these cases always end in an error.
 fn codec_expectation(input: &[u8], limits: (Option<u32>, Option<u64>)) -> Option<Expect> {
     let mut l = lhp_codec::Limits::default();

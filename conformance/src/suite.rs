@@ -33,11 +33,13 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// Every non-vector case, for the report: the conversations, then the resource cases.
+    /// Every non-vector case, for the report: the conversations, the client behaviour cases,
+    /// then the resource cases.
     pub fn group_cases(&self) -> Vec<GroupCase> {
         self.conversations
             .iter()
             .map(conversation::group_case)
+            .chain(crate::client::behaviour_group_cases())
             .chain(resources::group_cases())
             .collect()
     }
