@@ -412,6 +412,12 @@ pub fn run_testee_resources(t: &mut dyn Testee, run: &Options) -> Vec<CaseResult
         let id = case.id().to_owned();
         let r = if let Some(s) = run.skips.iter().find(|s| s.matches(&name, &id)) {
             result(&id, Status::Skipped, format!("skips.toml: {}", s.reason))
+        } else if !t.supports(case.profile) {
+            result(
+                &id,
+                Status::Skipped,
+                format!("profile {} not offered by the testee", case.profile),
+            )
         } else if t.memory().is_none()
             && t.run(&probe_job()) != Run::Timeout
             && t.memory().is_none()

@@ -58,3 +58,31 @@ fn nan_is_a_fail_that_names_it() {
         assert!(detail.contains("NaN"), "{detail}");
     }
 }
+
+/// The `resources` group catches a stdio decoder that allocates declared bodies (and passes
+/// the outcome check, so memory is what fails it).
+#[test]
+fn a_preallocating_stdio_decoder_fails_the_memory_cases() {
+    if !python3() || !cfg!(target_os = "linux") {
+        return;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/wrong_value_testee.py");
+    let mut t = StdioTestee::new(
+        &format!("python3 {} prealloc", script.display()),
+        Duration::from_secs(20),
+    );
+    let r = lhp_conformance::resources::run_testee_resources(&mut t, &Options::default());
+    let by = |id: &str| r.iter().find(|c| c.id == id).unwrap();
+    assert_eq!(
+        by("resources/decoder-header-near-limit").status,
+        Status::Pass,
+        "{}",
+        by("resources/decoder-header-near-limit").detail
+    );
+    for id in ["resources/decoder-body-1gib", "resources/decoder-body-2p53-1"] {
+        let c = by(id);
+        assert_eq!(c.status, Status::Fail, "{id}: {}", c.detail);
+        assert!(c.detail.contains("allocates from declared lengths"), "{}", c.detail);
+    }
+}
