@@ -27,7 +27,8 @@ Behaviour (the reference):
 
 Controls (`--break`), each failing one class of conversation flags:
   no-limit        never sends `busy`                    (busy)
-  no-timeouts     never times out a slow or idle peer   (timeout-*)
+  no-timeouts     never times out a slow, idle or non-reading peer
+                                                        (timeout-*)
   preallocate     allocates and zeroes each declared body on its header (memory)
   no-error-frame  closes without an error frame         (error-frame)
   keep-reading    after a fatal error frame keeps reading until its idle timeout
@@ -94,7 +95,8 @@ class Conn:
         raises WriteStalled (section 11.2)."""
         view = memoryview(data)
         while view:
-            self.sock.settimeout(self.s.write)
+            self.sock.settimeout(None if "no-timeouts" in self.s.broken
+                                 else self.s.write)
             try:
                 n = self.sock.send(view)
             except socket.timeout:

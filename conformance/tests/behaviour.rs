@@ -260,3 +260,37 @@ fn fixtures_are_what_gen_py_writes() {
         );
     }
 }
+
+/// `stop_reading`: a server must give up a write that makes no progress for `write_timeout`
+/// (and close), and one without that deadline fails. The echo is 16 MiB so that it cannot fit
+/// in the socket buffers of a harness that stopped reading (4 KiB receive buffer).
+#[test]
+fn a_client_that_stops_reading_meets_the_write_timeout() {
+    if !python3() {
+        return;
+    }
+    let len = 16usize << 20;
+    let header = format!(r#"{{"kind":"echo","body_len":{len}}}"#);
+    let mut frame = (header.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(header.as_bytes());
+    frame.resize(frame.len() + len, 0x61);
+    let c: Conversation = serde_json::from_value(serde_json::json!({
+        "id": "behaviour/write-timeout", "spec": "11.2", "flags": ["timeout-write"],
+        "description": "the harness stops reading a 16 MiB echo",
+        "config": {"write_timeout_ms": 300, "read_timeout_ms": 5000},
+        "steps": [{"stop_reading": 0}, {"send": 0, "hex": hex::encode(&frame)},
+                  {"wait_ms": 2000}, {"expect_end": 0, "within_ms": 2000}]
+    }))
+    .unwrap();
+    let (good, _) = run(&reference(""), false, std::slice::from_ref(&c), false);
+    assert_eq!(failures(&good), Vec::<String>::new());
+    let (bad, _) = run(
+        &reference("--break no-timeouts"),
+        false,
+        std::slice::from_ref(&c),
+        false,
+    );
+    let f = failures(&bad);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].contains("still open"), "{f:?}");
+}

@@ -66,8 +66,8 @@ fn a_preallocating_stdio_decoder_fails_the_memory_cases() {
     if !python3() || !cfg!(target_os = "linux") {
         return;
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/wrong_value_testee.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrong_value_testee.py");
     let mut t = StdioTestee::new(
         &format!("python3 {} prealloc", script.display()),
         Duration::from_secs(20),
@@ -80,9 +80,16 @@ fn a_preallocating_stdio_decoder_fails_the_memory_cases() {
         "{}",
         by("resources/decoder-header-near-limit").detail
     );
-    for id in ["resources/decoder-body-1gib", "resources/decoder-body-2p53-1"] {
+    for id in [
+        "resources/decoder-body-1gib",
+        "resources/decoder-body-2p53-1",
+    ] {
         let c = by(id);
         assert_eq!(c.status, Status::Fail, "{id}: {}", c.detail);
-        assert!(c.detail.contains("allocates from declared lengths"), "{}", c.detail);
+        assert!(
+            c.detail.contains("allocates from declared lengths"),
+            "{}",
+            c.detail
+        );
     }
 }
