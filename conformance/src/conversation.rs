@@ -721,10 +721,8 @@ impl Conn {
                     describe(&frames, self.buf.len())
                 ));
             }
-            if let Some(how) = &self.ended {
-                if how.contains("closed") || how.contains("reset") {
-                    return Ok(());
-                }
+            if self.ended.is_some() {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(if capped {

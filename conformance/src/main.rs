@@ -301,6 +301,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     &client_opts,
                 ));
         }
+        r.elapsed = started.elapsed();
         eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
         impls.push(r);
     }

@@ -418,10 +418,7 @@ pub fn run_testee_resources(t: &mut dyn Testee, run: &Options) -> Vec<CaseResult
                 Status::Skipped,
                 format!("profile {} not offered by the testee", case.profile),
             )
-        } else if t.memory().is_none()
-            && t.run(&probe_job()) != Run::Timeout
-            && t.memory().is_none()
-        {
+        } else if !measurable(t) {
             result(
                 &id,
                 Status::Skipped,
@@ -436,6 +433,15 @@ pub fn run_testee_resources(t: &mut dyn Testee, run: &Options) -> Vec<CaseResult
         out.push(r);
     }
     out
+}
+
+/// Whether the testee's memory can be sampled; a stdio testee that crashed earlier is
+/// restarted by one empty decode first.
+fn measurable(t: &mut dyn Testee) -> bool {
+    if t.memory().is_none() {
+        let _ = t.run(&probe_job());
+    }
+    t.memory().is_some()
 }
 
 fn probe_job() -> Job<'static> {
