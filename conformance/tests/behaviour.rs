@@ -24,6 +24,13 @@ fn python3() -> bool {
     ok
 }
 
+/// The tests here run servers with deadlines of a few hundred milliseconds on a machine that
+/// may be busy: one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn here() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -63,7 +70,10 @@ fn run(
     };
     let opts = SuiteOptions {
         server: ServerOptions::default(),
-        conv: ConvOptions::default(),
+        conv: ConvOptions {
+            start_timeout: std::time::Duration::from_secs(30),
+            ..ConvOptions::default()
+        },
         resources,
     };
     let r = run_server_suite(&ServerSpec::Command(spec.into()), app, &suite, &opts)
@@ -91,6 +101,7 @@ fn the_reference_echo_server_passes_every_conversation_and_the_resources() {
     if !python3() {
         return;
     }
+    let _one_at_a_time = serial();
     for (dir, convs) in conversation_sets() {
         let (r, _) = run(&reference(""), false, &convs, true);
         assert_eq!(
@@ -109,6 +120,7 @@ fn the_python_app_server_passes_the_app_and_behaviour_groups() {
     if !python3() {
         return;
     }
+    let _one_at_a_time = serial();
     let script = here().join("python/app_server.py");
     let cmd = format!(
         "python3 {} --root {{root}} {{allow_exec_flags}} {{config_flags}}",
@@ -142,6 +154,7 @@ fn each_negative_control_fails_exactly_its_class() {
     if !python3() {
         return;
     }
+    let _one_at_a_time = serial();
     for (dir, convs) in conversation_sets() {
         for (control, class) in CONTROLS {
             let (r, cases) = run(
@@ -185,6 +198,7 @@ fn the_close_bound_cannot_be_met_by_the_servers_own_idle_timeout() {
     if !python3() {
         return;
     }
+    let _one_at_a_time = serial();
     let c: Conversation = serde_json::from_str(
         r#"{"id":"behaviour/x","spec":"7.2","flags":["close-after-error"],"description":"d",
             "config":{"idle_timeout_ms":1000},
@@ -213,6 +227,7 @@ fn server_commands_are_shell_command_lines() {
     if !python3() {
         return;
     }
+    let _one_at_a_time = serial();
     let controls = here().join("controls");
     let cmd = format!(
         "cd {} && python3 echo_reference.py {{config_flags}}",
@@ -245,6 +260,7 @@ fn fixtures_are_what_gen_py_writes() {
     if !python3() {
         return;
     }
+    let _one_at_a_time = serial();
     let tmp = tempfile::tempdir().unwrap();
     let gen = fixtures().join("gen.py");
     let copy = tmp.path().join("gen.py");
@@ -269,6 +285,7 @@ fn a_client_that_stops_reading_meets_the_write_timeout() {
     if !python3() {
         return;
     }
+    let _one_at_a_time = serial();
     let len = 16usize << 20;
     let header = format!(r#"{{"kind":"echo","body_len":{len}}}"#);
     let mut frame = (header.len() as u32).to_be_bytes().to_vec();
