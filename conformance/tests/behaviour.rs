@@ -311,3 +311,40 @@ fn a_client_that_stops_reading_meets_the_write_timeout() {
     assert_eq!(f.len(), 1, "{f:?}");
     assert!(f[0].contains("still open"), "{f:?}");
 }
+
+/// `--server ADDR`: a server the harness did not start runs the conversations that need no
+/// settings; the others are skipped with the reason.
+#[test]
+fn a_running_server_gets_the_conversations_that_need_no_settings() {
+    if !python3() {
+        return;
+    }
+    let _one_at_a_time = serial();
+    let convs = conversation::load(&fixtures(), &["behaviour/".into()]).unwrap();
+    let server = lhp_conformance::process::ServerProcess::start(
+        &reference("").replace("{config_flags}", ""),
+        &[],
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
+    let suite = Suite {
+        cases: Vec::new(),
+        conversations: convs.clone(),
+    };
+    let r = run_server_suite(
+        &ServerSpec::Addr(server.addr),
+        false,
+        &suite,
+        &SuiteOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(failures(&r), Vec::<String>::new());
+    for c in &convs {
+        let got = r.group_result(&c.id).unwrap();
+        let needs = c.config != Default::default();
+        let want = if needs { Status::Skipped } else { Status::Pass };
+        assert_eq!(got.status, want, "{}: {}", c.id, got.detail);
+    }
+    assert!(r.groups.iter().any(|g| g.status == Status::Pass));
+    assert!(r.groups.iter().any(|g| g.status == Status::Skipped));
+}
