@@ -1,44 +1,41 @@
 #!/usr/bin/env python3
-"""LHP/1 echo server (spec/lhp-1.md section 8).
+"""LHP/1 echo server (spec/lhp-1.md section 8, error model of section 7).
 
-    python3 echo_server.py --addr 127.0.0.1:0
+    python3 echo_server.py --addr 127.0.0.1:0 [--read-timeout-ms 400 ...]
 
-The first line on stdout is `listening on HOST:PORT`.
+The first line on stdout is `listening on HOST:PORT`. It runs the reference
+connection layer of conformance/controls/echo_reference.py (verbatim echo,
+connection and request error frames, the deadlines of section 11.2, `busy`),
+which passes every conversation of the conformance harness.
 """
 
-import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "controls"))
 
-from lhp.net import EchoServer  # noqa: E402
+import echo_reference as ref  # noqa: E402
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--addr", default="127.0.0.1:7000")
-    ap.add_argument("--profile", default="lhp1",
-                    choices=("lhp1", "seed-compat"))
-    ap.add_argument("--max-header-len", type=int, default=65536)
-    ap.add_argument("--max-body-len", type=int, default=64 * 1024 * 1024)
-    ap.add_argument("--max-connections", type=int, default=64)
-    ap.add_argument("--idle-timeout", type=float, default=30.0)
-    ap.add_argument("--frame-timeout", type=float, default=120.0)
+    ap = ref.argument_parser(__doc__.splitlines()[0])
+    # The flags of the first version, in seconds.
+    ap.add_argument("--idle-timeout", type=float, default=None)
+    ap.add_argument("--frame-timeout", type=float, default=None)
     ap.add_argument("--verbose", "-v", action="store_true")
     a = ap.parse_args(argv)
-    log = (lambda m: print(m, file=sys.stderr, flush=True)) if a.verbose \
-        else None
-    srv = EchoServer(a.addr, a.profile, a.max_header_len, a.max_body_len,
-                     a.max_connections, a.idle_timeout, a.frame_timeout,
-                     log=log)
+    if a.idle_timeout is not None:
+        a.idle_timeout_ms = int(a.idle_timeout * 1000)
+    if a.frame_timeout is not None:
+        a.read_timeout_ms = int(a.frame_timeout * 1000)
+    srv = ref.Server(a.addr, ref.Settings(a))
     print("listening on %s" % srv.addr, flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
         pass
-    finally:
-        srv.stop()
     return 0
 
 

@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,7 +17,11 @@ use serde_json::Value;
 
 use crate::case::{describe, Case};
 use crate::plan::Plan;
-use crate::runner::{describe_outcome, hash, CaseResult, Failure, ImplReport, Options, Status};
+use crate::process::{group_memory, Mem};
+use crate::resources::{self, hold_and_sample};
+use crate::runner::{
+    describe_outcome, hash, CaseResult, Failure, GroupCase, ImplReport, Options, Status,
+};
 use crate::stdio::{parse_error, parse_frame};
 use crate::tcp::{tcp_plans, write_plan};
 
@@ -84,6 +88,7 @@ pub fn run_client(command: &str, cases: &[Case], opts: &ClientOptions) -> ImplRe
             opts.pause.as_millis()
         ),
         results,
+        groups: Vec::new(),
         elapsed: start.elapsed(),
     }
 }
@@ -119,8 +124,10 @@ fn run_case(command: &str, case: &Case, opts: &ClientOptions) -> CaseResult {
     let mut non_strict = None;
     for (strategy, plan) in plans {
         r.plans += 1;
-        let (status, got, reason) = match run_once(command, case, &plan, &bodies, opts) {
-            ClientRun::Outcome(o) => match check(&case.vector.expect, &o) {
+        let (status, got, reason) = match run_once(command, case, &plan, &bodies, opts, None) {
+            ClientRun::Outcome(o) => match crate::verdict::invalid_value(&o)
+                .map_or_else(|| check(&case.vector.expect, &o), Verdict::Fail)
+            {
                 Verdict::Pass => continue,
                 Verdict::NonStrict => {
                     non_strict.get_or_insert_with(|| describe_outcome(&o));
@@ -166,6 +173,7 @@ fn run_once(
     plan: &Plan,
     bodies: &[&[u8]],
     opts: &ClientOptions,
+    watch: Option<&mut Watch>,
 ) -> ClientRun {
     let listener = match TcpListener::bind("127.0.0.1:0") {
         Ok(l) => l,
@@ -176,9 +184,7 @@ fn run_once(
         Err(e) => return ClientRun::Crash(format!("harness: {e}")),
     };
     let (h, b) = (case.limits.max_header_len(), case.limits.max_body_len());
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(command.replace("{addr}", &addr))
+    let child = crate::process::shell(&command.replace("{addr}", &addr), &[])
         .env("LHP_CONFORMANCE_ADDR", &addr)
         .env("LHP_ADDR", &addr)
         .env("LHP_PROFILE", case.profile.name())
@@ -208,7 +214,7 @@ fn run_once(
             let _ = err_tx.send(s);
         });
     }
-    let served = serve(&listener, &mut child, case.stream(), plan, opts);
+    let served = serve(&listener, &mut child, case.stream(), plan, opts, watch);
     // Wait for the client to exit.
     let deadline = Instant::now() + opts.timeout;
     let status = loop {
@@ -220,8 +226,7 @@ fn run_once(
         }
     };
     if status.is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
+        crate::process::kill_group(&mut child);
     }
     let stderr = err_rx
         .recv_timeout(Duration::from_secs(1))
@@ -272,6 +277,7 @@ fn serve(
     stream: &[u8],
     plan: &Plan,
     opts: &ClientOptions,
+    watch: Option<&mut Watch>,
 ) -> Result<TcpStream, String> {
     listener
         .set_nonblocking(true)
@@ -305,9 +311,221 @@ fn serve(
         .map_err(|e| format!("harness: {e}"))?;
     // A client that stops reading after a decode error and closes is within its rights: a
     // failed write ends the sending, and its output is judged as usual.
+    let pgid = child.id();
+    let before = watch.as_ref().map(|_| group_memory(pgid));
     let _ = write_plan(&mut conn, stream, plan, opts.pause);
+    if let (Some(w), Some(before)) = (watch, before) {
+        w.before = before;
+        w.peak = before.map(|b| hold_and_sample(pgid, b, w.hold));
+    }
     let _ = conn.shutdown(Shutdown::Write);
     Ok(conn)
+}
+
+/// Memory sampled around one client run (the `resources` group).
+#[derive(Debug)]
+struct Watch {
+    hold: Duration,
+    before: Option<Mem>,
+    peak: Option<Mem>,
+}
+
+/// Runs the `resources` decoder cases against a client: the harness declares a large length,
+/// sends a little of it, holds the connection while sampling the client's memory, then ends
+/// the stream. The outcome must be right and the growth within the bound.
+pub fn run_client_resources(command: &str, opts: &ClientOptions) -> Vec<CaseResult> {
+    let name = format!("client:{command}");
+    let mut out = Vec::new();
+    for case in resources::decoder_resource_cases() {
+        let mut r = blank(&case);
+        r.plans = 1;
+        if let Some(s) = opts.run.skips.iter().find(|s| s.matches(&name, case.id())) {
+            r.status = Status::Skipped;
+            r.detail = format!("skips.toml: {}", s.reason);
+            out.push(r);
+            continue;
+        }
+        let mut w = Watch {
+            hold: Duration::from_millis(400),
+            before: None,
+            peak: None,
+        };
+        let plan = Plan::whole(case.stream().len());
+        match run_once(command, &case, &plan, &[], opts, Some(&mut w)) {
+            ClientRun::Outcome(o) => {
+                let verdict = crate::verdict::invalid_value(&o)
+                    .map_or_else(|| check(&case.vector.expect, &o), Verdict::Fail);
+                if let Verdict::Fail(why) = verdict {
+                    r.status = Status::Fail;
+                    r.detail = format!("wrong outcome: {why}");
+                } else {
+                    let (status, text) =
+                        resources::judge_memory(w.before, w.peak, case.stream().len() as u64);
+                    r.status = status;
+                    r.detail = text;
+                }
+            }
+            ClientRun::Crash(why) => {
+                r.status = Status::Crash;
+                r.detail = why;
+            }
+            ClientRun::Timeout(why) => {
+                r.status = Status::Timeout;
+                r.detail = why;
+            }
+        }
+        if opts.run.verbose && r.status.is_fail() {
+            eprintln!("{name}: {} {}: {}", r.status.name(), r.id, r.detail);
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// The client behaviour cases (`spec/conformance.md` §9) that the §5 protocol can observe: how
+/// a client takes `busy`, a connection error frame after a reply, a slow server and a server
+/// that closes mid-reply. Each is a stream the harness sends as the server, with its plan, the
+/// pause between chunks, and what the client must report.
+pub fn behaviour_cases() -> Vec<(Case, Plan, Duration)> {
+    let frame = |text: &str, body: &[u8]| {
+        let mut v = (text.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(text.as_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    let busy = frame(
+        r#"{"kind":"error","code":"busy","message":"at the connection limit","offset":0}"#,
+        b"",
+    );
+    let mut reply_then_error = frame(r#"{"kind":"echo","id":1,"body_len":5}"#, b"hello");
+    reply_then_error.extend(frame(
+        r#"{"kind":"error","code":"timeout","message":"idle","offset":41}"#,
+        b"",
+    ));
+    let slow = frame(r#"{"kind":"echo","id":2,"body_len":4}"#, b"slow");
+    let mut cut = frame(r#"{"kind":"echo","id":3,"body_len":100}"#, &[0x61; 100]);
+    cut.truncate(cut.len() - 60);
+    let items: [(&str, &str, Vec<u8>, bool, u64); 4] = [
+        (
+            "client/busy",
+            "The server sends busy (offset 0) and closes: the client reports the error frame              and the clean end, promptly (it does not hang or crash).",
+            busy,
+            false,
+            1,
+        ),
+        (
+            "client/error-frame-after-reply",
+            "A reply, then a connection error frame (timeout), then the close: both frames are              reported in order, then the clean end.",
+            reply_then_error,
+            false,
+            1,
+        ),
+        (
+            "client/slow-server",
+            "The reply arrives one octet every 25 ms: the client waits and decodes it whole.",
+            slow,
+            true,
+            25,
+        ),
+        (
+            "client/close-mid-reply",
+            "The server closes 60 octets before the end of a reply's body: unexpected_eof at \
+             the right offset with missing 60, not a short body delivered.",
+            cut,
+            false,
+            1,
+        ),
+    ];
+    items
+        .into_iter()
+        .filter_map(|(id, description, input, bytes, pause)| {
+            let expect = crate::resources::codec_outcome(&input)?;
+            let plan = if bytes {
+                Plan::bytes(input.len())
+            } else {
+                Plan::whole(input.len())
+            };
+            let case = Case::new(lhp_vectors::Vector {
+                id: id.into(),
+                spec: "7, 11.2".into(),
+                description: description.into(),
+                profile: "lhp1".into(),
+                tier: "required".into(),
+                limits: None,
+                skip_bytes: 0,
+                input,
+                expect,
+            })?;
+            Some((case, plan, Duration::from_millis(pause)))
+        })
+        .collect()
+}
+
+/// The report entries of the client behaviour cases.
+pub fn behaviour_group_cases() -> Vec<GroupCase> {
+    behaviour_cases()
+        .iter()
+        .map(|(c, _, _)| GroupCase {
+            id: c.id().into(),
+            spec: c.vector.spec.clone(),
+            tier: c.vector.tier.clone(),
+            flags: vec!["client".into()],
+            description: c.vector.description.clone(),
+        })
+        .collect()
+}
+
+/// Runs the client behaviour cases against `command`.
+pub fn run_client_behaviour(command: &str, opts: &ClientOptions) -> Vec<CaseResult> {
+    let name = format!("client:{command}");
+    let mut out = Vec::new();
+    for (case, plan, pause) in behaviour_cases() {
+        let mut r = blank(&case);
+        r.plans = 1;
+        if let Some(s) = opts.run.skips.iter().find(|s| s.matches(&name, case.id())) {
+            r.status = Status::Skipped;
+            r.detail = format!("skips.toml: {}", s.reason);
+            out.push(r);
+            continue;
+        }
+        let o = ClientOptions {
+            pause,
+            ..opts.clone()
+        };
+        let bodies: Vec<&[u8]> = (0..case.vector.expect.frames().len())
+            .map_while(|i| case.body_of(i))
+            .collect();
+        match run_once(command, &case, &plan, &bodies, &o, None) {
+            ClientRun::Outcome(got) => {
+                match crate::verdict::invalid_value(&got)
+                    .map_or_else(|| check(&case.vector.expect, &got), Verdict::Fail)
+                {
+                    Verdict::Fail(why) => {
+                        r.status = Status::Fail;
+                        r.detail = why;
+                    }
+                    Verdict::NonStrict => {
+                        r.status = Status::NonStrict;
+                        r.detail = describe_outcome(&got);
+                    }
+                    Verdict::Pass => {}
+                }
+            }
+            ClientRun::Crash(why) => {
+                r.status = Status::Crash;
+                r.detail = why;
+            }
+            ClientRun::Timeout(why) => {
+                r.status = Status::Timeout;
+                r.detail = why;
+            }
+        }
+        if opts.run.verbose && r.status.is_fail() {
+            eprintln!("{name}: {} {}: {}", r.status.name(), r.id, r.detail);
+        }
+        out.push(r);
+    }
+    out
 }
 
 /// Parses the client's output (§5): one `{"header":..,"body_len":..,"body_sha256":..}` line
@@ -319,8 +537,10 @@ pub fn parse_lines(lines: &[String], bodies: &[&[u8]]) -> Result<Outcome, String
         if ended {
             return Err(format!("a line after the last one: {line:?}"));
         }
-        let v: Value =
-            serde_json::from_str(line).map_err(|e| format!("not a JSON line ({e}): {line:?}"))?;
+        let v = Value::Object(
+            crate::verdict::lenient_object(line.as_bytes())
+                .map_err(|e| format!("the line is {e}: {line:?}"))?,
+        );
         if let Some(end) = v.get("end") {
             if end.as_str() != Some("clean") {
                 return Err(format!("unknown end: {line:?}"));

@@ -2,9 +2,12 @@
 //!
 //! Replays every vector of `spec/vectors/` to an implementation under many chunkings of the
 //! same octets (every cut point, every pair of cut points, one octet at a time, random
-//! partitions, every truncation) and judges each outcome with [`lhp_vectors::check`]. The
-//! command-line tool, the `--stdio`/`--server`/`--client` protocols and the `record` proxy
-//! are described in `spec/conformance.md`.
+//! partitions, every truncation) and judges each outcome with [`lhp_vectors::check`]. It also
+//! replays conversation vectors against servers ([`conversation`]: error frames and the close,
+//! pipelining, half-close, deadlines, `busy`, the application messages) and measures the
+//! memory of every implementation it runs as a process ([`resources`]). The command-line tool,
+//! the `--stdio`/`--server`/`--app-server`/`--client` protocols and the `record` proxy are
+//! described in `spec/conformance.md`.
 //!
 //! ```
 //! use lhp_conformance::{case::Case, runner, testee::CodecDecode};
@@ -23,15 +26,20 @@
 
 pub mod case;
 pub mod client;
+pub mod conversation;
 pub mod engines;
 pub mod plan;
+pub mod process;
 pub mod record;
 pub mod report;
+pub mod resources;
 pub mod runner;
 pub mod server;
 pub mod stdio;
+pub mod suite;
 pub mod tcp;
 pub mod testee;
+pub mod verdict;
 
 use std::path::Path;
 

@@ -8,12 +8,14 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use lhp_conformance::client::{run_client, ClientOptions};
+use lhp_conformance::conversation::{self, ConvOptions};
 use lhp_conformance::engines::{Blocking, Tokio};
 use lhp_conformance::record::{record, RecordOptions};
 use lhp_conformance::report::Report;
 use lhp_conformance::runner::{self, Options};
-use lhp_conformance::server::{run_server, ServerOptions, ServerProcess};
+use lhp_conformance::server::ServerOptions;
 use lhp_conformance::stdio::StdioTestee;
+use lhp_conformance::suite::{run_server_suite, ServerSpec, Suite, SuiteOptions};
 use lhp_conformance::testee::{CodecDecode, CodecEvents, Testee};
 
 /// The LHP/1 conformance harness (spec/conformance.md).
@@ -40,6 +42,24 @@ struct Cli {
     /// test it as with --server, then kill it. Repeatable.
     #[arg(long, value_name = "COMMAND")]
     server_cmd: Vec<String>,
+    /// An application server (spec/lhp-app.md) at HOST:PORT: everything --server runs, plus
+    /// the `app` conversation group. Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    app_server: Vec<String>,
+    /// Start an application server with `sh -c` (placeholders: spec/conformance.md §6.2),
+    /// as --server-cmd, plus the `app` conversation group. Repeatable.
+    #[arg(long, value_name = "COMMAND")]
+    app_server_cmd: Vec<String>,
+    /// The conversation directory (default spec/vectors/conversations).
+    #[arg(long, value_name = "DIR")]
+    conversations: Option<PathBuf>,
+    /// Multiply every duration of the conversations (and the timeouts a started server is
+    /// given) by this factor.
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    time_scale: f64,
+    /// Do not run the `resources` group.
+    #[arg(long)]
+    no_resources: bool,
     /// A client under test (spec/conformance.md §5), run with `sh -c` once per plan; `{addr}`
     /// in COMMAND is replaced by the harness's address. Repeatable.
     #[arg(long, value_name = "COMMAND")]
@@ -175,17 +195,46 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Duration::from_millis(cli.timeout_ms),
         )));
     }
-    let tcp_modes = cli.server.len() + cli.server_cmd.len() + cli.client.len();
+    let tcp_modes = cli.server.len()
+        + cli.server_cmd.len()
+        + cli.app_server.len()
+        + cli.app_server_cmd.len()
+        + cli.client.len();
+    if !(cli.time_scale > 0.0 && cli.time_scale.is_finite()) {
+        return Err(format!(
+            "--time-scale {} is not a positive factor",
+            cli.time_scale
+        ));
+    }
+    let conv_dir = cli
+        .conversations
+        .clone()
+        .unwrap_or_else(lhp_vectors::conversation::default_conversation_dir);
+    let conversations = conversation::load(&conv_dir, &cli.filter)?;
     if testees.is_empty() && tcp_modes == 0 {
         return Err(
             "nothing to test: give --impl, --stdio, --server, --server-cmd or --client".into(),
         );
     }
-    eprintln!("{} cases from {}", cases.len(), vectors.display());
+    eprintln!(
+        "{} cases from {}, {} conversations from {}",
+        cases.len(),
+        vectors.display(),
+        conversations.len(),
+        conv_dir.display()
+    );
+    let resources = !cli.no_resources;
     let mut impls = Vec::new();
     for t in &mut testees {
         eprintln!("running {} ...", t.name());
-        let r = runner::run_all(t.as_mut(), &cases, &opts);
+        let mut r = runner::run_all(t.as_mut(), &cases, &opts);
+        if resources {
+            r.groups
+                .extend(lhp_conformance::resources::run_testee_resources(
+                    t.as_mut(),
+                    &opts,
+                ));
+        }
         eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
         impls.push(r);
     }
@@ -197,27 +246,37 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         pause,
         ..ServerOptions::default()
     };
-    for addr in &cli.server {
-        eprintln!("running server:{addr} ...");
-        let r = run_server(
-            resolve(addr)?,
-            &format!("server:{addr}"),
-            &cases,
-            &server_opts,
+    let suite = Suite {
+        cases: cases.clone(),
+        conversations,
+    };
+    let suite_opts = SuiteOptions {
+        server: server_opts,
+        conv: ConvOptions {
+            run: opts.clone(),
+            time_scale: cli.time_scale,
+            start_timeout: timeout.max(Duration::from_secs(10)),
+        },
+        resources,
+    };
+    let servers = cli
+        .server
+        .iter()
+        .map(|a| (false, true, a))
+        .chain(cli.server_cmd.iter().map(|c| (false, false, c)))
+        .chain(cli.app_server.iter().map(|a| (true, true, a)))
+        .chain(cli.app_server_cmd.iter().map(|c| (true, false, c)));
+    for (app, running, what) in servers {
+        let spec = if running {
+            ServerSpec::Addr(resolve(what)?)
+        } else {
+            ServerSpec::Command(what.clone())
+        };
+        eprintln!(
+            "running {} {what} ...",
+            if app { "app server" } else { "server" }
         );
-        eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
-        impls.push(r);
-    }
-    for command in &cli.server_cmd {
-        let proc = ServerProcess::start(command, timeout.max(Duration::from_secs(10)))?;
-        eprintln!("running server-cmd:{command} (at {}) ...", proc.addr);
-        let r = run_server(
-            proc.addr,
-            &format!("server-cmd:{command}"),
-            &cases,
-            &server_opts,
-        );
-        drop(proc);
+        let r = run_server_suite(&spec, app, &suite, &suite_opts)?;
         eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
         impls.push(r);
     }
@@ -228,11 +287,29 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     };
     for command in &cli.client {
         eprintln!("running client:{command} ...");
-        let r = run_client(command, &cases, &client_opts);
+        let started = std::time::Instant::now();
+        let mut r = run_client(command, &cases, &client_opts);
+        r.groups
+            .extend(lhp_conformance::client::run_client_behaviour(
+                command,
+                &client_opts,
+            ));
+        if resources {
+            r.groups
+                .extend(lhp_conformance::client::run_client_resources(
+                    command,
+                    &client_opts,
+                ));
+        }
+        r.elapsed = started.elapsed();
         eprintln!("  {} done in {:.1} s", r.name, r.elapsed.as_secs_f64());
         impls.push(r);
     }
-    let report = Report { cases, impls };
+    let report = Report {
+        cases,
+        groups: suite.group_cases(),
+        impls,
+    };
     let out = cli.out.unwrap_or_else(|| root().join("reports/out"));
     let files = report
         .write(&out)

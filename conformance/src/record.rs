@@ -1,5 +1,5 @@
 //! `lhp-conformance record`: a loopback TCP proxy that saves both directions of each
-//! conversation as vectors (`spec/conformance.md` §7).
+//! conversation as vectors (`spec/conformance.md` §10).
 //!
 //! Every accepted connection is relayed to the upstream address; each direction's octets and
 //! the sizes of the reads as they arrived are kept, decoded with the codec under the chosen

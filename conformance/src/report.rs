@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::case::{describe, Case};
-use crate::runner::{CaseResult, ImplReport, Status};
+use crate::runner::{CaseResult, GroupCase, ImplReport, Status};
 
 /// Everything a run produced.
 #[derive(Clone, Debug)]
 pub struct Report {
     /// The cases, in order.
     pub cases: Vec<Case>,
+    /// The non-vector cases (conversations, resources), in order; an implementation that did
+    /// not run one has no result for it (shown as `—`).
+    pub groups: Vec<GroupCase>,
     /// One entry per implementation.
     pub impls: Vec<ImplReport>,
 }
@@ -36,7 +39,7 @@ impl Report {
     /// The totals.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
-        for r in self.impls.iter().flat_map(|i| &i.results) {
+        for r in self.impls.iter().flat_map(|i| i.all()) {
             match r.status {
                 s if s.is_pass() => t.passed += 1,
                 Status::Skipped => t.skipped += 1,
@@ -66,7 +69,7 @@ impl Report {
                 i.elapsed.as_secs_f64(),
                 i.about
             );
-            let fails: Vec<&CaseResult> = i.results.iter().filter(|r| r.status.is_fail()).collect();
+            let fails: Vec<&CaseResult> = i.all().filter(|r| r.status.is_fail()).collect();
             for r in fails.iter().take(15) {
                 let _ = writeln!(s, "    {:<8} {}: {}", r.status.name(), r.id, r.detail);
             }
@@ -99,6 +102,11 @@ impl Report {
                 "passed": i.count(Status::is_pass), "failed": i.count(Status::is_fail),
                 "skipped": i.count(|s| s == Status::Skipped),
                 "results": i.results.iter().map(result_json).collect::<Vec<_>>(),
+                "group_results": i.groups.iter().map(result_json).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "groups": self.groups.iter().map(|g| json!({
+                "id": g.id, "group": g.group(), "spec": g.spec, "tier": g.tier,
+                "flags": g.flags, "description": g.description,
             })).collect::<Vec<_>>(),
         })
     }
@@ -119,12 +127,12 @@ impl Report {
                 x,
                 "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
                 xml(&i.name),
-                i.results.len(),
+                i.results.len() + i.groups.len(),
                 i.count(Status::is_fail),
                 i.count(|s| s == Status::Skipped),
                 i.elapsed.as_secs_f64()
             );
-            for r in &i.results {
+            for r in i.all() {
                 let _ = write!(
                     x,
                     "    <testcase classname=\"{}\" name=\"{}\"",
@@ -246,7 +254,67 @@ impl Report {
             h.push_str(&hex_dump(case, marked));
             h.push_str("</td></tr>\n");
         }
-        h.push_str("</table></body></html>\n");
+        h.push_str("</table>\n");
+        h.push_str(&self.groups_html());
+        h.push_str("</body></html>\n");
+        h
+    }
+
+    /// The matrix of the non-vector groups (conversations, resources).
+    fn groups_html(&self) -> String {
+        let mut h = String::new();
+        if self.groups.is_empty() {
+            return h;
+        }
+        h.push_str(
+            "<h2>Behaviour, application and resource groups</h2>\n<table class=matrix>\
+             <tr><th>case</th><th>§</th><th>tier</th><th>flags</th>",
+        );
+        for i in &self.impls {
+            let _ = write!(h, "<th>{}</th>", esc(&i.name));
+        }
+        h.push_str("</tr>\n");
+        for (n, g) in self.groups.iter().enumerate() {
+            let results: Vec<Option<&CaseResult>> =
+                self.impls.iter().map(|i| i.group_result(&g.id)).collect();
+            let _ = write!(
+                h,
+                "<tr class=row onclick=\"t('g{n}')\"><td class=id>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                esc(&g.id),
+                esc(&g.spec),
+                esc(&g.tier),
+                esc(&g.flags.join(" "))
+            );
+            for r in &results {
+                match r {
+                    Some(r) => {
+                        let s = r.status.name();
+                        let _ = write!(h, "<td class='c {s}'>{s}</td>");
+                    }
+                    None => h.push_str("<td>—</td>"),
+                }
+            }
+            let _ = write!(
+                h,
+                "</tr>\n<tr id=g{n} class=det><td colspan={}><p>{}</p><ul>",
+                4 + self.impls.len(),
+                esc(&g.description)
+            );
+            for (i, r) in self.impls.iter().zip(&results) {
+                if let Some(r) = r {
+                    let _ = write!(
+                        h,
+                        "<li><b>{}</b>: <span class='c {}'>{}</span> {}</li>",
+                        esc(&i.name),
+                        r.status.name(),
+                        r.status.name(),
+                        esc(&failure_text(r))
+                    );
+                }
+            }
+            h.push_str("</ul></td></tr>\n");
+        }
+        h.push_str("</table>\n");
         h
     }
 

@@ -102,14 +102,50 @@ pub struct ImplReport {
     pub about: String,
     /// One result per case, in case order.
     pub results: Vec<CaseResult>,
+    /// Results of the non-vector groups (conversations, resources), by id: see
+    /// [`GroupCase`].
+    pub groups: Vec<CaseResult>,
     /// Wall time.
     pub elapsed: Duration,
 }
 
+/// A case that is not a decode vector: a conversation (`spec/vectors/conversations/`) or a
+/// resource case. Reports list them after the vectors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCase {
+    /// `group/slug`.
+    pub id: String,
+    /// The spec section(s) it proves.
+    pub spec: String,
+    /// `required` or `recommended`.
+    pub tier: String,
+    /// The bug classes it catches.
+    pub flags: Vec<String>,
+    /// What it checks.
+    pub description: String,
+}
+
+impl GroupCase {
+    /// Its group: the part of the id before the first `/`.
+    pub fn group(&self) -> &str {
+        self.id.split('/').next().unwrap_or_default()
+    }
+}
+
 impl ImplReport {
-    /// Count of results with `status`.
+    /// Count of results (vectors and groups) with `status`.
     pub fn count(&self, f: impl Fn(Status) -> bool) -> usize {
-        self.results.iter().filter(|r| f(r.status)).count()
+        self.all().filter(|r| f(r.status)).count()
+    }
+
+    /// Every result: the vectors', then the groups'.
+    pub fn all(&self) -> impl Iterator<Item = &CaseResult> {
+        self.results.iter().chain(&self.groups)
+    }
+
+    /// The result of group case `id`, if this implementation ran it.
+    pub fn group_result(&self, id: &str) -> Option<&CaseResult> {
+        self.groups.iter().find(|r| r.id == id)
     }
 }
 
@@ -217,6 +253,7 @@ pub fn run_all(testee: &mut dyn Testee, cases: &[Case], opts: &Options) -> ImplR
         about: testee.about(),
         name,
         results,
+        groups: Vec::new(),
         elapsed: start.elapsed(),
     }
 }
@@ -323,7 +360,13 @@ enum Judged {
 
 fn judge(testee: &mut dyn Testee, job: &Job<'_>, expect: &Expect) -> (Judged, Option<Outcome>) {
     match testee.run(job) {
-        Run::Outcome(o) => (Judged::Ok(check(expect, &o)), Some(o)),
+        Run::Outcome(o) => {
+            let verdict = match crate::verdict::invalid_value(&o) {
+                Some(why) => Verdict::Fail(why),
+                None => check(expect, &o),
+            };
+            (Judged::Ok(verdict), Some(o))
+        }
         Run::Crash(why) => (Judged::Crash(why), None),
         Run::Timeout => (Judged::Timeout, None),
     }

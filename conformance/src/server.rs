@@ -7,9 +7,8 @@
 //! invalid vectors and judge how the connection ends, then check that the server still serves
 //! a fresh connection.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -255,6 +254,7 @@ pub fn run_server(
             chosen.len() - echoes
         ),
         results,
+        groups: Vec::new(),
         elapsed: start.elapsed(),
     }
 }
@@ -536,69 +536,4 @@ fn ping(addr: SocketAddr, opts: &ServerOptions) -> Result<(), String> {
     }
 }
 
-/// A server process started by `--server-cmd`: killed when dropped.
-#[derive(Debug)]
-pub struct ServerProcess {
-    child: Child,
-    /// The address from its `listening on HOST:PORT` line.
-    pub addr: SocketAddr,
-}
-
-impl ServerProcess {
-    /// Starts `command` with `sh -c` and waits (up to `timeout`) for its first stdout line,
-    /// `listening on HOST:PORT`.
-    pub fn start(command: &str, timeout: Duration) -> Result<ServerProcess, String> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("exec {command}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("no stdout pipe".into());
-        };
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next();
-            let _ = tx.send(first);
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(timeout) {
-            Ok(Some(Ok(l))) => l,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{command:?} did not print `listening on HOST:PORT` within {timeout:?}: {other:?}"
-                ));
-            }
-        };
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.to_socket_addrs().ok()?.next());
-        match addr {
-            Some(addr) => Ok(ServerProcess { child, addr }),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!(
-                    "{command:?}: first line is not `listening on HOST:PORT`: {line:?}"
-                ))
-            }
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use crate::process::ServerProcess;

@@ -3,20 +3,20 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use lhp_codec::{Decoder, Frame, Limits, Profile};
+use lhp_codec::Profile;
 use lhp_vectors::{Outcome, OutcomeError};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::plan::{Budget, Plan};
 use crate::testee::{Job, Run, Testee};
+use crate::verdict::lenient_object;
 
 /// A testee process.
 pub struct StdioTestee {
@@ -34,7 +34,7 @@ pub struct StdioTestee {
 struct Proc {
     child: Child,
     to_child: Sender<Vec<u8>>,
-    replies: Receiver<Result<Frame, String>>,
+    replies: Receiver<Result<Map<String, Value>, String>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -58,9 +58,7 @@ impl StdioTestee {
     }
 
     fn start(&mut self) -> Result<(), String> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&self.command)
+        let mut child = crate::process::shell(&self.command, &[])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -93,10 +91,12 @@ impl StdioTestee {
             replies,
             stderr: lines,
         });
-        let reply = self.exchange(&json!({"kind": "probe"}), &[])?;
-        let h = reply.header.members();
+        let h = self.exchange(&json!({"kind": "probe"}), &[])?;
         if h.get("kind").and_then(Value::as_str) != Some("capabilities") {
-            return Err(format!("probe reply is not capabilities: {}", reply.header));
+            return Err(format!(
+                "probe reply is not capabilities: {}",
+                Value::Object(h.clone())
+            ));
         }
         let strings = |k: &str| -> Vec<String> {
             h.get(k)
@@ -119,7 +119,7 @@ impl StdioTestee {
     }
 
     /// Sends one request and waits for one reply.
-    fn exchange(&mut self, header: &Value, body: &[u8]) -> Result<Frame, String> {
+    fn exchange(&mut self, header: &Value, body: &[u8]) -> Result<Map<String, Value>, String> {
         let Some(p) = self.proc.as_mut() else {
             return Err("not running".into());
         };
@@ -160,8 +160,7 @@ impl StdioTestee {
 
     fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            crate::process::kill_group(&mut p.child);
         }
     }
 }
@@ -179,8 +178,7 @@ impl Drop for StdioTestee {
                 }
                 thread::sleep(Duration::from_millis(10));
             }
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            crate::process::kill_group(&mut p.child);
         }
     }
 }
@@ -193,34 +191,54 @@ fn writer(stdin: &mut ChildStdin, writes: Receiver<Vec<u8>>) {
     }
 }
 
-fn reader(mut stdout: impl Read, tx: Sender<Result<Frame, String>>) {
-    let limits = Limits::new()
-        .with_max_header_len(64 << 20)
-        .with_max_body_len(0);
-    let mut dec = Decoder::with(Profile::Lhp1, limits);
-    let mut buf = BytesMut::new();
-    let mut chunk = vec![0u8; 64 << 10];
+/// Reads reply frames: a 4-octet big-endian length, that many octets of header (at most
+/// 64 MiB), read leniently ([`lenient_object`]) so that a wrong value the testee reports is
+/// judged, not taken for a broken channel; a `body_len` body is read and dropped.
+fn reader(mut stdout: impl Read, tx: Sender<Result<Map<String, Value>, String>>) {
+    // Grows as octets arrive, never by the declared length.
+    fn read_exact(r: &mut impl Read, n: usize) -> Option<Vec<u8>> {
+        let mut v = Vec::new();
+        let got = r.take(n as u64).read_to_end(&mut v).ok()?;
+        (got == n).then_some(v)
+    }
     loop {
-        loop {
-            match dec.decode(&mut buf) {
-                Ok(Some(f)) => {
-                    if tx.send(Ok(f)).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = tx.send(Err(format!("reply is not an LHP/1 frame: {e}")));
-                    return;
-                }
-            }
+        let Some(prefix) = read_exact(&mut stdout, 4) else {
+            let _ = tx.send(Err("the testee exited".into()));
+            return;
+        };
+        let Ok(p) = <[u8; 4]>::try_from(prefix.as_slice()) else {
+            return;
+        };
+        let h = u32::from_be_bytes(p) as usize;
+        if h > 64 << 20 {
+            let _ = tx.send(Err(format!(
+                "reply is not an LHP/1 frame: its prefix {} declares a {h}-octet header",
+                hex::encode(&prefix)
+            )));
+            return;
         }
-        match stdout.read(&mut chunk) {
-            Ok(0) | Err(_) => {
-                let _ = tx.send(Err("the testee exited".into()));
+        let Some(text) = read_exact(&mut stdout, h) else {
+            let _ = tx.send(Err("the testee exited inside a reply".into()));
+            return;
+        };
+        let header = match lenient_object(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = tx.send(Err(format!("reply header is {e}")));
                 return;
             }
-            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+        };
+        let body = header.get("body_len").and_then(Value::as_u64).unwrap_or(0);
+        if body > 0 {
+            let mut sink = std::io::sink();
+            let copied = std::io::copy(&mut (&mut stdout).take(body), &mut sink);
+            if copied.ok() != Some(body) {
+                let _ = tx.send(Err("the testee exited inside a reply body".into()));
+                return;
+            }
+        }
+        if tx.send(Ok(header)).is_err() {
+            return;
         }
     }
 }
@@ -247,6 +265,12 @@ impl Testee for StdioTestee {
 
     fn budget(&self) -> Budget {
         Budget::STDIO
+    }
+
+    fn memory(&self) -> Option<crate::process::Mem> {
+        self.proc
+            .as_ref()
+            .and_then(|p| crate::process::group_memory(p.child.id()))
     }
 
     fn about(&self) -> String {
@@ -276,7 +300,7 @@ impl Testee for StdioTestee {
             "body_len": job.stream.len(),
         });
         match self.exchange(&req, job.stream) {
-            Ok(reply) => match parse_result(reply.header.members(), id, job) {
+            Ok(reply) => match parse_result(&reply, id, job) {
                 Ok(o) => Run::Outcome(o),
                 Err(e) => {
                     let e = self.crash_text(&e);

@@ -56,6 +56,12 @@ pub trait Testee {
         Budget::FULL
     }
 
+    /// The memory of the implementation's process, if it runs in one the harness can
+    /// measure (the `resources` group); `None` for in-process implementations.
+    fn memory(&self) -> Option<crate::process::Mem> {
+        None
+    }
+
     /// A line about the implementation for the report (capabilities, reductions).
     fn about(&self) -> String {
         String::new()

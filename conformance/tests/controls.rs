@@ -1,5 +1,5 @@
 //! Negative controls: the harness must fail the seeds' receiver on split plans
-//! (`spec/conformance.md` §6). A harness that cannot fail proves nothing.
+//! (`spec/conformance.md` §8). A harness that cannot fail proves nothing.
 
 use std::path::Path;
 use std::process::Command;

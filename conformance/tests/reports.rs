@@ -1,7 +1,7 @@
 //! The reports are written and parse, and a broken implementation is caught and shrunk.
 
 use lhp_conformance::report::Report;
-use lhp_conformance::runner::{self, Options, Status};
+use lhp_conformance::runner::{self, CaseResult, GroupCase, Options, Status};
 use lhp_conformance::testee::{CodecDecode, Job, Run, Testee};
 use lhp_vectors::Outcome;
 
@@ -68,8 +68,28 @@ fn reports_are_written_and_parse() {
     assert_eq!(f.cuts.len(), 1, "not shrunk: {f:?}");
     assert!(f.shrunk);
 
+    // A conversation result: the groups show up in every report format.
+    let mut bad = bad;
+    let group = GroupCase {
+        id: "behaviour/busy".into(),
+        spec: "11.2".into(),
+        tier: "required".into(),
+        flags: vec!["busy".into(), "error-frame".into()],
+        description: "Over max_connections: busy <then> the close & more.".into(),
+    };
+    bad.groups.push(CaseResult {
+        id: group.id.clone(),
+        tier: "required".into(),
+        status: Status::Fail,
+        detail: "step 2 (expect 1 frame(s) on 1): 0 of 1 expected frame(s) arrived in time".into(),
+        failure: None,
+        plans: 1,
+        sampled: false,
+        underived: 0,
+    });
     let report = Report {
         cases,
+        groups: vec![group],
         impls: vec![good, bad],
     };
     let summary = report.summary();
@@ -83,6 +103,11 @@ fn reports_are_written_and_parse() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
     assert_eq!(json["implementations"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json["groups"][0]["flags"][0], "busy");
+    assert_eq!(
+        json["implementations"][1]["group_results"][0]["status"],
+        "fail"
+    );
     assert_eq!(json["totals"]["failed"].as_u64(), Some(t.failed as u64));
 
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
@@ -93,6 +118,9 @@ fn reports_are_written_and_parse() {
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
     assert!(html.contains("framing/minimal-frame-with-body"));
+    assert!(html.contains("Behaviour, application and resource groups"));
+    assert!(html.contains("behaviour/busy") && html.contains("busy error-frame"));
+    assert!(junit.contains("name=\"behaviour/busy\""));
     assert!(
         html.contains("class=cut"),
         "no marked split in the hex dump"

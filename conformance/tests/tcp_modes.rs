@@ -1,4 +1,4 @@
-//! The TCP modes (`spec/conformance.md` §4, §5, §7): `--server` against the in-repo echo
+//! The TCP modes (`spec/conformance.md` §4, §5, §10): `--server` against the in-repo echo
 //! servers and the seeds' negative control, `--client` against the Python client, and the
 //! `record` proxy.
 
@@ -73,7 +73,8 @@ fn server_mode_passes_lhp_python_echo_server() {
     }
     let script = dir().join("python/echo_server.py");
     let cmd = format!("python3 {} --addr 127.0.0.1:0", script.display());
-    let server = ServerProcess::start(&cmd, Duration::from_secs(10)).expect("the server starts");
+    let server =
+        ServerProcess::start(&cmd, &[], Duration::from_secs(10)).expect("the server starts");
     let r = run_server(
         server.addr,
         "python",
@@ -132,6 +133,7 @@ fn server_mode_fails_seed_server_control() {
     let script = dir().join("controls/seed_server.py");
     let server = ServerProcess::start(
         &format!("python3 {}", script.display()),
+        &[],
         Duration::from_secs(10),
     )
     .expect("the seed server starts");
