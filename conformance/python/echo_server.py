@@ -10,7 +10,9 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The package lives in python/src (pip-installable); use the copy in this checkout.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "python", "src"))
 
 from lhp.net import EchoServer  # noqa: E402
 
