@@ -46,15 +46,18 @@ _STATES = weakref.WeakKeyDictionary()
 
 async def read_frame(reader, out=None, profile="lhp1",
                      max_header_len=DEFAULT_MAX_HEADER_LEN,
-                     max_body_len=DEFAULT_MAX_BODY_LEN):
+                     max_body_len=DEFAULT_MAX_BODY_LEN, offset=0):
     """Read one frame from an ``asyncio.StreamReader``: a ``Frame``
     (``header, body = frame``; body a ``bytes``, or ``None`` when written to
     ``out`` -- an object with ``write`` -- in chunks), or ``None`` at a clean
     end of stream.  Raises ``DecodeError``; a ``DecodeError`` is raised
-    again by every later call on the same reader."""
+    again by every later call on the same reader.  Offsets count from
+    ``offset`` (given on the first call for a reader; 0 for a new
+    connection)."""
     st = _STATES.get(reader)
     if st is None:
         st = _STATES[reader] = _State()
+        st.offset = offset
     if st.error is not None:
         raise st.error
     try:

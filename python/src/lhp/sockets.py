@@ -54,11 +54,13 @@ class FrameReader:
     ``recv_frame()`` returns a ``Frame`` (``header, body = frame``), or
     ``None`` at a clean end of stream (section 3.4).  ``received`` is the
     number of octets read from the socket so far; ``offset`` the absolute
-    offset of the next frame."""
+    offset of the next frame (``offset`` when created: the position of the
+    socket's first octet in the stream, 0 for a new connection)."""
 
     def __init__(self, sock, profile="lhp1",
                  max_header_len=DEFAULT_MAX_HEADER_LEN,
-                 max_body_len=DEFAULT_MAX_BODY_LEN, buffer_size=BUFFER_SIZE):
+                 max_body_len=DEFAULT_MAX_BODY_LEN, buffer_size=BUFFER_SIZE,
+                 offset=0):
         if profile not in ("lhp1", "seed-compat"):
             raise ValueError("unknown profile %r" % (profile,))
         self.sock = sock
@@ -69,7 +71,7 @@ class FrameReader:
         self._view = memoryview(self._buf)
         self._start = 0          # unread octets are _buf[_start:_end]
         self._end = 0
-        self.offset = 0          # absolute offset of _buf[_start]
+        self.offset = offset     # absolute offset of _buf[_start]
         self.received = 0
         self.error = None
         self._pending = None     # (info, start, h) between head and body
