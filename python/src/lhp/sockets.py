@@ -206,25 +206,24 @@ class FrameReader:
 
     def _fill(self, n):
         """Make at least n unread octets available; False at end of stream
-        (then fewer are).  n never exceeds 4 + max_header_len or
-        _DIRECT_MIN, both checked or fixed before this is called."""
+        (then fewer are).  n is at most 4 + max_header_len or _DIRECT_MIN;
+        the buffer grows past its size only as octets arrive (doubling when
+        full), so a large declared length costs what the peer really sent."""
         if len(self._buf) - self._start < n:
-            unread = self._end - self._start
-            if n > len(self._buf):
-                nb = bytearray(max(n, 2 * len(self._buf)))
-                nb[:unread] = self._view[self._start:self._end]
-                self._buf = nb
-                self._view = memoryview(nb)
-            else:
-                self._buf[:unread] = self._view[self._start:self._end]
+            unread = self._end - self._start       # compact to the front
+            self._buf[:unread] = self._view[self._start:self._end]
             self._start = 0
             self._end = unread
         elif self._start == self._end:
             self._start = self._end = 0
-        view = self._view
         recv_into = self.sock.recv_into
         while self._end - self._start < n:
-            k = recv_into(view[self._end:])
+            if self._end == len(self._buf):
+                nb = bytearray(min(2 * len(self._buf), n))
+                nb[:self._end] = self._view[:self._end]
+                self._buf = nb
+                self._view = memoryview(nb)
+            k = recv_into(self._view[self._end:])
             if not k:
                 return False
             self._end += k
@@ -281,6 +280,8 @@ class FrameReader:
                     hasher.update(first)
             out.write(first)
             rem -= len(first)
+        if not rem:
+            return
         view = self._view
         recv_into = self.sock.recv_into
         cap = len(self._buf)
