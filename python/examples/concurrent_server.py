@@ -19,10 +19,12 @@ from lhp.server import FrameHandler, FrameServer  # noqa: E402
 
 
 class Handler(FrameHandler):
+    keep_header_octets = True                  # echo repeats the header text exactly
+
     def handle_frame(self, header, body):
         kind = header.get("kind")
         if kind == "echo":
-            self.send(header, body)
+            self.echo(body)
         elif kind == "upper":
             self.send(header, body.upper())
         elif kind != "error":                  # never answer an error frame

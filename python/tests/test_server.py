@@ -108,6 +108,33 @@ class FrameServerTests(unittest.TestCase):
             "message": got[0].header["message"], "offset": 5, "missing": 15})
 
 
+class Echo(FrameHandler):
+    keep_header_octets = True
+
+    def handle_frame(self, header, body):
+        self.echo(body)
+
+
+class EchoTests(unittest.TestCase):
+    def test_echo_repeats_the_header_text_octet_for_octet(self):
+        s = Served(Echo)
+        try:
+            head = b'{ "kind":"echo", "n":1E2, "z":-0, "f":0.10, "body_len":2 }'
+            wire = struct.pack(">I", len(head)) + head + b"hi"
+            with s.connect() as c:
+                c.sendall(wire * 3)
+                c.shutdown(socket.SHUT_WR)
+                got = b""
+                while True:
+                    more = c.recv(65536)
+                    if not more:
+                        break
+                    got += more
+            self.assertEqual(got, wire * 3)
+        finally:
+            s.close()
+
+
 class LimitTests(unittest.TestCase):
     def test_busy_past_max_connections(self):
         s = Served(max_connections=1)

@@ -26,7 +26,7 @@ __all__ = [
     "FrameEnd", "END", "encode_frame", "encode_header", "parse_header",
     "CODES", "PROFILES", "DEFAULT_MAX_HEADER_LEN", "DEFAULT_MAX_BODY_LEN",
     "MAX_SAFE_INT", "error_message", "LHPError", "SECTIONS",
-    "header_len_from_prefix", "body_digests", "encode_head",
+    "header_len_from_prefix", "body_digests", "encode_head", "frame_prefix",
 ]
 
 MAX_SAFE_INT = 2 ** 53 - 1              # section 4.2
@@ -510,6 +510,12 @@ def header_len_from_prefix(prefix, profile, max_header_len, frame_start):
                           message=error_message("header_len_too_large",
                                                 prefix))
     return h
+
+
+def frame_prefix(header_len, profile="lhp1"):
+    """The four prefix octets for a header of `header_len` octets
+    (sections 3.1, 3.3)."""
+    return _PREFIX_STRUCTS[profile].pack(header_len)
 
 
 def body_digests(info):

@@ -28,7 +28,8 @@ import socketserver
 import threading
 import time
 
-from .codec import DEFAULT_MAX_BODY_LEN, DEFAULT_MAX_HEADER_LEN, DecodeError
+from .codec import (DEFAULT_MAX_BODY_LEN, DEFAULT_MAX_HEADER_LEN, DecodeError,
+                    frame_prefix)
 from .errors import connection_error_header, request_error_header
 from .sockets import FrameReader, send_frame, send_stream
 
@@ -90,7 +91,10 @@ class FrameHandler(socketserver.BaseRequestHandler):
     """Base class for handlers of a ``FrameServer`` (or any
     ``socketserver`` TCP server: settings missing on the server take their
     defaults).  Override ``handle_frame``; optionally ``body_sink`` to
-    stream large bodies to files."""
+    stream large bodies to files.  Set ``keep_header_octets = True`` on a
+    subclass to use ``echo``."""
+
+    keep_header_octets = False
 
     def setup(self):
         srv = self.server
@@ -100,7 +104,8 @@ class FrameHandler(socketserver.BaseRequestHandler):
         self.reader = FrameReader(
             self.request, self.profile,
             getattr(srv, "max_header_len", DEFAULT_MAX_HEADER_LEN),
-            getattr(srv, "max_body_len", DEFAULT_MAX_BODY_LEN))
+            getattr(srv, "max_body_len", DEFAULT_MAX_BODY_LEN),
+            keep_header_octets=self.keep_header_octets)
 
     # -- override these ----------------------------------------------------
 
@@ -127,6 +132,15 @@ class FrameHandler(socketserver.BaseRequestHandler):
     def send(self, header, body=b""):
         """Send one frame in the server's profile."""
         send_frame(self.request, header, body, self.profile)
+
+    def echo(self, body):
+        """Section 8: reply to the frame being handled with its header text
+        octet for octet (numbers, member order and all) and ``body``, in
+        the server's profile.  Needs ``keep_header_octets = True``."""
+        raw = self.reader.header_octets
+        if raw is None:
+            raise ValueError("echo() needs keep_header_octets = True")
+        self.request.sendall(frame_prefix(len(raw), self.profile) + raw + body)
 
     def send_stream(self, header, body_len, src):
         """Send one frame whose body is read from ``src`` (``readinto``)."""

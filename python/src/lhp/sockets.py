@@ -55,12 +55,14 @@ class FrameReader:
     ``None`` at a clean end of stream (section 3.4).  ``received`` is the
     number of octets read from the socket so far; ``offset`` the absolute
     offset of the next frame (``offset`` when created: the position of the
-    socket's first octet in the stream, 0 for a new connection)."""
+    socket's first octet in the stream, 0 for a new connection).  With
+    ``keep_header_octets``, ``header_octets`` is the last header's text as
+    received (for an echo that repeats it octet for octet, section 8)."""
 
     def __init__(self, sock, profile="lhp1",
                  max_header_len=DEFAULT_MAX_HEADER_LEN,
                  max_body_len=DEFAULT_MAX_BODY_LEN, buffer_size=BUFFER_SIZE,
-                 offset=0):
+                 offset=0, keep_header_octets=False):
         if profile not in ("lhp1", "seed-compat"):
             raise ValueError("unknown profile %r" % (profile,))
         self.sock = sock
@@ -75,6 +77,8 @@ class FrameReader:
         self.received = 0
         self.error = None
         self._pending = None     # (info, start, h) between head and body
+        self.keep_header_octets = keep_header_octets
+        self.header_octets = None
 
     # -- public ------------------------------------------------------------
 
@@ -172,6 +176,8 @@ class FrameReader:
                                 self.max_body_len)
         except _HeaderError as e:
             raise DecodeError(e.code, start + 4) from None
+        if self.keep_header_octets:
+            self.header_octets = bytes(self._view[s + 4:s + need])
         self._start = s + need
         self.offset = start + need
         return info, start, h

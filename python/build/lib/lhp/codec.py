@@ -367,7 +367,7 @@ def parse_header(octets, profile="lhp1", max_body_len=DEFAULT_MAX_BODY_LEN,
     # 1. UTF-8 (RFC 3629).  Python's strict codec rejects overlongs,
     #    encoded surrogates, > U+10FFFF and truncated sequences.
     try:
-        text = bytes(octets).decode("utf-8")
+        text = str(octets, "utf-8")
     except UnicodeDecodeError:
         raise _HeaderError("header_not_utf8")
     # 2. one JSON text (a BOM is U+FEFF outside a string -> syntax error)
@@ -440,7 +440,10 @@ def _parser_for(text, max_depth):
 # 2^53-1, so never out of range) other than -0, true, false or null.  For
 # such a text the strict grammar and the standard library's json module agree
 # on every value (no NaN, no escapes, no floats, ASCII digits only), so the
-# C scanner does the work; only duplicate names need a check of their own.
+# C scanner does the work; only duplicate names need a check of their own:
+# strings here contain no quote, so the text has exactly two quotes per member
+# name and per string value, and a dict with fewer (names + string values)
+# than that lost a duplicate name.
 _J_WS = r"[ \t\n\r]*"
 _J_STR = r'"[^"\\\x00-\x1f]*"'
 _J_VAL = r"(?:%s|0|-?[1-9][0-9]{0,14}|true|false|null)" % _J_STR
@@ -449,24 +452,7 @@ _FLAT_RE = re.compile(r"%s\{(?:%s(?:,%s)*|%s)\}%s" % (
     _J_WS, _J_MEMBER, _J_MEMBER, _J_WS, _J_WS))
 
 
-class _Duplicate(Exception):
-    def __init__(self, obj):
-        super().__init__()
-        self.obj = obj
-
-
-def _pairs_to_dict(pairs):
-    d = dict(pairs)
-    if len(d) != len(pairs):
-        # first occurrence wins, as in the general parser
-        first = {}
-        for k, v in pairs:
-            first.setdefault(k, v)
-        raise _Duplicate(first)
-    return d
-
-
-_FLAT_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_to_dict)
+_FLAT_SCAN = json.JSONDecoder().scan_once
 
 
 class _FlatParser:
@@ -480,11 +466,20 @@ class _FlatParser:
         self.out_of_range = False
 
     def parse(self):
-        try:
-            return _FLAT_DECODER.decode(self.s)
-        except _Duplicate as e:
-            self.dup = True
-            return e.obj
+        s = self.s
+        start = 0 if s[0] == "{" else len(s) - len(s.lstrip(" \t\n\r"))
+        obj = _FLAT_SCAN(s, start)[0]
+        strings = 0
+        for v in obj.values():
+            if type(v) is str:
+                strings += 1
+        if len(obj) + strings != s.count('"') >> 1:
+            # a duplicate name: the general parser keeps the first
+            # occurrence and records the duplicate
+            p = _Parser(s, DEFAULT_MAX_DEPTH)
+            obj = p.parse()
+            self.dup = p.dup
+        return obj
 
 
 class _HeaderError(Exception):
