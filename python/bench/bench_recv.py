@@ -2,7 +2,7 @@
 """Receive-path benchmark: the package's recv_frame against the seeds' naive
 struct + json loop, over loopback TCP, side by side in one run.
 
-    python3 python/bench/bench_recv.py [--runs 5] [--small 200000] [--large 300]
+    python3 python/bench/bench_recv.py [--runs 5] [--small 200000] [--large 100]
 
 A separate sender process writes pre-encoded frames as fast as it can; the
 receiver under test reads until the sender closes.  Workloads: small frames
@@ -191,7 +191,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--small", type=int, default=200000, help="small frames per run")
-    ap.add_argument("--large", type=int, default=300, help="1 MiB frames per run")
+    ap.add_argument("--large", type=int, default=100, help="1 MiB frames per run")
     a = ap.parse_args()
     plan = [("small", a.small, ["seed", "naive", "lhp"]),
             ("1MiB", a.large, ["seed", "naive", "lhp", "lhp-file", "raw"])]

@@ -13,7 +13,7 @@ import unittest
 import support  # noqa: F401  (import path)
 from lhp import (DecodeError, EncodeError, FrameReader, recv_frame,
                  send_frame, send_stream)
-from lhp.codec import encode_frame
+from lhp.codec import encode_frame, encode_head
 
 
 def tcp_pair():
@@ -118,6 +118,27 @@ class SendRecvTests(unittest.TestCase):
         self.assertEqual(e.error_header(), {
             "kind": "error", "code": "digest_mismatch", "message": e.message,
             "offset": 4 + len(head)})
+
+    def test_timeout_inside_a_header_can_be_retried(self):
+        wire = encode_frame({"kind": "k"}, b"body")
+        self.c.sendall(wire[:6])
+        self.s.settimeout(0.2)
+        with self.assertRaises(socket.timeout):
+            recv_frame(self.s)
+        self.c.sendall(wire[6:])
+        self.s.settimeout(20)
+        header, body = recv_frame(self.s)
+        self.assertEqual((header["kind"], bytes(body)), ("k", b"body"))
+
+    def test_timeout_inside_a_large_body_breaks_the_reader(self):
+        head = encode_head({"kind": "k"}, 1 << 20)
+        r = FrameReader(self.s)
+        self.c.sendall(head + b"x" * 100000)
+        self.s.settimeout(0.3)
+        with self.assertRaises(socket.timeout):
+            r.recv_frame()
+        with self.assertRaises(ValueError):
+            r.recv_frame()
 
     def test_seed_compat_profile(self):
         head = b'{"file_name": "a.txt", "file_size": 3}'

@@ -78,6 +78,7 @@ class FrameReader:
         self.error = None
         self._pending = None     # (info, start, h) between head and body
         self.keep_header_octets = keep_header_octets
+        self._broken = False     # a body was cut short by a non-LHP error
         self.header_octets = None
 
     # -- public ------------------------------------------------------------
@@ -93,6 +94,9 @@ class FrameReader:
         passes."""
         if self.error is not None:
             raise self.error
+        if self._broken:
+            raise ValueError("a transport error or timeout interrupted a "
+                             "body on this connection: close it")
         try:
             return self._recv(out)
         except DecodeError as e:
@@ -106,6 +110,9 @@ class FrameReader:
         program choose where a body goes after seeing its header."""
         if self.error is not None:
             raise self.error
+        if self._broken:
+            raise ValueError("a transport error or timeout interrupted a "
+                             "body on this connection: close it")
         if self._pending is not None:
             raise ValueError("recv_body() was not called for the last head")
         try:
@@ -126,6 +133,9 @@ class FrameReader:
         what was written to ``out`` must then be discarded)."""
         if self.error is not None:
             raise self.error
+        if self._broken:
+            raise ValueError("a transport error or timeout interrupted a "
+                             "body on this connection: close it")
         if self._pending is None:
             raise ValueError("recv_body() without recv_head()")
         info, start, h = self._pending
@@ -187,7 +197,11 @@ class FrameReader:
         hashers = body_digests(info) if (info.sha256 or info.md5) else None
         if out is not None:
             body = None
-            self._stream_body(b, out, hashers)
+            try:
+                self._stream_body(b, out, hashers)
+            except (OSError, ValueError):     # incl. socket.timeout
+                self._broken = True           # octets consumed, not counted
+                raise
         elif b == 0:
             body = bytearray()
         elif b < _DIRECT_MIN:
@@ -203,7 +217,11 @@ class FrameReader:
                 for hasher, _ in hashers:
                     hasher.update(body)
         else:
-            body = self._recv_large(b, hashers)
+            try:
+                body = self._recv_large(b, hashers)
+            except (OSError, ValueError):
+                self._broken = True
+                raise
         if hashers:
             for hasher, want in hashers:
                 if hasher.hexdigest() != want:
