@@ -17,14 +17,13 @@ if SRC not in sys.path:
 
 def rust_binary(name):
     """Path of a Rust binary of this workspace: $LHP_BIN (for `lhp`), else
-    target/release, else target/debug; None if none is built."""
+    the more recently built of target/release and target/debug; None if
+    neither is built."""
     if name == "lhp" and os.environ.get("LHP_BIN"):
         return os.environ["LHP_BIN"]
-    for profile in ("release", "debug"):
-        p = os.path.join(REPO, "target", profile, name)
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            return p
-    return None
+    found = [os.path.join(REPO, "target", profile, name) for profile in ("release", "debug")]
+    found = [p for p in found if os.path.isfile(p) and os.access(p, os.X_OK)]
+    return max(found, key=os.path.getmtime) if found else None
 
 
 def skip_loudly(test, what):

@@ -547,6 +547,8 @@ class Frame:
         yield self.body
 
     def __repr__(self):
+        if self.body is None:                 # streamed to a file object
+            return "Frame(%r, body streamed @%d)" % (self.header, self.offset)
         return "Frame(%r, %d body octets @%d)" % (self.header, len(self.body),
                                                   self.offset)
 
