@@ -216,6 +216,40 @@ class AsyncioTests(unittest.TestCase):
         want = [(h["id"], b[::-1]) for h, b in frames]
         self.assertEqual(out, want + want)
 
+    def test_asyncio_streamed_body_digest_and_hostile_claim(self):
+        import hashlib
+        import io
+        import tracemalloc
+        from lhp import DecodeError
+
+        big = b"q" * (3 << 20)
+        sha = hashlib.sha256(big).hexdigest()
+
+        async def main():
+            r = asyncio.StreamReader()
+            r.feed_data(encode_frame({"kind": "f", "sha256": sha}, big))
+            head = b'{"body_len":9007199254740991}'
+            r.feed_data(struct.pack(">I", len(head)) + head + b"z" * 1000)
+            r.feed_eof()
+            sink = io.BytesIO()
+            f = await read_frame(r, out=sink, max_body_len=2 ** 53 - 1)
+            tracemalloc.start()
+            try:
+                with self.assertRaises(DecodeError) as cm:
+                    await read_frame(r, max_body_len=2 ** 53 - 1)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            return f, sink.getvalue(), cm.exception, peak
+
+        f, streamed, err, peak = asyncio.run(main())
+        self.assertIsNone(f.body)
+        self.assertTrue(streamed == big)
+        start = len(encode_frame({"kind": "f", "sha256": sha}, big))
+        self.assertEqual((err.code, err.offset, err.missing),
+                         ("unexpected_eof", start + 4 + 29 + 1000, 2 ** 53 - 1 - 1000))
+        self.assertLess(peak, 4 << 20)
+
 
 if __name__ == "__main__":
     unittest.main()
