@@ -10,6 +10,7 @@ Needs target/{release,debug}/lhp (or $LHP_BIN): `cargo build -p lhp`.
 Without it every test here says SKIP on stderr."""
 
 import hashlib
+import io
 import os
 import shutil
 import socket
@@ -18,7 +19,8 @@ import unittest
 
 import support
 from support import Server, example, run, rust_binary
-from lhp import recv_frame, send_frame
+from lhp import recv_frame, send_frame, send_stream
+from lhp.codec import encode_head
 
 LHP = rust_binary("lhp")
 
@@ -112,6 +114,23 @@ class RustInterop(unittest.TestCase):
             self.assertFalse(os.path.exists(self.path("escape")))
             r = run([LHP, "get", "missing", "-o", self.path("m"), "--addr", srv.addr])
             self.assertIn("not_found", r.stderr)
+
+    def test_python_upload_server_stores_nothing_on_a_digest_mismatch(self):
+        os.mkdir(self.path("root"))
+        data = payload(1 << 20)
+        with Server(example("upload_server.py") + ["--root", self.path("root"),
+                                                   "--addr", "127.0.0.1:0"]) as srv:
+            with socket.create_connection(srv.address, timeout=20) as sock:
+                wrong = hashlib.sha256(b"something else").hexdigest()
+                # send_stream does not check the digest (the caller computed it)
+                send_stream(sock, {"kind": "put", "name": "x.bin", "sha256": wrong},
+                            len(data), io.BytesIO(data))
+                err = recv_frame(sock).header
+                self.assertIsNone(recv_frame(sock))
+        body_start = len(encode_head({"kind": "put", "name": "x.bin", "sha256": wrong},
+                                     len(data)))        # prefix + header
+        self.assertEqual((err["code"], err["offset"]), ("digest_mismatch", body_start))
+        self.assertEqual(os.listdir(self.path("root")), [])
 
     def test_seed_client_against_python_upload_server_seed_compat(self):
         seed_client = os.path.join(support.REPO, "conformance", "seeds",
