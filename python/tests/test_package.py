@@ -6,6 +6,7 @@ import ast
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,8 +56,12 @@ class PackageTests(unittest.TestCase):
             target = os.path.join(tmp, "site")
             # First with the setuptools and wheel already installed (works offline);
             # if they are missing, with pip's isolated build (fetches them).
-            pip = [sys.executable, "-m", "pip", "install", "--quiet", "--target", target,
-                   support.PYTHON_DIR]
+            # from a copy, so that the build's by-products (build/, *.egg-info) stay out of
+            # the checkout
+            src = os.path.join(tmp, "python")
+            shutil.copytree(support.PYTHON_DIR, src, ignore=shutil.ignore_patterns(
+                "__pycache__", "build", "*.egg-info"))
+            pip = [sys.executable, "-m", "pip", "install", "--quiet", "--target", target, src]
             r = subprocess.run(pip + ["--no-build-isolation"], capture_output=True,
                                text=True, timeout=300)
             if r.returncode != 0 and "No module named pip" in r.stderr:
