@@ -48,6 +48,16 @@ class PackageTests(unittest.TestCase):
             with open(path, encoding="utf-8") as f:
                 ast.parse(f.read(), path, feature_version=(3, 9))
 
+    def test_the_package_type_checks(self):
+        try:
+            import mypy  # noqa: F401
+        except ImportError:
+            support.skip_loudly(self, "mypy is not installed (pip install mypy)")
+        r = subprocess.run([sys.executable, "-m", "mypy", "--python-version", "3.10",
+                            "--cache-dir", os.devnull, os.path.join(support.SRC, "lhp")],
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
     def test_pip_install_then_a_ten_line_script_talks_to_lhp_serve(self):
         lhp_bin = rust_binary("lhp")
         if lhp_bin is None:

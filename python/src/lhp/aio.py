@@ -18,12 +18,16 @@ verification, ``DecodeError`` with code, section and absolute offset
 (sticky per reader).
 """
 
+from __future__ import annotations
+
 import asyncio
 import weakref
+from typing import Optional
 
 from .codec import (DEFAULT_MAX_BODY_LEN, DEFAULT_MAX_HEADER_LEN, DecodeError,
                     Frame, _HeaderError, body_digests, encode_head,
                     header_len_from_prefix, parse_header)
+from .sockets import Buffer, Header, Writer
 
 __all__ = ["read_frame", "write_frame"]
 
@@ -36,17 +40,20 @@ CHUNK = 1024 * 1024
 class _State:
     __slots__ = ("offset", "error")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.offset = 0
-        self.error = None
+        self.error: Optional[DecodeError] = None
 
 
-_STATES = weakref.WeakKeyDictionary()
+_STATES: "weakref.WeakKeyDictionary[asyncio.StreamReader, _State]" = \
+    weakref.WeakKeyDictionary()
 
 
-async def read_frame(reader, out=None, profile="lhp1",
-                     max_header_len=DEFAULT_MAX_HEADER_LEN,
-                     max_body_len=DEFAULT_MAX_BODY_LEN, offset=0):
+async def read_frame(reader: asyncio.StreamReader,
+                     out: Optional[Writer] = None, profile: str = "lhp1",
+                     max_header_len: int = DEFAULT_MAX_HEADER_LEN,
+                     max_body_len: int = DEFAULT_MAX_BODY_LEN,
+                     offset: int = 0) -> Optional[Frame]:
     """Read one frame from an ``asyncio.StreamReader``: a ``Frame``
     (``header, body = frame``; body a ``bytes``, or ``None`` when written to
     ``out`` -- an object with ``write`` -- in chunks), or ``None`` at a clean
@@ -68,8 +75,9 @@ async def read_frame(reader, out=None, profile="lhp1",
         raise
 
 
-def write_frame(writer, header, body=b"", profile="lhp1",
-                max_header_len=DEFAULT_MAX_HEADER_LEN):
+def write_frame(writer: asyncio.StreamWriter, header: Header,
+                body: Buffer = b"", profile: str = "lhp1",
+                max_header_len: int = DEFAULT_MAX_HEADER_LEN) -> None:
     """Encode one frame in canonical form (section 9) and hand it to an
     ``asyncio.StreamWriter`` (like ``writer.write``: follow it with
     ``await writer.drain()``).  Raises ``EncodeError``."""
@@ -79,7 +87,9 @@ def write_frame(writer, header, body=b"", profile="lhp1",
         writer.write(body)
 
 
-async def _exactly(reader, n, st, what_start, what_len, end_ok=False):
+async def _exactly(reader: asyncio.StreamReader, n: int, st: _State,
+                   what_start: int, what_len: int,
+                   end_ok: bool = False) -> Optional[bytes]:
     """n octets, or unexpected_eof at the end of what arrived, with
     `missing` counted within the element [what_start, what_start+what_len)
     (prefix, header or body) as the codec's Decoder counts it; None if
@@ -97,7 +107,9 @@ async def _exactly(reader, n, st, what_start, what_len, end_ok=False):
     return data
 
 
-async def _read(reader, st, out, profile, max_header_len, max_body_len):
+async def _read(reader: asyncio.StreamReader, st: _State,
+                out: Optional[Writer], profile: str, max_header_len: int,
+                max_body_len: int) -> Optional[Frame]:
     start = st.offset
     prefix = await _exactly(reader, 4, st, start, 4, end_ok=True)
     if prefix is None:
@@ -118,7 +130,7 @@ async def _read(reader, st, out, profile, max_header_len, max_body_len):
             for hasher, _ in hashers:
                 hasher.update(body)
     else:
-        parts = [] if out is None else None
+        parts: Optional[list[bytes]] = [] if out is None else None
         rem = b
         while rem:
             chunk = await reader.read(min(rem, CHUNK))
@@ -130,6 +142,7 @@ async def _read(reader, st, out, profile, max_header_len, max_body_len):
                 for hasher, _ in hashers:
                     hasher.update(chunk)
             if parts is None:
+                assert out is not None
                 out.write(chunk)
             else:
                 parts.append(chunk)

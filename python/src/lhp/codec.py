@@ -452,7 +452,7 @@ _FLAT_RE = re.compile(r"%s\{(?:%s(?:,%s)*|%s)\}%s" % (
     _J_WS, _J_MEMBER, _J_MEMBER, _J_WS, _J_WS))
 
 
-_FLAT_SCAN = json.JSONDecoder().scan_once
+_FLAT_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 class _FlatParser:

@@ -14,6 +14,10 @@ A receiver tells them apart by ``offset``.  An unknown code is handled as
 ``internal`` of the class ``offset`` says.
 """
 
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
 from .codec import CODES, LHPError
 
 __all__ = ["PeerError", "CONNECTION_CODES", "REQUEST_CODES",
@@ -38,7 +42,7 @@ class PeerError(LHPError):
     for the refusal of one request.  ``offset``, ``missing`` and ``id`` are
     the frame's members, ``None`` when absent."""
 
-    def __init__(self, header):
+    def __init__(self, header: Mapping[str, Any]) -> None:
         self.header = header
         self.code = header.get("code")
         self.message = header.get("message")
@@ -54,14 +58,14 @@ class PeerError(LHPError):
                                                     where))
 
 
-def peer_error(header):
+def peer_error(header: Mapping[str, Any]) -> Optional[PeerError]:
     """A PeerError for an error frame's header, else None."""
     if header.get("kind") == "error":
         return PeerError(header)
     return None
 
 
-def raise_for_error(header):
+def raise_for_error(header: Dict[str, Any]) -> Dict[str, Any]:
     """Raise PeerError if ``header`` is an error frame's; return it
     otherwise (``reply = raise_for_error(recv_frame(sock).header)``)."""
     e = peer_error(header)
@@ -70,18 +74,21 @@ def raise_for_error(header):
     return header
 
 
-def connection_error_header(code, message, offset, missing=None):
+def connection_error_header(code: str, message: str, offset: int,
+                            missing: Optional[int] = None) -> Dict[str, Any]:
     """The header of a connection error frame (member order fixed)."""
-    h = {"kind": "error", "code": code, "message": message, "offset": offset}
+    h: Dict[str, Any] = {"kind": "error", "code": code, "message": message,
+                         "offset": offset}
     if missing is not None:
         h["missing"] = missing
     return h
 
 
-def request_error_header(code, message, id=None):
+def request_error_header(code: str, message: str,
+                         id: Optional[int] = None) -> Dict[str, Any]:
     """The header of a request error frame; ``id`` copied from the request
     when it had one."""
-    h = {"kind": "error"}
+    h: Dict[str, Any] = {"kind": "error"}
     if id is not None:
         h["id"] = id
     h["code"] = code

@@ -23,15 +23,19 @@ connection idle for ``idle_timeout`` gets ``timeout``; the connection past
 once per complete, verified frame, in order.
 """
 
+from __future__ import annotations
+
 import socket
 import socketserver
+from typing import Any, Dict, Optional, Tuple, Type
 import threading
 import time
 
 from .codec import (DEFAULT_MAX_BODY_LEN, DEFAULT_MAX_HEADER_LEN, DecodeError,
                     frame_prefix)
 from .errors import connection_error_header, request_error_header
-from .sockets import FrameReader, send_frame, send_stream
+from .sockets import (Buffer, FrameReader, Header, Source, Writer, send_frame,
+                      send_stream)
 
 __all__ = ["FrameHandler", "FrameServer"]
 
@@ -46,11 +50,14 @@ class FrameServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, server_address, handler_class, profile="lhp1",
-                 max_header_len=DEFAULT_MAX_HEADER_LEN,
-                 max_body_len=DEFAULT_MAX_BODY_LEN, idle_timeout=60.0,
-                 close_linger=0.25, max_connections=1024,
-                 bind_and_activate=True):
+    def __init__(self, server_address: Tuple[str, int],
+                 handler_class: Type[socketserver.BaseRequestHandler],
+                 profile: str = "lhp1",
+                 max_header_len: int = DEFAULT_MAX_HEADER_LEN,
+                 max_body_len: int = DEFAULT_MAX_BODY_LEN,
+                 idle_timeout: Optional[float] = 60.0,
+                 close_linger: float = 0.25, max_connections: int = 1024,
+                 bind_and_activate: bool = True) -> None:
         self.profile = profile
         self.max_header_len = max_header_len
         self.max_body_len = max_body_len
@@ -61,12 +68,12 @@ class FrameServer(socketserver.ThreadingTCPServer):
         super().__init__(server_address, handler_class, bind_and_activate)
 
     @property
-    def address(self):
+    def address(self) -> str:
         """``"HOST:PORT"`` the server listens on."""
         host, port = self.server_address[:2]
-        return "%s:%d" % (host, port)
+        return "%s:%d" % (str(host), int(port))
 
-    def process_request(self, request, client_address):
+    def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             t = threading.Thread(target=self._refuse_busy, args=(request,),
                                  daemon=True)
@@ -74,13 +81,14 @@ class FrameServer(socketserver.ThreadingTCPServer):
             return
         super().process_request(request, client_address)
 
-    def process_request_thread(self, request, client_address):
+    def process_request_thread(self, request: Any,
+                               client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
 
-    def _refuse_busy(self, sock):
+    def _refuse_busy(self, sock: socket.socket) -> None:
         header = connection_error_header(
             "busy", "the server is at its connection limit (%d)"
             % self.max_connections, 0)
@@ -96,7 +104,9 @@ class FrameHandler(socketserver.BaseRequestHandler):
 
     keep_header_octets = False
 
-    def setup(self):
+    request: socket.socket
+
+    def setup(self) -> None:
         srv = self.server
         self.profile = getattr(srv, "profile", "lhp1")
         self.idle_timeout = getattr(srv, "idle_timeout", 60.0)
@@ -109,31 +119,33 @@ class FrameHandler(socketserver.BaseRequestHandler):
 
     # -- override these ----------------------------------------------------
 
-    def handle_frame(self, header, body):
+    def handle_frame(self, header: Dict[str, Any],
+                     body: Optional[bytearray]) -> None:
         """One complete, verified frame: ``header`` a dict, ``body`` a
         ``bytearray`` (or ``None`` if ``body_sink`` took it).  The default
         refuses it with ``bad_request``."""
         self.refuse("bad_request", "this server does not handle kind %r"
                     % (header.get("kind"),), header)
 
-    def body_sink(self, header):
+    def body_sink(self, header: Dict[str, Any]) -> Optional[Writer]:
         """Where the body of the frame with ``header`` goes: ``None`` (the
         default) to get it in memory, or an object with ``write`` that
         receives it in chunks as it arrives."""
         return None
 
-    def body_failed(self, header, sink, error):
+    def body_failed(self, header: Dict[str, Any], sink: Writer,
+                    error: Exception) -> None:
         """The body streamed to ``sink`` did not complete (``error``: a
         ``DecodeError`` such as digest_mismatch or unexpected_eof, or an
         ``OSError``): discard what ``sink`` holds.  Default: nothing."""
 
     # -- use these ---------------------------------------------------------
 
-    def send(self, header, body=b""):
+    def send(self, header: Header, body: Buffer = b"") -> None:
         """Send one frame in the server's profile."""
         send_frame(self.request, header, body, self.profile)
 
-    def echo(self, body):
+    def echo(self, body: Buffer) -> None:
         """Section 8: reply to the frame being handled with its header text
         octet for octet (numbers, member order and all) and ``body``, in
         the server's profile.  Needs ``keep_header_octets = True``."""
@@ -142,11 +154,12 @@ class FrameHandler(socketserver.BaseRequestHandler):
             raise ValueError("echo() needs keep_header_octets = True")
         self.request.sendall(frame_prefix(len(raw), self.profile) + raw + body)
 
-    def send_stream(self, header, body_len, src):
+    def send_stream(self, header: Header, body_len: int, src: Source) -> None:
         """Send one frame whose body is read from ``src`` (``readinto``)."""
         send_stream(self.request, header, body_len, src, self.profile)
 
-    def refuse(self, code, message, request_header=None):
+    def refuse(self, code: str, message: str,
+               request_header: Optional[Dict[str, Any]] = None) -> None:
         """Refuse one request (a request error; the connection goes on),
         copying the request's ``id`` when it had one."""
         rid = None if request_header is None else request_header.get("id")
@@ -154,7 +167,7 @@ class FrameHandler(socketserver.BaseRequestHandler):
 
     # -- the loop ----------------------------------------------------------
 
-    def handle(self):
+    def handle(self) -> None:
         sock = self.request
         sock.settimeout(self.idle_timeout)
         try:
@@ -193,7 +206,8 @@ class FrameHandler(socketserver.BaseRequestHandler):
                 return                           # the peer went away
 
 
-def _error_then_close(sock, header, profile, linger):
+def _error_then_close(sock: socket.socket, header: Dict[str, Any],
+                      profile: str, linger: float) -> None:
     """Section 7.2: attempt the error frame (bounded by ``linger``, write
     failures ignored), shut down the sending direction, read and discard
     input for at most ``linger``, close."""

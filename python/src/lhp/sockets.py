@@ -24,7 +24,11 @@ socket into their destination -- the body's own buffer, or a file object
 given as ``out`` -- without intermediate copies.
 """
 
+from __future__ import annotations
+
+import socket
 import weakref
+from typing import Any, Iterator, Mapping, Optional, Protocol, Tuple, Union
 
 from .codec import (DEFAULT_MAX_BODY_LEN, DEFAULT_MAX_HEADER_LEN, DecodeError,
                     Frame, Head, _HeaderError, body_digests, encode_head,
@@ -32,6 +36,26 @@ from .codec import (DEFAULT_MAX_BODY_LEN, DEFAULT_MAX_HEADER_LEN, DecodeError,
 
 __all__ = ["FrameReader", "recv_frame", "send_frame", "send_stream",
            "reader_for"]
+
+#: A header to send: a mapping in the order the members go on the wire (or a
+#: list of (name, value) pairs).
+Header = Union[Mapping[str, Any], "list[tuple[str, Any]]"]
+#: Any bytes-like body.
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+class Writer(Protocol):
+    """Where a streamed body goes: anything with ``write`` (a file opened
+    ``"wb"``).  It must consume the data before returning (the buffer is
+    reused)."""
+
+    def write(self, data: Buffer, /) -> Any: ...
+
+
+class Source(Protocol):
+    """Where a streamed body comes from: anything with ``readinto``."""
+
+    def readinto(self, buffer: memoryview, /) -> Optional[int]: ...
 
 #: Size of a reader's receive buffer (and of the chunks a streamed body is
 #: received in).
@@ -59,10 +83,11 @@ class FrameReader:
     ``keep_header_octets``, ``header_octets`` is the last header's text as
     received (for an echo that repeats it octet for octet, section 8)."""
 
-    def __init__(self, sock, profile="lhp1",
-                 max_header_len=DEFAULT_MAX_HEADER_LEN,
-                 max_body_len=DEFAULT_MAX_BODY_LEN, buffer_size=BUFFER_SIZE,
-                 offset=0, keep_header_octets=False):
+    def __init__(self, sock: socket.socket, profile: str = "lhp1",
+                 max_header_len: int = DEFAULT_MAX_HEADER_LEN,
+                 max_body_len: int = DEFAULT_MAX_BODY_LEN,
+                 buffer_size: int = BUFFER_SIZE, offset: int = 0,
+                 keep_header_octets: bool = False) -> None:
         if profile not in ("lhp1", "seed-compat"):
             raise ValueError("unknown profile %r" % (profile,))
         self.sock = sock
@@ -75,15 +100,15 @@ class FrameReader:
         self._end = 0
         self.offset = offset     # absolute offset of _buf[_start]
         self.received = 0
-        self.error = None
-        self._pending = None     # (info, start, h) between head and body
+        self.error: Optional[DecodeError] = None
+        self._pending: Optional[Tuple[Any, int, int]] = None  # (info, start, h)
         self.keep_header_octets = keep_header_octets
         self._broken = False     # a body was cut short by a non-LHP error
-        self.header_octets = None
+        self.header_octets: Optional[bytes] = None
 
     # -- public ------------------------------------------------------------
 
-    def recv_frame(self, out=None):
+    def recv_frame(self, out: Optional[Writer] = None) -> Optional[Frame]:
         """Receive one frame.  With ``out`` (an object with ``write``, e.g.
         a file opened ``"wb"``) the body is written to it in chunks as it
         arrives and ``frame.body`` is ``None``.
@@ -103,7 +128,7 @@ class FrameReader:
             self.error = e
             raise
 
-    def recv_head(self):
+    def recv_head(self) -> Optional[Head]:
         """Receive the next frame's prefix and header only: a ``Head``
         (``header``, ``body_len``, ``offset``, ``header_len``) or ``None``
         at a clean end; then call ``recv_body`` exactly once.  Lets a
@@ -126,7 +151,7 @@ class FrameReader:
         info, start, h = got
         return Head(info.header, info.body_len, start, h)
 
-    def recv_body(self, out=None):
+    def recv_body(self, out: Optional[Writer] = None) -> Optional[bytearray]:
         """The body of the frame whose head ``recv_head`` returned: a
         ``bytearray``, or ``None`` when written to ``out`` in chunks.
         Digests are verified at its end (``DecodeError`` digest_mismatch:
@@ -146,7 +171,7 @@ class FrameReader:
             self.error = e
             raise
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Frame]:
         """Frames until the clean end of the stream."""
         while True:
             f = self.recv_frame()
@@ -324,11 +349,13 @@ class FrameReader:
             out.write(chunk)
 
 
-_READERS = weakref.WeakKeyDictionary()
+_READERS: "weakref.WeakKeyDictionary[socket.socket, FrameReader]" = \
+    weakref.WeakKeyDictionary()
 
 
-def reader_for(sock, profile="lhp1", max_header_len=DEFAULT_MAX_HEADER_LEN,
-               max_body_len=DEFAULT_MAX_BODY_LEN):
+def reader_for(sock: socket.socket, profile: str = "lhp1",
+               max_header_len: int = DEFAULT_MAX_HEADER_LEN,
+               max_body_len: int = DEFAULT_MAX_BODY_LEN) -> FrameReader:
     """The FrameReader that ``recv_frame`` uses for ``sock``, created on
     first use with these settings (later calls reuse it and its
     settings)."""
@@ -339,9 +366,10 @@ def reader_for(sock, profile="lhp1", max_header_len=DEFAULT_MAX_HEADER_LEN,
     return r
 
 
-def recv_frame(sock, out=None, profile="lhp1",
-               max_header_len=DEFAULT_MAX_HEADER_LEN,
-               max_body_len=DEFAULT_MAX_BODY_LEN):
+def recv_frame(sock: socket.socket, out: Optional[Writer] = None,
+               profile: str = "lhp1",
+               max_header_len: int = DEFAULT_MAX_HEADER_LEN,
+               max_body_len: int = DEFAULT_MAX_BODY_LEN) -> Optional[Frame]:
     """Receive one frame from ``sock``: a ``Frame`` (``header, body =
     frame``; ``header`` a dict in wire order, ``body`` a ``bytearray``, or
     ``None`` when streamed to ``out``), or ``None`` at a clean end of stream.
@@ -354,8 +382,9 @@ def recv_frame(sock, out=None, profile="lhp1",
     return r.recv_frame(out)
 
 
-def send_frame(sock, header, body=b"", profile="lhp1",
-               max_header_len=DEFAULT_MAX_HEADER_LEN):
+def send_frame(sock: socket.socket, header: Header, body: Buffer = b"",
+               profile: str = "lhp1",
+               max_header_len: int = DEFAULT_MAX_HEADER_LEN) -> None:
     """Encode one frame in canonical form (section 9: ``body_len`` added
     when the body is not empty, ``sha256`` checked against the body when
     the header carries one) and write all of it.  Raises ``EncodeError``
@@ -369,8 +398,10 @@ def send_frame(sock, header, body=b"", profile="lhp1",
         sock.sendall(body)
 
 
-def send_stream(sock, header, body_len, src, profile="lhp1",
-                max_header_len=DEFAULT_MAX_HEADER_LEN, chunk=BUFFER_SIZE):
+def send_stream(sock: socket.socket, header: Header, body_len: int,
+                src: Source, profile: str = "lhp1",
+                max_header_len: int = DEFAULT_MAX_HEADER_LEN,
+                chunk: int = BUFFER_SIZE) -> None:
     """Send a frame whose ``body_len``-octet body is read from ``src`` (an
     object with ``readinto``, e.g. a file opened ``"rb"``) in chunks.  A
     ``sha256`` in the header is not checked here (the caller computed it);
