@@ -41,16 +41,17 @@ class ExecHandler(FrameHandler):
                 with lock:
                     self.send(dict(kind="output", **rid, stream=name), chunk)
 
+        expired = []                            # the time limit (spec/lhp-app.md 10.7)
+        timer = threading.Timer(self.server.exec_timeout,
+                                lambda: (expired.append(True), proc.kill()))
+        timer.start()
         t = threading.Thread(target=pump, args=(proc.stderr, "stderr"))
         t.start()
         pump(proc.stdout, "stdout")
         t.join()
-        try:
-            code = proc.wait(timeout=self.server.exec_timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code, timed_out = proc.wait(), True
+        code = proc.wait()
+        timer.cancel()
+        timed_out = bool(expired)
         signal = -code if code < 0 else None
         self.send(dict(kind="exit", **rid, code=None if signal else code, signal=signal,
                        timed_out=timed_out))

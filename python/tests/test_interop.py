@@ -180,6 +180,16 @@ class RustInterop(unittest.TestCase):
             r = self.ok(example("cmd_client.py") + ["--addr", srv.addr, "--", "seq", "3"])
             self.assertEqual(r.stdout, "1\n2\n3\n")
 
+    def test_python_cmd_server_time_limit(self):
+        with Server(example("cmd_server.py") + ["--allow", "sleep", "--exec-timeout", "0.5",
+                                                "--addr", "127.0.0.1:0"]) as srv:
+            t0 = support.time.monotonic()
+            r = run([LHP, "exec", "--addr", srv.addr, "--", "sleep", "30"])
+            elapsed = support.time.monotonic() - t0
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("time limit", r.stderr)
+        self.assertLess(elapsed, 20)
+
     def test_conformance_harness_server_mode_against_concurrent_server(self):
         harness = rust_binary("lhp-conformance")
         if harness is None:
