@@ -428,57 +428,71 @@ def parse_header(octets, profile="lhp1", max_body_len=DEFAULT_MAX_BODY_LEN,
 
 
 def _parser_for(text, max_depth):
-    """The parser for one header text: the fast path when the text is a flat
-    object of simple values, else the general parser."""
-    if _FLAT_RE.fullmatch(text) is not None:
-        return _FlatParser(text)
+    """The parser for one header text: the fast path when the text can only
+    be a flat object without escapes or -0, else the general parser."""
+    if ("\\" not in text and "[" not in text and text.count("{") == 1
+            and ("-0" not in text or _NEG_ZERO.search(text) is None)):
+        return _FlatParser(text, max_depth)
     return _Parser(text, max_depth)
 
 
-# Fast path for the headers nearly every application sends: one object whose
-# values are strings without escapes, integers of at most 15 digits (below
-# 2^53-1, so never out of range) other than -0, true, false or null.  For
-# such a text the strict grammar and the standard library's json module agree
-# on every value (no NaN, no escapes, no floats, ASCII digits only), so the
-# C scanner does the work; only duplicate names need a check of their own:
-# strings here contain no quote, so the text has exactly two quotes per member
-# name and per string value, and a dict with fewer (names + string values)
-# than that lost a duplicate name.
-_J_WS = r"[ \t\n\r]*"
-_J_STR = r'"[^"\\\x00-\x1f]*"'
-_J_VAL = r"(?:%s|0|-?[1-9][0-9]{0,14}|true|false|null)" % _J_STR
-_J_MEMBER = "%s%s%s:%s%s%s" % (_J_WS, _J_STR, _J_WS, _J_WS, _J_VAL, _J_WS)
-_FLAT_RE = re.compile(r"%s\{(?:%s(?:,%s)*|%s)\}%s" % (
-    _J_WS, _J_MEMBER, _J_MEMBER, _J_WS, _J_WS))
-
-
+# Fast path for the headers nearly every application sends: one object, no
+# nested object or array, no backslash (so no escapes, and every quote
+# delimits a string), no -0 value.  For such a text the standard library's
+# C scanner and the strict grammar agree on the syntax (same whitespace,
+# ASCII digits only, no trailing commas, control characters refused) and on
+# every value, except where the checks below send the text to the general
+# parser instead: NaN/Infinity and numbers beyond +-(2^53-1) (out of range),
+# text after the object, and duplicate names -- found by counting quotes: the
+# text has two per member name and per string value, so a dict with fewer
+# (names + string values) than that lost a duplicate.  The general parser
+# then gives the exact error (or result) with the section 4.5 precedence.
+_WS_CHARS = " \t\n\r"
+_NEG_ZERO = re.compile(r":[ \t\n\r]*-0")
 _FLAT_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 class _FlatParser:
-    """The _Parser interface for texts matched by _FLAT_RE."""
+    """The _Parser interface for texts _parser_for sends to the fast path."""
 
-    __slots__ = ("s", "dup", "out_of_range")
+    __slots__ = ("s", "max_depth", "dup", "out_of_range")
 
-    def __init__(self, s):
+    def __init__(self, s, max_depth):
         self.s = s
+        self.max_depth = max_depth
         self.dup = False
         self.out_of_range = False
 
     def parse(self):
         s = self.s
-        start = 0 if s[0] == "{" else len(s) - len(s.lstrip(" \t\n\r"))
-        obj = _FLAT_SCAN(s, start)[0]
-        strings = 0
+        try:
+            start = 0 if s[0] == "{" else len(s) - len(s.lstrip(_WS_CHARS))
+            obj, end = _FLAT_SCAN(s, start)
+        except (StopIteration, ValueError, IndexError, RecursionError):
+            return self._general()
+        if type(obj) is not dict or (end != len(s)
+                                     and s[end:].strip(_WS_CHARS)):
+            return self._general()
+        n = len(obj)
         for v in obj.values():
-            if type(v) is str:
-                strings += 1
-        if len(obj) + strings != s.count('"') >> 1:
-            # a duplicate name: the general parser keeps the first
-            # occurrence and records the duplicate
-            p = _Parser(s, DEFAULT_MAX_DEPTH)
-            obj = p.parse()
-            self.dup = p.dup
+            t = type(v)
+            if t is str:
+                n += 1
+            elif t is int:
+                if v > MAX_SAFE_INT or v < -MAX_SAFE_INT:
+                    return self._general()
+            elif t is float:
+                if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:   # also NaN
+                    return self._general()
+        if n != s.count('"') >> 1:
+            return self._general()
+        return obj
+
+    def _general(self):
+        p = _Parser(self.s, self.max_depth)
+        obj = p.parse()
+        self.dup = p.dup
+        self.out_of_range = p.out_of_range
         return obj
 
 

@@ -353,6 +353,17 @@ _READERS: "weakref.WeakKeyDictionary[socket.socket, FrameReader]" = \
     weakref.WeakKeyDictionary()
 
 
+def _dead() -> None:
+    return None
+
+
+# The socket of the last recv_frame call and its reader: a program reading
+# one socket in a loop skips the dictionary look-up.  (A tuple, replaced
+# whole, so threads calling recv_frame on different sockets never see a
+# mismatched pair.)
+_LAST: "tuple[Any, Any]" = (_dead, None)
+
+
 def reader_for(sock: socket.socket, profile: str = "lhp1",
                max_header_len: int = DEFAULT_MAX_HEADER_LEN,
                max_body_len: int = DEFAULT_MAX_BODY_LEN) -> FrameReader:
@@ -376,9 +387,11 @@ def recv_frame(sock: socket.socket, out: Optional[Writer] = None,
 
     The settings apply from the first call on a socket (see ``reader_for``);
     see ``FrameReader.recv_frame`` for the exceptions."""
-    r = _READERS.get(sock)
-    if r is None:
+    global _LAST
+    last_sock, r = _LAST
+    if last_sock() is not sock:          # not the socket of the last call
         r = reader_for(sock, profile, max_header_len, max_body_len)
+        _LAST = (weakref.ref(sock), r)
     return r.recv_frame(out)
 
 
