@@ -46,8 +46,9 @@ import sys
 import threading
 import time
 
+# The Python implementation is the pip-installable package in python/src.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "python"))
+                                "..", "..", "python", "src"))
 
 from lhp.codec import (Decoder, DecodeError, Head, BodyChunk,  # noqa: E402
                        FrameEnd, END)

@@ -12,7 +12,9 @@ import os
 import socket
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The package lives in python/src (pip-installable); use the copy in this checkout.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "python", "src"))
 
 from lhp.codec import Decoder, DecodeError, END, encode_header  # noqa: E402
 from lhp.net import parse_addr  # noqa: E402

@@ -15,6 +15,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "controls"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python", "src"))
 
 import echo_reference as ref  # noqa: E402
 

@@ -8,7 +8,9 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The package lives in python/src (pip-installable); use the copy in this checkout.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "python", "src"))
 
 from lhp.codec import decode_all, encode_frame, Decoder, END  # noqa: E402
 from lhp.net import Client, EchoServer  # noqa: E402

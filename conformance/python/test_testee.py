@@ -10,7 +10,9 @@ import subprocess
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The package lives in python/src (pip-installable); use the copy in this checkout.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "python", "src"))
 
 from lhp.codec import decode_all  # noqa: E402
 from lhp.vectors import load_vectors, build_input, judge, Outcome  # noqa

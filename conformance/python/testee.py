@@ -14,7 +14,9 @@ import hashlib
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The package lives in python/src (pip-installable); use the copy in this checkout.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "python", "src"))
 
 from lhp.codec import (Decoder, DecodeError, END, Head, BodyChunk,  # noqa
                        encode_header, PROFILES)

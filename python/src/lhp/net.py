@@ -39,6 +39,7 @@ class Connection:
         self.profile = profile
         self.idle_timeout = idle_timeout
         self.frame_timeout = frame_timeout
+        self.received = 0             # octets read from the socket
         self.decoder = Decoder(profile, max_header_len=max_header_len,
                                max_body_len=max_body_len)
         _nodelay(sock)
@@ -78,16 +79,21 @@ class Connection:
             except (ConnectionResetError, BrokenPipeError):
                 data = b""
             if data:
+                self.received += len(data)
                 d.feed(data)
             else:
                 d.feed_eof()
 
-    def send_error(self, code, message, offset=None, timeout=1.0):
+    def send_error(self, code, message, offset=None, timeout=1.0,
+                   missing=None):
         """Best-effort error frame (section 7.2 step 2): bounded by a short
-        timeout, failures ignored."""
+        timeout, failures ignored.  With `offset` it is a connection error
+        (`missing` only for unexpected_eof); without, a request refusal."""
         header = {"kind": "error", "code": code, "message": message}
         if offset is not None:
             header["offset"] = offset
+            if missing is not None:
+                header["missing"] = missing
         try:
             self.sock.settimeout(timeout)
             self.sock.sendall(encode_frame(header, b"", self.profile))
@@ -219,7 +225,7 @@ class EchoServer:
     def _refuse_busy(self, conn):
         c = self._connection(conn)
         c.send_error("busy", "server is at its connection limit (%d)"
-                     % self.max_connections)
+                     % self.max_connections, offset=0)
         c.close_gracefully()
 
     def _handle(self, conn, peer):
@@ -230,12 +236,13 @@ class EchoServer:
                     f = c.recv_frame()
                 except DecodeError as e:
                     self.log("%s: %s" % (peer, e))
-                    c.send_error(e.code, e.message, e.offset)
+                    c.send_error(e.code, e.message, e.offset,
+                                 missing=e.missing)
                     c.close_gracefully()
                     return
                 except TimeoutExpired as e:
                     self.log("%s: timeout: %s" % (peer, e))
-                    c.send_error("timeout", str(e))
+                    c.send_error("timeout", str(e), offset=c.received)
                     c.close_gracefully()
                     return
                 if f is None:

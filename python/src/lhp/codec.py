@@ -17,6 +17,7 @@ Streaming delivery uses ``next_event()`` instead, which returns ``Head``,
 """
 
 import hashlib
+import json
 import re
 import struct
 
@@ -24,7 +25,8 @@ __all__ = [
     "Decoder", "DecodeError", "EncodeError", "Frame", "Head", "BodyChunk",
     "FrameEnd", "END", "encode_frame", "encode_header", "parse_header",
     "CODES", "PROFILES", "DEFAULT_MAX_HEADER_LEN", "DEFAULT_MAX_BODY_LEN",
-    "MAX_SAFE_INT", "error_message",
+    "MAX_SAFE_INT", "error_message", "LHPError", "SECTIONS",
+    "header_len_from_prefix", "body_digests", "encode_head", "frame_prefix",
 ]
 
 MAX_SAFE_INT = 2 ** 53 - 1              # section 4.2
@@ -44,6 +46,17 @@ CODES = (                                # section 7.1, in registry order
     "invalid_member", "unsupported_version", "body_too_large",
     "digest_mismatch",
 )
+
+# The section of spec/lhp-1.md that defines each code (section 7.1 registry).
+SECTIONS = {
+    "header_len_too_small": "3.2", "header_len_too_large": "3.2",
+    "unexpected_eof": "3.4", "header_not_utf8": "4.1",
+    "header_not_json": "4.1", "header_not_object": "4.1",
+    "duplicate_member": "4.2", "number_out_of_range": "4.2",
+    "invalid_body_len": "4.4", "invalid_member": "4.4",
+    "unsupported_version": "4.4", "body_too_large": "5",
+    "digest_mismatch": "6",
+}
 
 _MESSAGES = {
     "header_len_too_small": "header length below 2",
@@ -85,20 +98,29 @@ def error_message(code, prefix=None):
     return msg
 
 
-class DecodeError(Exception):
-    """A decode error (section 7): code, absolute offset, and `missing`
-    (only for unexpected_eof, else None)."""
+class LHPError(Exception):
+    """Base class of every exception this package raises for LHP reasons."""
+
+
+class DecodeError(LHPError):
+    """A decode error (section 7): the peer broke a rule of the spec.
+
+    `code` is the section 7.1 registry code, `section` the section of
+    spec/lhp-1.md that states the rule, `offset` the absolute stream offset
+    (section 7), `missing` the octets still expected (only for
+    unexpected_eof, else None).  A decode error ends the connection."""
 
     def __init__(self, code, offset, missing=None, message=None):
         assert code in CODES, code
         self.code = code
+        self.section = SECTIONS[code]
         self.offset = offset
         self.missing = missing
         self.message = message or error_message(code)
-        super().__init__("%s at offset %d%s: %s" % (
+        super().__init__("%s at offset %d%s (LHP/1 section %s): %s" % (
             code, offset,
             "" if missing is None else " (missing %d)" % missing,
-            self.message))
+            self.section, self.message))
 
     def as_dict(self):
         d = {"code": self.code, "offset": self.offset}
@@ -107,12 +129,16 @@ class DecodeError(Exception):
         return d
 
     def error_header(self):
-        """The error frame header of section 7.2."""
-        return {"kind": "error", "code": self.code, "message": self.message,
-                "offset": self.offset}
+        """The connection error frame header of section 7.2: kind, code,
+        message, offset and, for unexpected_eof only, missing."""
+        h = {"kind": "error", "code": self.code, "message": self.message,
+             "offset": self.offset}
+        if self.missing is not None:
+            h["missing"] = self.missing
+        return h
 
 
-class EncodeError(ValueError):
+class EncodeError(LHPError, ValueError):
     """The encoder refused a frame (section 9)."""
 
 
@@ -341,11 +367,11 @@ def parse_header(octets, profile="lhp1", max_body_len=DEFAULT_MAX_BODY_LEN,
     # 1. UTF-8 (RFC 3629).  Python's strict codec rejects overlongs,
     #    encoded surrogates, > U+10FFFF and truncated sequences.
     try:
-        text = bytes(octets).decode("utf-8")
+        text = str(octets, "utf-8")
     except UnicodeDecodeError:
         raise _HeaderError("header_not_utf8")
     # 2. one JSON text (a BOM is U+FEFF outside a string -> syntax error)
-    p = _Parser(text, max_depth)
+    p = _parser_for(text, max_depth)
     try:
         header = p.parse()
     except _NotJson:
@@ -401,6 +427,75 @@ def parse_header(octets, profile="lhp1", max_body_len=DEFAULT_MAX_BODY_LEN,
     return HeaderInfo(header, b, sha, md5)
 
 
+def _parser_for(text, max_depth):
+    """The parser for one header text: the fast path when the text can only
+    be a flat object without escapes or -0, else the general parser."""
+    if ("\\" not in text and "[" not in text and text.count("{") == 1
+            and ("-0" not in text or _NEG_ZERO.search(text) is None)):
+        return _FlatParser(text, max_depth)
+    return _Parser(text, max_depth)
+
+
+# Fast path for the headers nearly every application sends: one object, no
+# nested object or array, no backslash (so no escapes, and every quote
+# delimits a string), no -0 value.  For such a text the standard library's
+# C scanner and the strict grammar agree on the syntax (same whitespace,
+# ASCII digits only, no trailing commas, control characters refused) and on
+# every value, except where the checks below send the text to the general
+# parser instead: NaN/Infinity and numbers beyond +-(2^53-1) (out of range),
+# text after the object, and duplicate names -- found by counting quotes: the
+# text has two per member name and per string value, so a dict with fewer
+# (names + string values) than that lost a duplicate.  The general parser
+# then gives the exact error (or result) with the section 4.5 precedence.
+_WS_CHARS = " \t\n\r"
+_NEG_ZERO = re.compile(r":[ \t\n\r]*-0")
+_FLAT_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+class _FlatParser:
+    """The _Parser interface for texts _parser_for sends to the fast path."""
+
+    __slots__ = ("s", "max_depth", "dup", "out_of_range")
+
+    def __init__(self, s, max_depth):
+        self.s = s
+        self.max_depth = max_depth
+        self.dup = False
+        self.out_of_range = False
+
+    def parse(self):
+        s = self.s
+        try:
+            start = 0 if s[0] == "{" else len(s) - len(s.lstrip(_WS_CHARS))
+            obj, end = _FLAT_SCAN(s, start)
+        except (StopIteration, ValueError, IndexError, RecursionError):
+            return self._general()
+        if type(obj) is not dict or (end != len(s)
+                                     and s[end:].strip(_WS_CHARS)):
+            return self._general()
+        n = len(obj)
+        for v in obj.values():
+            t = type(v)
+            if t is str:
+                n += 1
+            elif t is int:
+                if v > MAX_SAFE_INT or v < -MAX_SAFE_INT:
+                    return self._general()
+            elif t is float:
+                if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:   # also NaN
+                    return self._general()
+        if n != s.count('"') >> 1:
+            return self._general()
+        return obj
+
+    def _general(self):
+        p = _Parser(self.s, self.max_depth)
+        obj = p.parse()
+        self.dup = p.dup
+        self.out_of_range = p.out_of_range
+        return obj
+
+
 class _HeaderError(Exception):
     def __init__(self, code):
         super().__init__(code)
@@ -410,6 +505,41 @@ class _HeaderError(Exception):
 # --------------------------------------------------------------------------
 # Decoder (sections 3, 5, 6, 7)
 # --------------------------------------------------------------------------
+
+_PREFIX_STRUCTS = {"lhp1": struct.Struct(">I"),        # section 3.1
+                   "seed-compat": struct.Struct("<i")}  # section 3.3
+
+
+def header_len_from_prefix(prefix, profile, max_header_len, frame_start):
+    """Section 3.2: H from the four prefix octets of a frame starting at the
+    absolute offset `frame_start`.  Raises DecodeError when H is below 2
+    (or negative, in seed-compat) or above `max_header_len` -- before
+    anything is allocated for the header."""
+    (h,) = _PREFIX_STRUCTS[profile].unpack_from(prefix)
+    # section 3.2: too small first (incl. negative), then too large
+    if h < 2:
+        raise DecodeError("header_len_too_small", frame_start)
+    if h > max_header_len:
+        raise DecodeError("header_len_too_large", frame_start,
+                          message=error_message("header_len_too_large",
+                                                prefix))
+    return h
+
+
+def frame_prefix(header_len, profile="lhp1"):
+    """The four prefix octets for a header of `header_len` octets
+    (sections 3.1, 3.3)."""
+    return _PREFIX_STRUCTS[profile].pack(header_len)
+
+
+def body_digests(info):
+    """Section 6: [(hasher, expected hex digest)] for a parsed header."""
+    hs = []
+    if info.sha256 is not None:
+        hs.append((hashlib.sha256(), info.sha256))
+    if info.md5 is not None:
+        hs.append((hashlib.md5(), info.md5))
+    return hs
 
 class Frame:
     """A complete, verified frame (whole-frame delivery)."""
@@ -425,7 +555,14 @@ class Frame:
     def body_len(self):
         return len(self.body)
 
+    def __iter__(self):
+        """`header, body = frame`."""
+        yield self.header
+        yield self.body
+
     def __repr__(self):
+        if self.body is None:                 # streamed to a file object
+            return "Frame(%r, body streamed @%d)" % (self.header, self.offset)
         return "Frame(%r, %d body octets @%d)" % (self.header, len(self.body),
                                                   self.offset)
 
@@ -501,7 +638,6 @@ class Decoder:
         self.max_header_len = max_header_len
         self.max_body_len = max_body_len
         self.max_depth = max_depth
-        self._prefix_fmt = ">I" if profile == "lhp1" else "<i"
         self._buf = bytearray()
         self._pos = 0                 # read position in _buf
         self._abs = offset            # absolute offset of _buf[_pos]
@@ -598,14 +734,12 @@ class Decoder:
                 self._fail("unexpected_eof", self._abs + avail, 4 - avail)
             self._frame_start = self._abs
             prefix = self._take(4)
-            (h,) = struct.unpack(self._prefix_fmt, prefix)
-            # section 3.2: too small first (incl. negative), then too large
-            if h < 2:
-                self._fail("header_len_too_small", self._frame_start)
-            if h > self.max_header_len:
-                self._fail("header_len_too_large", self._frame_start,
-                           message=error_message("header_len_too_large",
-                                                 prefix))
+            try:
+                h = header_len_from_prefix(prefix, self.profile,
+                                           self.max_header_len,
+                                           self._frame_start)
+            except DecodeError as e:
+                self._fail(e.code, e.offset, message=e.message)
             self._h = h
             self._state = _HEADER
             st = _HEADER
@@ -624,12 +758,7 @@ class Decoder:
                 self._fail(e.code, self._frame_start + 4)
             self._info = info
             self._remaining = info.body_len
-            hs = []
-            if info.sha256 is not None:
-                hs.append((hashlib.sha256(), info.sha256))
-            if info.md5 is not None:
-                hs.append((hashlib.md5(), info.md5))
-            self._hashers = hs
+            self._hashers = body_digests(info)
             self._state = _BODY
             return Head(info.header, info.body_len, self._frame_start, h)
         # _BODY
@@ -830,10 +959,22 @@ def encode_frame(header, body=b"", profile="lhp1",
     application wants.  Raises EncodeError for anything a default receiver
     would reject (sections 4.1-4.4, 6, H > max_header_len, B > max_body_len).
     """
+    body = bytes(body)
+    return encode_head(header, len(body), profile, max_header_len,
+                       max_body_len, body) + body
+
+
+def encode_head(header, body_len, profile="lhp1",
+                max_header_len=DEFAULT_MAX_HEADER_LEN,
+                max_body_len=MAX_SAFE_INT, body=None):
+    """The prefix and header of a frame whose body has `body_len` octets,
+    under the rules of encode_frame; the caller sends the body after it.
+    The body's digests (`sha256`, seed-compat `md5`) are checked when `body`
+    (any bytes-like object) is given; a streamed body is the caller's to
+    match."""
     if profile not in PROFILES:
         raise ValueError("unknown profile %r" % (profile,))
-    body = bytes(body)
-    b = len(body)
+    b = body_len
     if b > MAX_SAFE_INT or b > max_body_len:
         raise EncodeError("body too large: %d" % b)
     items = list(header.items()) if isinstance(header, dict) else list(header)
@@ -861,14 +1002,14 @@ def encode_frame(header, body=b"", profile="lhp1",
         sha = hd["sha256"]
         if type(sha) is not str or _SHA256_RE.fullmatch(sha) is None:
             raise EncodeError("sha256 must be 64 lowercase hex digits")
-        if hashlib.sha256(body).hexdigest() != sha:
+        if body is not None and hashlib.sha256(body).hexdigest() != sha:
             raise EncodeError("sha256 does not match the body")
     if "v" in hd and (not _is_nonneg_int_literal(hd["v"]) or hd["v"] != 1):
         raise EncodeError("v must be 1")
     if profile == "seed-compat":
         m = hd.get("md5")
         if type(m) is str and _MD5_RE.fullmatch(m):
-            if hashlib.md5(body).hexdigest() != m.lower():
+            if body is not None and hashlib.md5(body).hexdigest() != m.lower():
                 raise EncodeError("md5 does not match the body")
     text = encode_header(items)
     h = len(text)
@@ -880,4 +1021,4 @@ def encode_frame(header, body=b"", profile="lhp1",
         if h > 2 ** 31 - 1:
             raise EncodeError("header too large for seed-compat")
         prefix = struct.pack("<i", h)
-    return prefix + text + body
+    return prefix + text
