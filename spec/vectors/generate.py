@@ -2043,9 +2043,23 @@ def g_app_conversations():
                   refusal("bad_name", 94), refusal("bad_request", 95),
                   reply({"kind": "file", "id": 96, "name": "a.txt", "size": 3, "offset": 0, "file_sha256": dabc,
                          "sha256": dabc, "body_len": 3}, abc)])], files={"a.txt": abc})
+    # critical members (lhp-1 13.3)
+    conv("crit-unknown-member", "13.3", ["app-stat", "app-refusal", "id", "crit"],
+         "crit names a member the server does not implement: bad_request, the request is not acted on.",
+         [(wire({"kind": "stat", "id": 98, "name": "a.txt", "acme_snapshot": 3, "crit": ["acme_snapshot"]}),
+           [refusal("bad_request", 98)])], files={"a.txt": abc})
+    conv("crit-known-member", "13.3", ["app-get", "id", "crit"],
+         "crit names offset, which get implements: served normally.",
+         [(wire({"kind": "get", "id": 99, "name": "a.txt", "offset": 2, "crit": ["offset"]}),
+           [reply({"kind": "file", "id": 99, "name": "a.txt", "size": 3, "offset": 2, "file_sha256": dabc,
+                   "body_len": 1}, b"c")])], files={"a.txt": abc})
+    conv("crit-not-carried", "13.3", ["app-stat", "app-refusal", "crit"],
+         "crit names a member the request does not carry: bad_request.",
+         [(wire({"kind": "stat", "name": "a.txt", "crit": ["offset"]}), [refusal("bad_request", None)])],
+         files={"a.txt": abc})
     conv("echo", "8", ["echo", "id"], "echo with an unknown member and a body: the same octets come back.",
-         [(wire({"kind": "echo", "id": 97, "x-note": 0.1}, b"hi"),
-           [{"hex": wire({"kind": "echo", "id": 97, "x-note": 0.1}, b"hi").hex()}])])
+         [(wire({"kind": "echo", "id": 97, "note": 0.1}, b"hi"),
+           [{"hex": wire({"kind": "echo", "id": 97, "note": 0.1}, b"hi").hex()}])])
 
 
 def check_conversations():
@@ -2057,7 +2071,7 @@ def check_conversations():
         if c["id"] in seen:
             errs.append(f"duplicate id {c['id']}")
         seen.add(c["id"])
-        if c["spec"] not in SECTIONS and c["spec"] not in ("8", "10.1", "10.2"):
+        if c["spec"] not in SECTIONS and c["spec"] not in ("8", "10.1", "10.2", "13.3"):
             errs.append(f"{c['id']}: unknown section {c['spec']}")
         steps = c["steps"]
         for k, st in enumerate(steps):
