@@ -629,21 +629,37 @@ def g_utf8():
     for slug, ch in (("uffff", "\uffff"), ("ufdd0", "\ufdd0"), ("u10ffff", "\U0010ffff")):
         text = b'{"a":"' + ch.encode() + b'"}'
         hjson(G, f"noncharacter-{slug}", "4.2",
-              f"Noncharacter U+{ord(ch):04X}: I-JSON forbids it for senders; receivers may accept or reject.",
-              text, lambda h, ch=ch: acceptable(valid(F({"a": ch})), invalid("header_not_json", 4)))
+              f"Noncharacter U+{ord(ch):04X}: senders MUST NOT send it; a receiver MUST accept it as an "
+              "ordinary character (one answer for every receiver, section 4.2).",
+              text, lambda h, ch=ch: valid(F({"a": ch})))
     body = "不是内部或外部命令".encode("gbk")
     p, f = cframe({"kind": "gbk-body"}, body)
     vec(G, "body-need-not-be-utf8", "3.1", "UTF-8 applies to the header only; a GBK body is fine.", p, valid(f))
 
 
 def nest(depth, inner=1, arrays=False):
-    """Header text nested `depth` containers deep (top-level object = depth 1)."""
+    """Header text nested `depth` containers deep (top-level object = depth 1); the innermost
+    value is the scalar `inner`, or an empty container when `inner` is None."""
+    if inner is None:
+        if arrays:
+            return b'{"a":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+        return b'{"a":' * (depth - 1) + b"{}" + b"}" * (depth - 1)
     if arrays:
         return b'{"a":' + b"[" * (depth - 1) + str(inner).encode() + b"]" * (depth - 1) + b"}"
     return b'{"a":' * (depth - 1) + b'{"a":' + str(inner).encode() + b"}" * depth
 
 
 def nest_value(depth, inner=1, arrays=False):
+    if inner is None:
+        if arrays:
+            v = []
+            for _ in range(depth - 2):
+                v = [v]
+            return {"a": v}
+        v = {}
+        for _ in range(depth - 1):
+            v = {"a": v}
+        return v
     if arrays:
         v = inner
         for _ in range(depth - 1):
@@ -710,33 +726,99 @@ def g_ijson():
         ("nested-deep", b'{"a":{"b":{"c":[{"d":-1e20}]}}}', "Out-of-range number four levels down."),
         ("in-unknown-member", b'{"kind":"x","size_in_bits":72057594037927936}', "Out-of-range value of an unknown member."),
         ("id-2p53", b'{"id":9007199254740992}', "Registered id = 2^53."),
-        ("v-2p53", b'{"v":9007199254740992}', "Registered v = 2^53."),
     ]
     for slug, text, desc in nums_bad:
         hjson(G, f"number-{slug}", "4.2", desc, text, NOR)
-    for slug, text, desc in (("1e400", b'{"n":1e400}', "1e400 overflows a double."),
-                             ("minus-1e400", b'{"n":-1e400}', "-1e400 overflows a double."),
-                             ("body-len-1e400", b'{"body_len":1e400}', "body_len 1e400.")):
-        hjson(G, f"number-{slug}", "4.2", desc + " Either code is acceptable.", text,
-              lambda h: acceptable(invalid("number_out_of_range", 4), invalid("header_not_json", 4)))
-    hjson(G, "number-1e-400", "4.2", "1e-400 underflows to 0: accept as 0 or reject as not JSON.",
-          b'{"n":1e-400}', lambda h: acceptable(valid(F({"n": 0})), invalid("header_not_json", 4)))
+    NJ4 = lambda h: invalid("header_not_json", 4)  # noqa: E731
+    # Overflow: a number with no binary64 value (its correctly rounded value is infinite) is
+    # header_not_json, rank 2, so it wins over every later rank (section 4.2).
+    for slug, text, desc in (("1e400", b'{"n":1e400}', "1e400 overflows binary64."),
+                             ("minus-1e400", b'{"n":-1e400}', "-1e400 overflows binary64."),
+                             ("body-len-1e400", b'{"body_len":1e400}', "body_len 1e400."),
+                             ("1e400-after-duplicate", b'{"a":1,"a":1e400}',
+                              "A duplicate and an overflow: the overflow is rank 2."),
+                             ("1e400-in-array", b"[1e400]", "An overflow in a top-level array: rank 2 beats rank 3."),
+                             ("1e400-with-v-2", b'{"v":2,"n":1e400}', "v=2 and an overflow: rank 2 beats rank 5."),
+                             ("1e400-in-unknown-member", b'{"kind":"x","x-n":[1,2e308]}',
+                              "2e308 inside an unknown member overflows."),
+                             ("largest-finite-plus", b'{"n":1.7976931348623159e308}',
+                              "Just above the largest finite binary64: rounds to infinity.")):
+        hjson(G, f"number-{slug}", "4.2", desc + " Expect header_not_json.", text, NJ4)
+    # Underflow: the nearest binary64 value is 0; accepted as 0 (section 4.2).
+    hjson(G, "number-1e-400", "4.2", "1e-400 rounds to 0 and is accepted as 0.",
+          b'{"n":1e-400}', lambda h: valid(F({"n": 0})))
+    hjson(G, "number-body-len-1e-400", "4.2",
+          "body_len 1e-400 is 0 in value but not an integer literal: invalid_body_len.",
+          b'{"body_len":1e-400}', lambda h: invalid("invalid_body_len", 4))
+    hjson(G, "number-1e-400-after-duplicate", "4.2", "A duplicate and an underflow: duplicate_member.",
+          b'{"a":1,"a":1e-400}', lambda h: invalid("duplicate_member", 4))
+    hjson(G, "number-1e-400-in-array", "4.2", "An underflow in a top-level array: header_not_object.",
+          b"[1e-400]", lambda h: invalid("header_not_object", 4))
+    # Rounding: the nearest binary64 value, ties to even (IEEE 754 roundTiesToEven).
+    for slug, text, ok, desc in (
+            ("tie-2p53-minus-half", b'{"n":9007199254740991.5}', None,
+             "Halfway between 2^53-1 and 2^53: ties to even gives 2^53, out of range."),
+            ("below-tie", b'{"n":9007199254740991.4999}', MAX_SAFE,
+             "Just below the tie: rounds to 2^53-1, in range."),
+            ("2p53-minus-1-point-1", b'{"n":9007199254740991.1}', MAX_SAFE,
+             "Rounds to 2^53-1, in range (the value delivered is 2^53-1)."),
+            ("minus-tie", b'{"n":-9007199254740991.5}', None, "Negative tie: -2^53, out of range."),
+            ("exponent-tie", b'{"n":9.0071992547409915e15}', None, "The tie written with an exponent."),
+            ("2p53-minus-1-exponent-below", b'{"n":90071992547409910e-1}', MAX_SAFE,
+             "2^53-1 written as a mantissa and a negative exponent.")):
+        exp = (lambda h, ok=ok: valid(F({"n": ok}))) if ok is not None else NOR
+        hjson(G, f"round-{slug}", "4.2", desc, text, exp)
+    # Number length cap: 64 octets.
+    n64 = b"0." + b"1" * 62
+    n65 = b"0." + b"1" * 63
+    hjson(G, "number-length-64", "4.2", "A 64-octet number token is accepted.",
+          b'{"n":' + n64 + b"}", lambda h: valid(F({"n": float(n64)})))
+    hjson(G, "number-length-65", "4.2", "A 65-octet number token is header_not_json (cap).",
+          b'{"n":' + n65 + b"}", NJ4)
+    hjson(G, "number-length-65-integer", "4.2",
+          "A 65-digit integer: the length cap (rank 2) wins over number_out_of_range (rank 6).",
+          b'{"n":' + b"9" * 65 + b"}", NJ4)
+    hjson(G, "number-length-64-negative-exponent", "4.2", "64 octets: sign, digits and exponent all count.",
+          b'{"n":-0.' + b"1" * 55 + b"e-0001}", lambda h: valid(F({"n": float("-0." + "1" * 55 + "e-0001")})))
 
-    hjson(G, "depth-64-objects", "4.2", "64 nested objects (the top-level object is depth 1) MUST be accepted.",
-          nest(64), lambda h: valid(F(nest_value(64))))
-    assert json_depth(nest_value(64)) == 64
-    hjson(G, "depth-64-arrays", "4.2", "Top-level object plus 63 nested arrays: depth 64.",
-          nest(64, arrays=True), lambda h: valid(F(nest_value(64, arrays=True))))
-    assert json_depth(nest_value(64, arrays=True)) == 64
-    hjson(G, "depth-65", "4.2", "Depth 65: a receiver may accept or reject with header_not_json.",
-          nest(65), lambda h: acceptable(valid(F(nest_value(65))), invalid("header_not_json", 4)))
-    assert json_depth(nest_value(65)) == 65
+    # Depth: the number of objects and arrays on the path to the deepest value; scalars add
+    # nothing. {"a":[[1]]} has depth 3. 64 is accepted; 65 is header_not_json.
+    hjson(G, "depth-example-3", "4.2", '{"a":[[1]]} has depth 3 (object, array, array; the 1 adds nothing).',
+          b'{"a":[[1]]}', lambda h: valid(F({"a": [[1]]})))
+    for kind in ("objects", "arrays"):
+        arrays = kind == "arrays"
+        for end, inner in (("scalar", 1), ("empty", None)):
+            for d in (63, 64, 65):
+                text = nest(d, inner, arrays)
+                v = nest_value(d, inner, arrays)
+                assert json_depth(v) == d, (kind, end, d)
+                slug = f"depth-{d}-{kind}" + ("" if end == "scalar" else "-empty")
+                what = "a scalar" if end == "scalar" else "an empty " + ("array" if arrays else "object")
+                if d <= 64:
+                    hjson(G, slug, "4.2", f"Depth {d} ({kind}, innermost {what}) MUST be accepted.",
+                          text, lambda h, v=v: valid(F(v)))
+                else:
+                    hjson(G, slug, "4.2", f"Depth {d} ({kind}, innermost {what}) is header_not_json.",
+                          text, NJ4)
     for d in (129, 1000):
         text = b'{"kind":1,"a":' + b"[" * (d - 1) + b"]" * (d - 1) + b"}"
         hjson(G, f"depth-{d}", "4.2",
-              f"Depth {d} (arrays) plus kind:1. A receiver that rejects deep nesting reports "
-              "header_not_json; one that accepts it must go on to report invalid_member.",
-              text, lambda h: acceptable(invalid("header_not_json", 4), invalid("invalid_member", 4)))
+              f"Depth {d} (arrays) plus kind:1: the depth cap (rank 2) wins over invalid_member.",
+              text, NJ4)
+    hjson(G, "depth-65-in-array", "4.2", "Depth 65 inside a top-level array: rank 2 beats header_not_object.",
+          b"[" * 65 + b"]" * 65, NJ4)
+    # Member cap: 1024 members in one object.
+    def members(n, nested=False):
+        body = b",".join(b'"m%04d":0' % i for i in range(n))
+        return b'{"o":{' + body + b"}}" if nested else b"{" + body + b"}"
+    hjson(G, "members-1024", "4.2", "An object with 1024 members is accepted.",
+          members(1024), lambda h: valid(F({"m%04d" % i: 0 for i in range(1024)})))
+    hjson(G, "members-1025", "4.2", "An object with 1025 members is header_not_json (cap).", members(1025), NJ4)
+    hjson(G, "members-1025-nested", "4.2", "The cap applies to every object, at any depth.",
+          members(1025, nested=True), NJ4)
+    many = b'{"a":[' + b",".join(b"0" for _ in range(1100)) + b"]}"
+    hjson(G, "array-1100-elements", "4.2", "Arrays have no element cap: 1100 elements are accepted.",
+          many, lambda h: valid(F({"a": [0] * 1100})))
 
 
 def json_depth(v):
@@ -814,9 +896,24 @@ def g_version():
     for val in (2, 0, 100, MAX_SAFE):
         vec(G, f"v-{val}", "4.4", f"v = {val} is an integer literal other than 1: unsupported_version.",
             frame({"v": val}), invalid("unsupported_version", 4))
-    for slug, lit in (("string-1", b'"1"'), ("fraction-1-0", b"1.0"), ("exponent-1e0", b"1e0"), ("negative", b"-1"),
-                      ("minus-zero", b"-0"), ("null", b"null"), ("true", b"true"), ("array", b"[1]"),
-                      ("string-2", b'"2"'), ("fraction", b"1.5")):
+    for slug, lit in (("negative", b"-1"), ("minus-zero", b"-0"), ("2p53", b"9007199254740992"),
+                      ("2p53-plus-1", b"9007199254740993"), ("40-digits", b"9" * 40),
+                      ("negative-huge", b"-" + b"9" * 30)):
+        hjson(G, f"v-{slug}", "4.5",
+              f"v = {lit.decode()} is an integer literal other than 1, whatever its sign or size: "
+              "unsupported_version (rank 5).",
+              b'{"v":' + lit + b"}", lambda h: invalid("unsupported_version", 4))
+    for slug, text in (("v-2-kind-1", b'{"v":2,"kind":1}'), ("v-2-kind-1-v-last", b'{"kind":1,"v":2}'),
+                       ("v-escaped-name", b'{"\u0076":2}'), ("v-2-id-string", b'{"id":"x","v":2}'),
+                       ("v-7-body-len-fraction", b'{"body_len":1.5,"v":7}')):
+        hjson(G, slug, "4.5", f"{text.decode()}: unsupported_version wins over every member rule (rank 5).",
+              text, lambda h: invalid("unsupported_version", 4))
+    hjson(G, "v-nested-is-data", "4.3", "A v inside a nested object is ordinary data.",
+          b'{"x":{"v":2}}', lambda h: valid(F({"x": {"v": 2}})))
+    for slug, lit in (("string-1", b'"1"'), ("fraction-1-0", b"1.0"), ("exponent-1e0", b"1e0"),
+                      ("null", b"null"), ("true", b"true"), ("array", b"[1]"),
+                      ("string-2", b'"2"'), ("fraction", b"1.5"), ("fraction-2-0", b"2.0"),
+                      ("exponent-2e0", b"2e0"), ("negative-fraction", b"-1.5")):
         hjson(G, f"v-{slug}", "4.4", f"v = {lit.decode()} is not a non-negative integer literal: invalid_member.",
               b'{"v":' + lit + b"}", lambda h: invalid("invalid_member", 4))
     p1, f1 = cframe({"v": 1})
@@ -915,11 +1012,20 @@ def g_precedence():
          "Wrong-type body_len first, out-of-range number later: range check wins."),
         ("number-over-member", b'{"kind":1,"n":-9007199254740992}', "number_out_of_range", "Wrong-type kind and an out-of-range number."),
         ("body-len-over-member", b'{"kind":1,"body_len":-1}', "invalid_body_len", "Wrong-type kind before an invalid body_len."),
-        ("body-len-over-version", b'{"v":2,"body_len":"5"}', "invalid_body_len", "v=2 and an invalid body_len."),
-        ("member-over-version", b'{"v":2,"kind":1}', "invalid_member", "v=2 and a wrong-type kind."),
+        ("version-over-body-len", b'{"v":2,"body_len":"5"}', "unsupported_version",
+         "v=2 and an invalid body_len: the version (rank 5) is checked first."),
+        ("version-over-member", b'{"v":2,"kind":1}', "unsupported_version",
+         "v=2 and a wrong-type kind: a later version may change kind's type."),
+        ("version-over-number", b'{"v":2,"n":9007199254740992}', "unsupported_version",
+         "v=2 and an out-of-range number: a later version may widen the range."),
+        ("duplicate-over-version", b'{"v":2,"a":1,"a":2}', "duplicate_member",
+         "v=2 and a duplicate name: unique names are version-invariant (rank 4)."),
+        ("object-over-version", b'[{"v":2}]', "header_not_object", "v=2 inside a top-level array: not an object."),
         ("version-string-over-v2", b'{"v":"2"}', "invalid_member", "v as a string is invalid_member, not unsupported_version."),
         ("member-all-wrong", b'{"v":"x","sha256":1,"name":2,"id":"x","kind":3}', "invalid_member", "Every registered member wrong."),
-        ("sha256-over-version", b'{"v":3,"sha256":"ABC"}', "invalid_member", "Bad sha256 and v=3."),
+        ("version-over-sha256", b'{"v":3,"sha256":"ABC"}', "unsupported_version", "Bad sha256 and v=3."),
+        ("member-over-v-fraction", b'{"v":2.0,"kind":1}', "invalid_member",
+         "v=2.0 is not an integer literal, so it is checked at rank 8 after kind."),
     ]
     for slug, text, code, desc in cases:
         hjson(G, slug, "4.5", f"{desc} Expect {code}.", text, lambda h, code=code: invalid(code, 4))
@@ -1215,13 +1321,14 @@ class JErr(Exception):
 
 
 class Num:
-    """A parsed JSON number: value plus whether it was an integer literal."""
-    __slots__ = ("value", "intlit", "overflow")
+    """A parsed JSON number: value, whether it was a non-negative-or-negative integer literal
+    usable as a length (`-0` is not), and its spelling."""
+    __slots__ = ("value", "intlit", "text")
 
-    def __init__(self, value, intlit, overflow=False):
+    def __init__(self, value, intlit, text):
         self.value = value
         self.intlit = intlit
-        self.overflow = overflow
+        self.text = text
 
 
 class Obj:
@@ -1233,7 +1340,9 @@ class Obj:
 
 WS = " \t\n\r"
 NUM_RE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-MAX_DEPTH_REF = 64   # the reference decoder rejects deeper nesting (allowed, spec 4.2)
+MAX_DEPTH_REF = 64        # spec 4.2 caps: deeper nesting is header_not_json
+MAX_MEMBERS_REF = 1024    # members of one object
+MAX_NUMBER_LEN_REF = 64   # octets of one number token
 
 
 class Parser:
@@ -1265,6 +1374,8 @@ class Parser:
                 if self.peek() != '"':
                     raise JErr("name")
                 k = self.string()
+                if len(pairs) + 1 > MAX_MEMBERS_REF:
+                    raise JErr("members")
                 self.ws()
                 if self.peek() != ":":
                     raise JErr("colon")
@@ -1306,15 +1417,17 @@ class Parser:
         if m and m.end() > self.i:
             self.i = m.end()
             t = m.group(0)
+            if len(t) > MAX_NUMBER_LEN_REF:
+                raise JErr("number length")
             if m.group(2) is None and m.group(3) is None:
                 v = int(t)
                 if t.startswith("-") and v == 0:
-                    return Num(-0.0, False)   # -0 is not a non-negative integer literal (spec 4.4)
-                return Num(v, True)
-            f = float(t)
+                    return Num(-0.0, False, t)   # -0 is not a non-negative integer literal (spec 4.4)
+                return Num(v, True, t)
+            f = float(t)   # correctly rounded: nearest binary64, ties to even (spec 4.2)
             if f in (float("inf"), float("-inf")):
-                return Num(f, False, overflow=True)
-            return Num(f, False)
+                raise JErr("overflow")   # no binary64 value: header_not_json (spec 4.2)
+            return Num(f, False, t)
         raise JErr("value")
 
     def string(self):
@@ -1415,12 +1528,13 @@ def check_header(hb, profile, limits):
             names = [k for k, _ in x.pairs]
             if len(set(names)) != len(names):
                 return "duplicate_member", None
-    for x in walk(top):
-        # an overflowing literal (1e400) is reported as number_out_of_range here; header_not_json
-        # would also be acceptable (spec 4.2)
-        if isinstance(x, Num) and (x.overflow or abs(x.value) > MAX_SAFE):
-            return "number_out_of_range", None
     m = dict(top.pairs)
+    # rank 5: the version, before every rule a later version may change (spec 4.5)
+    if isinstance(m.get("v"), Num) and re.fullmatch(r"-?[0-9]+", m["v"].text) and m["v"].text != "1":
+        return "unsupported_version", None
+    for x in walk(top):
+        if isinstance(x, Num) and abs(x.value) > MAX_SAFE:
+            return "number_out_of_range", None
     lens = []
     len_names = ["body_len"] + (["file_size", "total_size"] if profile == "seed-compat" else [])
     for n in len_names:
@@ -1435,8 +1549,6 @@ def check_header(hb, profile, limits):
                   ("sha256", lambda v: isinstance(v, str) and HEX64.fullmatch(v) is not None), ("v", is_uint)):
         if n in m and not ok(m[n]):
             return "invalid_member", None
-    if "v" in m and m["v"].value != 1:
-        return "unsupported_version", None
     if B > limits["max_body_len"]:
         return "body_too_large", None
     digests = []
@@ -1649,8 +1761,19 @@ def g_app():
          {"kind": "exit", "id": 4, "code": 0, "signal": None, "timed_out": False}, b""),
         ("error-bad-name", "10.8", "application error frame: bad_name.",
          {"kind": "error", "id": 5, "code": "bad_name", "message": "the name has a \"..\" component"}, b""),
-        ("error-busy", "10.8", "application error frame: busy (connection limit).",
-         {"kind": "error", "code": "busy", "message": "server at its connection limit"}, b""),
+        ("error-busy", "7.2", "connection error frame: busy (connection limit), offset 0, no id.",
+         {"kind": "error", "code": "busy", "message": "server at its connection limit", "offset": 0}, b""),
+        ("error-unexpected-eof", "7.2", "connection error frame for unexpected_eof: offset, then missing.",
+         {"kind": "error", "code": "unexpected_eof", "message": "the stream ended inside a frame",
+          "offset": 10, "missing": 3}, b""),
+        ("error-timeout", "7.2", "connection error frame for timeout: offset = octets received so far.",
+         {"kind": "error", "code": "timeout", "message": "idle for 60 s", "offset": 44}, b""),
+        ("error-in-use", "10.8", "request error frame: in_use (another client is uploading the name).",
+         {"kind": "error", "id": 7, "code": "in_use", "message": "a.txt is being uploaded"}, b""),
+        ("error-file-digest-mismatch", "10.8", "request error frame: file_digest_mismatch, without id.",
+         {"kind": "error", "code": "file_digest_mismatch", "message": "the file does not match file_sha256"}, b""),
+        ("error-no-space", "10.8", "request error frame: no_space.",
+         {"kind": "error", "id": 8, "code": "no_space", "message": "no space left"}, b""),
     ]
     for slug, spec, desc, members, body in msgs:
         parts, f = cframe(members, body)
@@ -1680,6 +1803,350 @@ def g_app():
         parts, invalid("digest_mismatch", plen(parts) - 3))
 
 
+# ==========================================================================
+# Conversation vectors: spec/vectors/conversations/app.json (request -> reply, spec/lhp-app.md)
+# ==========================================================================
+
+ANY_STRING = {"$any": "string"}
+CONVERSATIONS = []
+
+
+def wire(members, body=b""):
+    """A canonical lhp1 frame's octets (body_len appended when the body is non-empty)."""
+    return materialize(frame(hdr(members, body), body))
+
+
+def reply(members, body=b""):
+    """An expected frame pattern: members in order (message matched by type), the body."""
+    h = dict(members)
+    if "message" in h:
+        h["message"] = ANY_STRING
+    if body and "body_len" not in h:
+        h["body_len"] = len(body)
+    return {"header": h, "body_hex": bytes(body).hex()}
+
+
+def with_id(members, rid):
+    """members with `id` right after `kind` when rid is not None (section 10.1)."""
+    if rid is None:
+        return dict(members)
+    out = {}
+    for k, v in members.items():
+        out[k] = v
+        if k == "kind":
+            out["id"] = rid
+    return out
+
+
+def refusal(code, rid):
+    return reply(with_id({"kind": "error", "code": code, "message": ""}, rid))
+
+
+def conv(slug, spec, flags, description, exchanges, files=None, dirs=None, allow_exec=None,
+         after=None, end=False):
+    """One conversation on connection 0: each exchange is (request octets, [expected frames])."""
+    steps = []
+    for req, frames in exchanges:
+        steps.append({"send": 0, "hex": req.hex()})
+        if frames:
+            steps.append({"expect": 0, "frames": frames})
+    if end:
+        steps.append({"expect_end": 0})
+    c = {"id": f"app/{slug}", "spec": spec, "flags": flags, "description": description,
+         "role": "server", "profile": "lhp1",
+         "app": {"files": {k: v.hex() for k, v in (files or {}).items()}, "dirs": dirs or [],
+                 "allow_exec": allow_exec or []},
+         "steps": steps}
+    if after is not None:
+        c["after"] = {"files": {k: v.hex() for k, v in after.get("files", {}).items()},
+                      "absent": after.get("absent", [])}
+    CONVERSATIONS.append(c)
+
+
+def partial_name(name):
+    """The hidden partial file of an upload of `name` (spec/lhp-app.md 10.3 step 3)."""
+    last = name.rsplit("/", 1)[-1]
+    d = name[: -len(last)]
+    return d + ".lhp-partial-" + hashlib.sha256(last.encode()).hexdigest()[:32]
+
+
+def g_app_conversations():
+    abc = b"abc"
+    dabc = sha256(abc)
+    xyz = b"xyz"
+    # ---- put (10.3)
+    for rid in (1, None):
+        tag = "" if rid is None else "-id"
+        conv(f"put-new{tag}", "10.3", ["app-put"] + (["id"] if rid is not None else []),
+             "put of a new name with the body's sha256: ok with name, size and file_sha256"
+             + (", id copied." if rid is not None else ", no id in the reply."),
+             [(wire(with_id({"kind": "put", "name": "a.txt", "sha256": dabc}, rid), abc),
+               [reply(with_id({"kind": "ok", "name": "a.txt", "size": 3, "file_sha256": dabc}, rid))])],
+             after={"files": {"a.txt": abc}})
+    conv("put-into-directory", "10.3", ["app-put", "id"], "put of sub/b.txt into an existing directory.",
+         [(wire({"kind": "put", "id": 2, "name": "sub/b.txt", "sha256": sha256(xyz)}, xyz),
+           [reply({"kind": "ok", "id": 2, "name": "sub/b.txt", "size": 3, "file_sha256": sha256(xyz)})])],
+         dirs=["sub"], after={"files": {"sub/b.txt": xyz}})
+    conv("put-empty-file", "10.3", ["app-put"], "put of an empty file: sha256 of the empty body, no body_len.",
+         [(wire({"kind": "put", "name": "e", "sha256": sha256(b"")}),
+           [reply({"kind": "ok", "name": "e", "size": 0, "file_sha256": sha256(b"")})])],
+         after={"files": {"e": b""}})
+    conv("put-exists", "10.3", ["app-put", "app-refusal", "id"],
+         "put of an existing name without replace: exists; the file is unchanged and the connection stays open.",
+         [(wire({"kind": "put", "id": 3, "name": "a.txt", "sha256": sha256(xyz)}, xyz), [refusal("exists", 3)]),
+          (wire({"kind": "stat", "id": 4, "name": "a.txt"}),
+           [reply({"kind": "ok", "id": 4, "name": "a.txt", "size": 3, "partial": 0})])],
+         files={"a.txt": abc}, after={"files": {"a.txt": abc}})
+    conv("put-replace", "10.3", ["app-put", "id"], "put with replace true over an existing file.",
+         [(wire({"kind": "put", "id": 5, "name": "a.txt", "replace": True, "sha256": sha256(xyz)}, xyz),
+           [reply({"kind": "ok", "id": 5, "name": "a.txt", "size": 3, "file_sha256": sha256(xyz)})])],
+         files={"a.txt": abc}, after={"files": {"a.txt": xyz}})
+    conv("put-missing-digest", "10.3", ["app-put", "app-refusal"],
+         "put without sha256 or file_sha256: bad_request, nothing stored.",
+         [(wire({"kind": "put", "name": "a.txt"}, abc), [refusal("bad_request", None)])],
+         after={"absent": ["a.txt"]})
+    conv("put-missing-name", "10.3", ["app-put", "app-refusal", "id"], "put without a name: bad_request.",
+         [(wire({"kind": "put", "id": 6, "sha256": dabc}, abc), [refusal("bad_request", 6)])])
+    pn = partial_name("a.txt")
+    conv("put-resume", "10.3", ["app-put", "app-stat", "id"],
+         "stat reports a 2-octet partial upload; a put with offset 2 and file_sha256 completes it.",
+         [(wire({"kind": "stat", "id": 7, "name": "a.txt"}),
+           [reply({"kind": "ok", "id": 7, "name": "a.txt", "size": None, "partial": 2})]),
+          (wire({"kind": "put", "id": 8, "name": "a.txt", "offset": 2, "file_sha256": dabc}, b"c"),
+           [reply({"kind": "ok", "id": 8, "name": "a.txt", "size": 3, "file_sha256": dabc})])],
+         files={pn: b"ab"}, after={"files": {"a.txt": abc}, "absent": [pn]})
+    conv("put-resume-offset-past-partial", "10.3", ["app-put", "app-refusal", "id"],
+         "put with an offset beyond the partial upload the server holds: bad_request.",
+         [(wire({"kind": "put", "id": 9, "name": "a.txt", "offset": 5, "file_sha256": dabc}, b"c"),
+           [refusal("bad_request", 9)])],
+         files={pn: b"ab"}, after={"absent": ["a.txt"]})
+    conv("put-file-digest-mismatch", "10.3", ["app-put", "app-refusal", "id"],
+         "put whose whole file does not match file_sha256: file_digest_mismatch, nothing stored, "
+         "the connection stays open.",
+         [(wire({"kind": "put", "id": 10, "name": "a.txt", "offset": 0, "file_sha256": sha256(xyz)}, abc),
+           [refusal("file_digest_mismatch", 10)]),
+          (wire({"kind": "stat", "id": 11, "name": "a.txt"}),
+           [reply({"kind": "ok", "id": 11, "name": "a.txt", "size": None, "partial": 0})])],
+         after={"absent": ["a.txt"]})
+    req = wire({"kind": "put", "id": 12, "name": "a.txt", "sha256": sha256(xyz)}, abc)
+    conv("put-body-digest-mismatch", "10.3", ["app-put", "error-frame", "close-after-error", "error-offset"],
+         "put whose body does not match its sha256: the codec's digest_mismatch, a connection error "
+         "(offset = the first body octet, no id), then the close; nothing stored.",
+         [(req, [reply({"kind": "error", "code": "digest_mismatch", "message": "", "offset": len(req) - 3})])],
+         after={"absent": ["a.txt"]}, end=True)
+    # names (10.2)
+    bad_names = [
+        ("traversal", "../evil"), ("traversal-inner", "a/../../b"), ("absolute", "/etc/passwd"),
+        ("empty", ""), ("dot", "."), ("dot-dot", ".."), ("empty-component", "a//b"), ("trailing-slash", "a/"),
+        ("control-character", "a\u0001b"), ("nul", "a\u0000b"), ("c1-control", "a\u0085b"),
+        ("partial-prefix", ".lhp-partial-0123"), ("backslash", "a\\b"), ("device-name", "CON"),
+        ("bidi-override", "a\u202eexe.txt"), ("component-256", "x" * 256),
+    ]
+    for i, (slug, name) in enumerate(bad_names):
+        rid = 20 + i if i % 2 == 0 else None
+        conv(f"put-bad-name-{slug}", "10.2", ["app-put", "app-refusal"] + (["id"] if rid is not None else []),
+             f"put of the name {json.dumps(name)[:40]}: bad_name, nothing opened or created.",
+             [(wire(with_id({"kind": "put", "name": name, "sha256": dabc}, rid), abc), [refusal("bad_name", rid)])])
+    conv("put-over-directory", "10.2", ["app-put", "app-refusal", "id"],
+         "put with replace over a name that is a directory (not a regular file): bad_name.",
+         [(wire({"kind": "put", "id": 40, "name": "sub", "replace": True, "sha256": dabc}, abc),
+           [refusal("bad_name", 40)])], dirs=["sub"])
+    conv("put-missing-directory", "10.2", ["app-put", "app-refusal", "id"],
+         "put into a directory that does not exist: not_found.",
+         [(wire({"kind": "put", "id": 41, "name": "nodir/a.txt", "sha256": dabc}, abc),
+           [refusal("not_found", 41)])])
+    # ---- stat (10.4)
+    conv("stat-file", "10.4", ["app-stat", "id"], "stat of a complete file: size 3, partial 0.",
+         [(wire({"kind": "stat", "id": 50, "name": "a.txt"}),
+           [reply({"kind": "ok", "id": 50, "name": "a.txt", "size": 3, "partial": 0})])], files={"a.txt": abc})
+    conv("stat-absent", "10.4", ["app-stat"], "stat of a name the server does not hold: size null, partial 0.",
+         [(wire({"kind": "stat", "name": "a.txt"}),
+           [reply({"kind": "ok", "name": "a.txt", "size": None, "partial": 0})])])
+    conv("stat-directory", "10.4", ["app-stat", "app-refusal", "id"], "stat of a directory: bad_name.",
+         [(wire({"kind": "stat", "id": 51, "name": "sub"}), [refusal("bad_name", 51)])], dirs=["sub"])
+    conv("stat-traversal", "10.4", ["app-stat", "app-refusal"], "stat of ../x: bad_name.",
+         [(wire({"kind": "stat", "name": "../x"}), [refusal("bad_name", None)])])
+    # ---- get (10.5)
+    for rid in (60, None):
+        tag = "" if rid is None else "-id"
+        conv(f"get-whole{tag}", "10.5", ["app-get"] + (["id"] if rid is not None else []),
+             "get of a file: file reply with size, offset 0, file_sha256 and the body's sha256.",
+             [(wire(with_id({"kind": "get", "name": "a.txt"}, rid)),
+               [reply(with_id({"kind": "file", "name": "a.txt", "size": 3, "offset": 0, "file_sha256": dabc,
+                               "sha256": dabc, "body_len": 3}, rid), abc)])], files={"a.txt": abc})
+    conv("get-offset", "10.5", ["app-get", "id"], "get from offset 1: the tail, file_sha256 of the whole file, no sha256.",
+         [(wire({"kind": "get", "id": 61, "name": "a.txt", "offset": 1}),
+           [reply({"kind": "file", "id": 61, "name": "a.txt", "size": 3, "offset": 1, "file_sha256": dabc,
+                   "body_len": 2}, b"bc")])], files={"a.txt": abc})
+    conv("get-offset-at-end", "10.5", ["app-get", "id"], "get from offset = size: an empty body.",
+         [(wire({"kind": "get", "id": 62, "name": "a.txt", "offset": 3}),
+           [reply({"kind": "file", "id": 62, "name": "a.txt", "size": 3, "offset": 3, "file_sha256": dabc})])],
+         files={"a.txt": abc})
+    conv("get-offset-past-end", "10.5", ["app-get", "app-refusal", "id"], "get from offset > size: bad_request.",
+         [(wire({"kind": "get", "id": 63, "name": "a.txt", "offset": 4}), [refusal("bad_request", 63)])],
+         files={"a.txt": abc})
+    conv("get-not-found", "10.5", ["app-get", "app-refusal", "id"], "get of a missing file: not_found.",
+         [(wire({"kind": "get", "id": 64, "name": "nope.txt"}), [refusal("not_found", 64)])])
+    conv("get-directory", "10.5", ["app-get", "app-refusal"], "get of a directory (not a regular file): bad_name.",
+         [(wire({"kind": "get", "name": "sub"}), [refusal("bad_name", None)])], dirs=["sub"])
+    conv("get-traversal", "10.5", ["app-get", "app-refusal", "id"], "get of ../../etc/passwd: bad_name.",
+         [(wire({"kind": "get", "id": 65, "name": "../../etc/passwd"}), [refusal("bad_name", 65)])])
+    conv("get-partial-is-invisible", "10.5", ["app-get", "app-refusal", "id"],
+         "A partial upload is not a file: get of its name is not_found.",
+         [(wire({"kind": "get", "id": 66, "name": "a.txt"}), [refusal("not_found", 66)])], files={pn: b"ab"})
+    # ---- list (10.6)
+    conv("list-empty", "10.6", ["app-list"], "list of an empty root: count 0 and the body [].",
+         [(wire({"kind": "list"}), [reply({"kind": "listing", "count": 0, "truncated": False}, b"[]")])])
+    listing = b'[{"name":"a.txt","size":3},{"name":"sub/b.txt","size":2}]'
+    conv("list-files", "10.6", ["app-list", "id"],
+         "list: regular files recursively, sorted by name, partial uploads hidden.",
+         [(wire({"kind": "list", "id": 70}),
+           [reply({"kind": "listing", "id": 70, "count": 2, "truncated": False}, listing)])],
+         files={"a.txt": abc, "sub/b.txt": b"hi", "sub/" + partial_name("c.txt"): b"x"}, dirs=["sub"])
+    # ---- exec (10.7)
+    conv("exec-off", "10.7", ["app-exec", "app-refusal", "id"], "exec while exec is off: exec_denied.",
+         [(wire({"kind": "exec", "id": 80, "argv": ["echo", "hi"]}), [refusal("exec_denied", 80)])])
+    conv("exec-not-allowed", "10.7", ["app-exec", "app-refusal"], "exec of a program not on the allow-list.",
+         [(wire({"kind": "exec", "argv": ["sh", "-c", "id"]}), [refusal("exec_denied", None)])],
+         allow_exec=["echo"])
+    conv("exec-echo", "10.7", ["app-exec", "id"], "exec echo hello: one stdout output frame, then exit 0.",
+         [(wire({"kind": "exec", "id": 81, "argv": ["echo", "hello"]}),
+           [reply({"kind": "output", "id": 81, "stream": "stdout"}, b"hello\n"),
+            reply({"kind": "exit", "id": 81, "code": 0, "signal": None, "timed_out": False})])],
+         allow_exec=["echo"])
+    conv("exec-no-shell", "10.7", ["app-exec"], "$(id);ls is one literal argument: echo prints it unchanged.",
+         [(wire({"kind": "exec", "argv": ["echo", "$(id);ls"]}),
+           [reply({"kind": "output", "stream": "stdout"}, b"$(id);ls\n"),
+            reply({"kind": "exit", "code": 0, "signal": None, "timed_out": False})])],
+         allow_exec=["echo"])
+    for slug, argv in (("argv-empty", []), ("argv-string", "echo hi"), ("argv-number", [1]), ("argv-missing", None)):
+        m = {"kind": "exec", "id": 82}
+        if argv is not None:
+            m["argv"] = argv
+        conv(f"exec-{slug}", "10.7", ["app-exec", "app-refusal", "id"], f"exec with argv {json.dumps(argv)}: bad_request.",
+             [(wire(m), [refusal("bad_request", 82)])], allow_exec=["echo"])
+    # ---- requests in general (10.1)
+    conv("unknown-kind", "10.1", ["app-refusal", "id"], "An unknown kind: bad_request; the connection stays open.",
+         [(wire({"kind": "frobnicate", "id": 90}), [refusal("bad_request", 90)]),
+          (wire({"kind": "list", "id": 91}),
+           [reply({"kind": "listing", "id": 91, "count": 0, "truncated": False}, b"[]")])])
+    conv("no-kind", "10.1", ["app-refusal"], "A request without kind: bad_request.",
+         [(wire({"name": "a.txt"}), [refusal("bad_request", None)])])
+    conv("kind-wrong-case", "10.1", ["app-refusal", "id"], "kind values are compared exactly: PUT is unknown.",
+         [(wire({"kind": "PUT", "id": 92, "name": "a.txt", "sha256": dabc}, abc), [refusal("bad_request", 92)])],
+         after={"absent": ["a.txt"]})
+    reqs = (wire({"kind": "stat", "id": 93, "name": "a.txt"}) + wire({"kind": "get", "id": 94, "name": "../x"})
+            + wire({"kind": "frob", "id": 95}) + wire({"kind": "get", "id": 96, "name": "a.txt"}))
+    conv("pipelined-with-refusals", "10.1", ["app-get", "app-stat", "app-refusal", "id", "pipelining"],
+         "Four requests in one write, two of them refused: four replies, in order, ids copied.",
+         [(reqs, [reply({"kind": "ok", "id": 93, "name": "a.txt", "size": 3, "partial": 0}),
+                  refusal("bad_name", 94), refusal("bad_request", 95),
+                  reply({"kind": "file", "id": 96, "name": "a.txt", "size": 3, "offset": 0, "file_sha256": dabc,
+                         "sha256": dabc, "body_len": 3}, abc)])], files={"a.txt": abc})
+    # critical members (lhp-1 13.3)
+    conv("crit-unknown-member", "13.3", ["app-stat", "app-refusal", "id", "crit"],
+         "crit names a member the server does not implement: bad_request, the request is not acted on.",
+         [(wire({"kind": "stat", "id": 98, "name": "a.txt", "acme_snapshot": 3, "crit": ["acme_snapshot"]}),
+           [refusal("bad_request", 98)])], files={"a.txt": abc})
+    conv("crit-known-member", "13.3", ["app-get", "id", "crit"],
+         "crit names offset, which get implements: served normally.",
+         [(wire({"kind": "get", "id": 99, "name": "a.txt", "offset": 2, "crit": ["offset"]}),
+           [reply({"kind": "file", "id": 99, "name": "a.txt", "size": 3, "offset": 2, "file_sha256": dabc,
+                   "body_len": 1}, b"c")])], files={"a.txt": abc})
+    conv("crit-not-carried", "13.3", ["app-stat", "app-refusal", "crit"],
+         "crit names a member the request does not carry: bad_request.",
+         [(wire({"kind": "stat", "name": "a.txt", "crit": ["offset"]}), [refusal("bad_request", None)])],
+         files={"a.txt": abc})
+    conv("echo", "8", ["echo", "id"], "echo with an unknown member and a body: the same octets come back.",
+         [(wire({"kind": "echo", "id": 97, "note": 0.1}, b"hi"),
+           [{"hex": wire({"kind": "echo", "id": 97, "note": 0.1}, b"hi").hex()}])])
+
+
+def check_conversations():
+    """Self-check: unique ids, well-formed steps, and every octet a client sends decodes (with
+    the reference decoder) to complete, valid frames."""
+    errs = []
+    seen = set()
+    for c in CONVERSATIONS:
+        if c["id"] in seen:
+            errs.append(f"duplicate id {c['id']}")
+        seen.add(c["id"])
+        if c["spec"] not in SECTIONS and c["spec"] not in ("8", "10.1", "10.2", "13.3"):
+            errs.append(f"{c['id']}: unknown section {c['spec']}")
+        steps = c["steps"]
+        for k, st in enumerate(steps):
+            if "send" in st:
+                got = ref_decode(bytes.fromhex(st["hex"]), "lhp1",
+                                 {"max_header_len": MAX_HEADER_LEN, "max_body_len": MAX_BODY_LEN}, 0)
+                if got["result"] != "valid":
+                    # Only a connection error the conversation expects, at the same offset.
+                    nxt = steps[k + 1] if k + 1 < len(steps) else {}
+                    h = (nxt.get("frames") or [{}])[-1].get("header", {})
+                    if (h.get("code"), h.get("offset")) != (got["error"]["code"], got["error"]["offset"]):
+                        errs.append(f"{c['id']}: a request does not decode: {got.get('error')}")
+            elif "expect" in st:
+                for f in st["frames"]:
+                    if "hex" in f:
+                        continue
+                    h = f["header"]
+                    if h.get("kind") == "error":
+                        keys = list(h)
+                        conn = "offset" in h
+                        want = (["kind", "code", "message", "offset"] if conn
+                                else ["kind"] + (["id"] if "id" in h else []) + ["code", "message"])
+                        if keys[:len(want)] != want:
+                            errs.append(f"{c['id']}: error members {keys}, section 7.2 says {want}")
+    return errs
+
+
+SCHEMA_VERSION = "lhp-vectors/1"
+GENERATOR = "spec/vectors/generate.py"
+SPEC_VERSION = "LHP/1"
+
+# Bug classes (glossary: spec/vectors/README.md, "Flags").
+GROUP_FLAGS = {
+    "framing": ["framing"], "limits": ["limits"], "eof": ["eof"], "json": ["json-syntax"],
+    "toplevel": ["not-object"], "utf8": ["utf8"], "members": ["registered-member"],
+    "version": ["version"], "extension": ["extension"], "digest": ["digest"],
+    "precedence": ["precedence"], "errors": ["sticky-error"], "wrong-protocol": ["wrong-protocol"],
+    "streams": ["coalescing"], "large": ["large-body"], "seed-compat": ["seed-compat"],
+    "app": ["app-message"], "ijson": [],
+}
+
+
+def flags_for(v):
+    group, slug = v["id"].split("/", 1)
+    flags = list(GROUP_FLAGS[group])
+    if group == "ijson":
+        for key, flag in (("dup", "duplicate"), ("case-differs", "duplicate"), ("nfc", "duplicate"),
+                          ("same-name", "duplicate"), ("repeats", "duplicate"),
+                          ("e400", "overflow"), ("largest-finite", "overflow"), ("e-400", "underflow"),
+                          ("round-", "rounding"), ("number-length", "caps"), ("depth", "depth"),
+                          ("members-", "caps"), ("array-1100", "caps")):
+            if key in slug and flag not in flags:
+                flags.append(flag)
+        if not flags:
+            flags.append("number-range")
+    if group == "utf8" and "noncharacter" in slug:
+        flags.append("parser-differential")
+    if group == "ijson" and any(f in flags for f in ("overflow", "underflow", "rounding", "depth", "caps")):
+        flags.append("parser-differential")
+    if "version" in slug or slug.startswith("v-") or "-v-" in slug:
+        if "version" not in flags:
+            flags.append("version")
+    if group == "limits" and ("no-header-bytes" in slug or "max-is-accepted" in slug or "2p53" in slug):
+        flags.append("allocation")
+    if group == "seed-compat" and ("lhp1" in slug or "big-endian" in slug):
+        flags.append("profile-confusion")
+    if "digest" in slug and "digest" not in flags:
+        flags.append("digest")
+    if "eof" in slug and "eof" not in flags:
+        flags.append("eof")
+    if v["input"].get("recipe") is not None and "large-body" not in flags and group != "wrong-protocol":
+        flags.append("large-body")
+    return flags
+
+
 SECTIONS = {"3.1", "3.2", "3.3", "3.4", "4.1", "4.2", "4.3", "4.4", "4.5", "5", "6", "7.2", "7.3",
             "10.3", "10.4", "10.5", "10.6", "10.7", "10.8"}
 
@@ -1696,9 +2163,13 @@ def main():
     total = 0
     counts = {}
     for group in sorted(GROUPS):
-        doc = {"group": group, "vectors": []}
-        for v in GROUPS[group]:
+        doc = {"schema": SCHEMA_VERSION, "generator": GENERATOR, "spec_version": SPEC_VERSION,
+               "group": group, "number_of_tests": len(GROUPS[group]), "vectors": []}
+        for i, v in enumerate(GROUPS[group]):
             parts = v.pop("_parts")
+            v = {**{k: v[k] for k in ("id", "spec")}, "flags": flags_for(v),
+                 **{k: x for k, x in v.items() if k not in ("id", "spec")}}
+            GROUPS[group][i] = v
             assert v["spec"] in SECTIONS, v["id"]
             assert v["id"].startswith(group + "/")
             data = materialize(parts)
@@ -1724,6 +2195,18 @@ def main():
         if not check_only:
             with open(os.path.join(HERE, group + ".json"), "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
+    g_app_conversations()
+    errs = check_conversations()
+    for e in errs:
+        print(f"CONVERSATION {e}", file=sys.stderr)
+    failures += len(errs)
+    cdoc = {"schema": "lhp-conversations/1", "generator": GENERATOR, "spec_version": SPEC_VERSION,
+            "group": "app", "number_of_tests": len(CONVERSATIONS), "conversations": CONVERSATIONS}
+    if not check_only:
+        os.makedirs(os.path.join(HERE, "conversations"), exist_ok=True)
+        with open(os.path.join(HERE, "conversations", "app.json"), "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(json.dumps(cdoc, indent=1, ensure_ascii=False) + "\n")
+    print(f"{'conversations':16} {len(CONVERSATIONS):4d} (app)")
     if len(IDS) != total:
         print("duplicate ids", file=sys.stderr)
         failures += 1

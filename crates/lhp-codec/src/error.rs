@@ -94,10 +94,11 @@ pub enum DecodeErrorKind {
         /// What the spec requires it to be.
         expected: &'static str,
     },
-    /// §4.4: `v` names a protocol version this receiver does not speak.
+    /// §4.4, §4.5 rank 5: `v` is an integer literal other than 1 (a version this receiver
+    /// does not speak).
     UnsupportedVersion {
-        /// The version the peer sent.
-        version: u64,
+        /// The version the peer sent, as it spelled it (it may be negative or beyond 2^64).
+        version: String,
     },
     /// §5: the body is longer than the receiver's `max_body_len`.
     BodyTooLarge {

@@ -8,6 +8,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, V
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
+use crate::caps;
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::fast::{self, Fields, Span};
 use crate::Profile;
@@ -410,6 +411,10 @@ pub(crate) fn parse(
         .map_err(|e| DecodeErrorKind::HeaderNotJson {
             detail: e.to_string(),
         })?;
+    // 2 (cont.). The parser caps of §4.2, also `header_not_json`.
+    let version = caps::scan(text).map_err(|cap| DecodeErrorKind::HeaderNotJson {
+        detail: cap.detail(),
+    })?;
     // 3. An object.
     let members = match value {
         Value::Object(m) => m,
@@ -419,14 +424,22 @@ pub(crate) fn parse(
             })
         }
     };
-    // 4, 5. I-JSON.
+    // 4. I-JSON: duplicates.
     if let Some(name) = found.duplicate {
         return Err(DecodeErrorKind::DuplicateMember { name });
     }
+    // 5. The version, before any rule a later version may change (§4.5): any integer literal
+    //    other than 1, whatever its sign or size.
+    if let Some(token) = version.filter(|t| caps::is_integer_literal(t) && *t != "1") {
+        return Err(DecodeErrorKind::UnsupportedVersion {
+            version: token.to_owned(),
+        });
+    }
+    // 6. Number range.
     if let Some(number) = found.out_of_range {
         return Err(DecodeErrorKind::NumberOutOfRange { number });
     }
-    // 6, 7, 8. Registered members.
+    // 7, 8. Registered members.
     let checked = validate_members(&members, profile)?;
     Ok((members, checked))
 }
@@ -511,14 +524,18 @@ fn validate_members(
             .ok_or_else(|| invalid("sha256", "a string of 64 lowercase hex digits"))?;
         digests.push(ExpectedDigest::Sha256(d));
     }
-    let version = match version_v {
-        Some(v) => Some(integer_literal(v).ok_or_else(|| invalid("v", "the integer 1"))?),
-        None => None,
-    };
-    if let Some(version) = version {
-        if version != 1 {
-            return Err(DecodeErrorKind::UnsupportedVersion { version });
+    // An integer literal other than 1 was refused at rank 5 (§4.5); what is left is either 1
+    // or not an integer literal at all.
+    match version_v {
+        Some(v) if v.as_u64() == Some(1) => {}
+        Some(v) if integer_literal(v).is_some() => {
+            // Only reached for headers the application built (`check_for_encoding`).
+            return Err(DecodeErrorKind::UnsupportedVersion {
+                version: v.to_string(),
+            });
         }
+        Some(_) => return Err(invalid("v", "the integer 1")),
+        None => {}
     }
     if profile == Profile::SeedCompat {
         // The seeds send placeholders such as "hih1jk5jk151jk51": only a real digest is one.

@@ -76,6 +76,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
+mod caps;
 mod decoder;
 mod encoder;
 mod error;
@@ -83,6 +84,7 @@ mod fast;
 mod header;
 mod json;
 
+pub use caps::{MAX_DEPTH, MAX_MEMBERS, MAX_NUMBER_LEN};
 pub use decoder::{Decoder, Event, MIN_HEADER_LEN, PREFIX_LEN};
 pub use encoder::Encoder;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError, Part};

@@ -206,9 +206,9 @@ fn check_frames(
     got: &[(Map<String, Value>, Vec<u8>)],
 ) -> Result<(), String> {
     for (i, (w, (gh, gb))) in want.iter().zip(got).enumerate() {
-        if !objects_equal(&w.header, gh) {
+        if !headers_equal(&w.header, gh) {
             return Err(format!(
-                "frame {i}: header {} differs from expected {}",
+                "frame {i}: header {} differs from expected {} (members compared in order, §4.3)",
                 Value::Object(gh.clone()),
                 Value::Object(w.header.clone())
             ));
@@ -250,7 +250,36 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Member-for-member object equality (see [`values_equal`]).
+/// Header equality as §4.3 requires it of a receiver: the same members **in the same order**,
+/// at every depth, with values compared as [`values_equal`] compares scalars (numbers by
+/// value). This is what [`check`] uses.
+///
+/// ```
+/// use serde_json::json;
+/// let a = json!({"kind": "x", "n": {"p": 1, "q": 2}});
+/// let b = json!({"kind": "x", "n": {"q": 2, "p": 1.0}});
+/// let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+/// assert!(lhp_vectors::objects_equal(a, b));
+/// assert!(!lhp_vectors::headers_equal(a, b));
+/// ```
+pub fn headers_equal(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ka, va), (kb, vb))| ka == kb && values_equal_ordered(va, vb))
+}
+
+fn values_equal_ordered(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| values_equal_ordered(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => headers_equal(x, y),
+        _ => values_equal(a, b),
+    }
+}
+
+/// Member-for-member object equality, member order ignored (see [`values_equal`]).
 pub fn objects_equal(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     a.len() == b.len()
         && a.iter()
@@ -298,12 +327,38 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Vector>, LoadError> {
         let Some(list) = doc.get("vectors").and_then(Value::as_array) else {
             continue;
         };
+        check_file_header(&doc, list.len())
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         for v in list {
             out.push(parse_vector(v).map_err(|e| LoadError(format!("{}: {e}", path.display())))?);
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// The Wycheproof-style file header (`spec/vectors/README.md`): `schema` `lhp-vectors/1`,
+/// `generator`, `spec_version` `LHP/1`, `group`, and `number_of_tests` equal to the number of
+/// vectors. Files written before the header existed (no `schema` member, such as recordings
+/// made by older tools) are accepted as they are.
+fn check_file_header(doc: &Value, count: usize) -> Result<(), String> {
+    let Some(schema) = doc.get("schema") else {
+        return Ok(());
+    };
+    if schema != "lhp-vectors/1" {
+        return Err(format!("unknown schema {schema}"));
+    }
+    for k in ["generator", "spec_version", "group"] {
+        if !doc.get(k).is_some_and(Value::is_string) {
+            return Err(format!("file header needs string `{k}`"));
+        }
+    }
+    match doc.get("number_of_tests").and_then(Value::as_u64) {
+        Some(n) if n == count as u64 => Ok(()),
+        other => Err(format!(
+            "number_of_tests is {other:?} but the file has {count} vectors"
+        )),
+    }
 }
 
 /// Parses one vector object.
@@ -458,6 +513,65 @@ mod tests {
                 offset: o,
                 missing: None,
             }),
+        }
+    }
+
+    #[test]
+    fn header_order_is_checked_at_every_depth() {
+        let want = Expect::Valid {
+            frames: vec![ExpectedFrame {
+                header: json!({"a": 1, "b": {"x": 1, "y": 2}})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                body_len: 0,
+                body: ExpectedBody::Bytes(Vec::new()),
+            }],
+        };
+        let got = |h: Value| Outcome {
+            frames: vec![(h.as_object().cloned().unwrap_or_default(), Vec::new())],
+            error: None,
+        };
+        assert_eq!(
+            check(&want, &got(json!({"a": 1.0, "b": {"x": 1, "y": 2}}))),
+            Verdict::Pass
+        );
+        assert!(matches!(
+            check(&want, &got(json!({"b": {"x": 1, "y": 2}, "a": 1}))),
+            Verdict::Fail(_)
+        ));
+        assert!(matches!(
+            check(&want, &got(json!({"a": 1, "b": {"y": 2, "x": 1}}))),
+            Verdict::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn file_header_is_checked() {
+        assert!(check_file_header(&json!({"group": "g", "vectors": []}), 0).is_ok());
+        let good = json!({"schema": "lhp-vectors/1", "generator": "g", "spec_version": "LHP/1",
+                          "group": "g", "number_of_tests": 2});
+        assert!(check_file_header(&good, 2).is_ok());
+        assert!(check_file_header(&good, 3).is_err());
+        let mut bad = good.clone();
+        bad["schema"] = json!("lhp-vectors/9");
+        assert!(check_file_header(&bad, 2).is_err());
+    }
+
+    #[test]
+    fn every_file_has_its_header_and_flags() {
+        for entry in std::fs::read_dir(default_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "json") || path.ends_with("schema.json") {
+                continue;
+            }
+            let doc: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(doc["schema"], "lhp-vectors/1", "{}", path.display());
+            for v in doc["vectors"].as_array().unwrap() {
+                let flags = v["flags"].as_array().map_or(0, Vec::len);
+                assert!(flags > 0, "{} has no flags", v["id"]);
+            }
         }
     }
 

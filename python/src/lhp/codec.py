@@ -35,9 +35,11 @@ DEFAULT_MAX_BODY_LEN = 64 * 1024 * 1024  # section 5
 MAX_U32 = 2 ** 32 - 1
 PROFILES = ("lhp1", "seed-compat")      # section 3.3
 
-# Depth (section 4.2): MUST accept <= 64, MAY reject deeper with
-# header_not_json.  We accept up to this depth and reject beyond it.
-DEFAULT_MAX_DEPTH = 100
+# Parser caps (section 4.2), fixed by the protocol: deeper nesting, more
+# members in one object, or a longer number token is header_not_json.
+DEFAULT_MAX_DEPTH = 64
+MAX_MEMBERS = 1024
+MAX_NUMBER_LEN = 64
 
 CODES = (                                # section 7.1, in registry order
     "header_len_too_small", "header_len_too_large", "unexpected_eof",
@@ -174,7 +176,7 @@ class _Parser:
     out-of-range numbers are *recorded* (not raised) so that a later syntax
     error still wins (section 4.5 precedence)."""
 
-    __slots__ = ("s", "n", "max_depth", "dup", "out_of_range")
+    __slots__ = ("s", "n", "max_depth", "dup", "out_of_range", "v_token")
 
     def __init__(self, s, max_depth):
         self.s = s
@@ -182,6 +184,7 @@ class _Parser:
         self.max_depth = max_depth
         self.dup = False
         self.out_of_range = False
+        self.v_token = None   # spelling of the top-level `v` number (section 4.5 rank 5)
 
     def parse(self):
         s = self.s
@@ -212,6 +215,8 @@ class _Parser:
         m = _NUM.match(s, i)
         if m is None:
             raise _NotJson("unexpected %r at %d" % (c, i))
+        if m.end() - i > MAX_NUMBER_LEN:
+            raise _NotJson("number longer than %d octets" % MAX_NUMBER_LEN)
         return self.number(m), m.end()
 
     def number(self, m):
@@ -229,10 +234,12 @@ class _Parser:
             if text == "-0":
                 return _NegZero(0)
             return v
-        # fraction and/or exponent: nearest binary64 (Python's float() is
-        # correctly rounded).  Overflow -> inf -> number_out_of_range;
-        # underflow -> 0.0 accepted (both allowed by section 4.2).
+        # fraction and/or exponent: nearest binary64, ties to even (Python's
+        # float() is correctly rounded).  Overflow has no binary64 value:
+        # header_not_json; underflow rounds to 0 and is accepted (section 4.2).
         f = float(text)
+        if f in (float("inf"), float("-inf")):
+            raise _NotJson("number overflows binary64")
         if not (-MAX_SAFE_INT <= f <= MAX_SAFE_INT):
             self.out_of_range = True
             return None
@@ -288,17 +295,26 @@ class _Parser:
         s = self.s
         i = _WS.match(s, i + 1).end()
         out = {}
+        count = 0
         if i < self.n and s[i] == "}":
             return out, i + 1
         while True:
             if i >= self.n or s[i] != '"':
                 raise _NotJson("member name expected")
+            count += 1
+            if count > MAX_MEMBERS:
+                raise _NotJson("more than %d members" % MAX_MEMBERS)
             name, i = self.string(i)
             i = _WS.match(s, i).end()
             if i >= self.n or s[i] != ":":
                 raise _NotJson("':' expected")
             i = _WS.match(s, i + 1).end()
+            start = i
             v, i = self.value(i, depth + 1)
+            if depth == 1 and name == "v" and self.v_token is None:
+                m = _NUM.match(s, start)
+                if m is not None and m.end() == i:
+                    self.v_token = m.group(0)
             if name in out:
                 self.dup = True
             else:
@@ -381,12 +397,18 @@ def parse_header(octets, profile="lhp1", max_body_len=DEFAULT_MAX_BODY_LEN,
     # 3. object
     if type(header) is not dict:
         raise _HeaderError("header_not_object")
-    # 4./5. I-JSON rules, anywhere in the header
+    # 4. I-JSON: duplicate names, anywhere in the header
     if p.dup:
         raise _HeaderError("duplicate_member")
+    # 5. version: an integer literal other than 1, whatever its sign or size
+    #    (checked before every rule a later version may change, section 4.5)
+    t = p.v_token
+    if t is not None and not any(c in t for c in ".eE") and t != "1":
+        raise _HeaderError("unsupported_version")
+    # 6. number range, anywhere in the header
     if p.out_of_range:
         raise _HeaderError("number_out_of_range")
-    # 6. body length members (top level only, section 4.3)
+    # 7. body length members (top level only, section 4.3)
     b = None
     for name in _LEN_MEMBERS[profile]:
         if name in header:
@@ -399,7 +421,7 @@ def parse_header(octets, profile="lhp1", max_body_len=DEFAULT_MAX_BODY_LEN,
                 raise _HeaderError("invalid_body_len")
     if b is None:
         b = 0
-    # 7. other registered members, in the order kind, id, name, sha256, v
+    # 8. other registered members, in the order kind, id, name, sha256, v
     if "kind" in header and type(header["kind"]) is not str:
         raise _HeaderError("invalid_member")
     if "id" in header and not _is_nonneg_int_literal(header["id"]):
@@ -413,9 +435,6 @@ def parse_header(octets, profile="lhp1", max_body_len=DEFAULT_MAX_BODY_LEN,
             raise _HeaderError("invalid_member")
     if "v" in header and not _is_nonneg_int_literal(header["v"]):
         raise _HeaderError("invalid_member")
-    # 8. version
-    if "v" in header and header["v"] != 1:
-        raise _HeaderError("unsupported_version")
     # 9. body limit
     if b > max_body_len:
         raise _HeaderError("body_too_large")
