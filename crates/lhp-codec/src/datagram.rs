@@ -714,6 +714,9 @@ impl DatagramServer {
                     None => Disposition::Dropped(DropReason::NoReply),
                     Some(reply) => match self.codec.encode_within(&reply, budget, out) {
                         Ok(()) => Disposition::Replied,
+                        Err(_) if self.shorten_error(&reply, budget, out) => {
+                            Disposition::Replied
+                        }
                         Err(_) => self.reply_too_large(id, budget, out),
                     },
                 }
@@ -747,6 +750,31 @@ impl DatagramServer {
             Disposition::Refused(err.code())
         } else {
             Disposition::Dropped(DropReason::ErrorOverBudget)
+        }
+    }
+
+    /// §5.3: an `error` reply over budget is sent with its `message` shortened, if that fits.
+    fn shorten_error(&self, reply: &Frame, budget: usize, out: &mut BytesMut) -> bool {
+        if reply.header.kind() != Some("error") || !reply.body.is_empty() {
+            return false;
+        }
+        let Some(message) = reply.header.get("message").and_then(Value::as_str) else {
+            return false;
+        };
+        let mut cut = floor_char_boundary(message, message.len() / 2);
+        loop {
+            let mut h = reply.header.clone();
+            h.insert("message", message.get(..cut).unwrap_or(""));
+            let frame = Frame::with_profile(self.codec.profile(), h, bytes::Bytes::new());
+            out.clear();
+            if self.codec.encode_within(&frame, budget, out).is_ok() {
+                return true;
+            }
+            if cut == 0 {
+                out.clear();
+                return false;
+            }
+            cut = floor_char_boundary(message, cut / 2);
         }
     }
 
@@ -1017,6 +1045,32 @@ mod tests {
             }
         }
         assert!(server.stats().max_ratio_milli <= 3000);
+    }
+
+    #[test]
+    fn request_errors_over_budget_are_shortened() {
+        let cfg = DatagramConfig::new();
+        let mut server = DatagramServer::new(cfg);
+        let mut req = BytesMut::new();
+        let mut h = Header::with_kind("time");
+        h.set_id(5);
+        cfg.codec()
+            .encode(&Frame::new(h, "%n".into()), &mut req)
+            .unwrap();
+        let mut out = BytesMut::new();
+        let long = |_f: Frame| {
+            let mut h = Header::with_kind("error");
+            h.set_id(5)
+                .insert("code", "bad_request")
+                .insert("message", "ü".repeat(400));
+            Some(Frame::new(h, Bytes::new()))
+        };
+        let d = server.handle(&req, "a", Instant::now(), &mut out, long);
+        assert_eq!(d, Disposition::Replied);
+        assert!(out.len() <= 3 * req.len());
+        let f = cfg.codec().decode(&out).unwrap();
+        assert_eq!(error_code(&f.header), Some("bad_request"));
+        assert_eq!(f.header.id(), Some(5));
     }
 
     #[test]
