@@ -32,6 +32,7 @@ pub mod server;
 pub mod stdio;
 pub mod tcp;
 pub mod testee;
+pub mod udp;
 
 use std::path::Path;
 

@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use lhp_codec::datagram::{
-    error_code, is_datagram_error, is_idempotent, matches_request, DatagramConfig, DatagramError,
-    DatagramEncodeError, DatagramServer, DatagramStats, Disposition, Retry,
+    error_code, is_datagram_error, is_idempotent, matches_request, DatagramConfig,
+    DatagramEncodeError, DatagramError, DatagramServer, DatagramStats, Disposition, Retry,
 };
 use lhp_codec::{Frame, Header, Value};
 
@@ -286,11 +286,13 @@ impl UdpClient {
         let mut buf = vec![0u8; self.config.recv_buffer_len()];
         let n = match self.socket.recv(&mut buf) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(UdpError::Timeout {
-                    tries: 1,
-                    timeout,
-                })
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(UdpError::Timeout { tries: 1, timeout })
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 return Err(UdpError::PeerUnreachable(self.peer))
@@ -306,7 +308,12 @@ impl UdpClient {
     /// Sends a request and waits for its reply (§5): sets a fresh `id` if `header` has none,
     /// discards datagrams that are not the reply, and sends again after `retry.timeout` up to
     /// `retry.tries` times, but only for idempotent kinds (§5.2; others are sent once).
-    pub fn request(&self, mut header: Header, body: Bytes, retry: Retry) -> Result<Frame, UdpError> {
+    pub fn request(
+        &self,
+        mut header: Header,
+        body: Bytes,
+        retry: Retry,
+    ) -> Result<Frame, UdpError> {
         let id = match header.id() {
             Some(id) => id,
             None => {
@@ -366,6 +373,9 @@ pub(crate) fn reply_or_rejection(f: Frame) -> Result<Frame, UdpError> {
 
 fn first_addr(a: impl ToSocketAddrs) -> io::Result<SocketAddr> {
     a.to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the address resolved to nothing")
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
     })
 }

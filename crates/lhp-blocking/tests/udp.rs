@@ -54,7 +54,8 @@ fn frame_bytes(header: &str, body: &[u8]) -> Vec<u8> {
 /// Sends `datagram` from a fresh socket and returns the reply, if any, within 500 ms.
 fn exchange(server: SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     s.send_to(datagram, server).unwrap();
     let mut buf = vec![0u8; 70_000];
     let (n, _) = s.recv_from(&mut buf).ok()?;
@@ -104,9 +105,7 @@ fn client_discards_replies_with_other_ids() {
             let mut h = Header::with_kind("echo");
             h.set_id(reply_id);
             let mut out = BytesMut::new();
-            codec
-                .encode(&Frame::new(h, body.into()), &mut out)
-                .unwrap();
+            codec.encode(&Frame::new(h, body.into()), &mut out).unwrap();
             fake.send_to(&out, from).unwrap();
             if reply_id != id {
                 fake.send_to(b"\0\0\0\x02{}{}", from).unwrap();
@@ -173,7 +172,10 @@ fn hostile_oversized_datagrams() {
     let big = frame_bytes(r#"{"kind":"echo","body_len":2000}"#, &[b'x'; 2000]);
     let reply = exchange(server.addr, &big).expect("an error reply");
     assert!(reply.len() <= 3 * 1025);
-    assert_eq!(decoded_error(&reply), ("datagram_too_large".into(), 1024, None));
+    assert_eq!(
+        decoded_error(&reply),
+        ("datagram_too_large".into(), 1024, None)
+    );
     // Through the client API: a rejection naming the code.
     let client = UdpClient::connect(server.addr, cfg).unwrap();
     client.send_raw(&big).unwrap();
@@ -203,7 +205,10 @@ fn hostile_huge_body_claims() {
         frame_bytes(r#"{"body_len":9007199254740991}"#, b""),
         frame_bytes(r#"{"body_len":65502}"#, b""),
         // Padded, so that the error frame (with `missing`) fits 3× the request (§6).
-        frame_bytes(r#"{"body_len":60000,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#, b"x"),
+        frame_bytes(
+            r#"{"body_len":60000,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
+            b"x",
+        ),
         b"\xff\xff\xff\xff{}".to_vec(),
         b"\x7f\xff\xff\xff".to_vec(),
     ];
@@ -271,7 +276,11 @@ fn hostile_flood_from_many_ports() {
                     worst = worst.max(n);
                 }
             }
-            assert!(worst <= 3 * d.len(), "a reply of {worst} to {} octets", d.len());
+            assert!(
+                worst <= 3 * d.len(),
+                "a reply of {worst} to {} octets",
+                d.len()
+            );
             sent
         }));
     }
@@ -292,7 +301,10 @@ fn hostile_flood_from_many_ports() {
     stop.store(true, Ordering::Relaxed);
     let sent: u64 = flooders.into_iter().map(|t| t.join().unwrap()).sum();
     let stats = server.stop();
-    assert!(sent > 64 * 64, "the flood was too small to test anything: {sent}");
+    assert!(
+        sent > 64 * 64,
+        "the flood was too small to test anything: {sent}"
+    );
     assert!(stats.rate_limited > 0, "{stats:?}");
     assert!(stats.max_ratio_milli <= 3000, "{stats:?}");
 }

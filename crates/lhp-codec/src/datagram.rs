@@ -681,7 +681,8 @@ impl DatagramServer {
     /// Handles one received datagram (`datagram`: what one receive into a
     /// [`recv_buffer_len`](DatagramConfig::recv_buffer_len) buffer returned) from `source` at
     /// `now`. On [`Disposition::Replied`] or [`Disposition::Refused`], `out` (cleared first)
-    /// holds the one datagram to send back to `source`.
+    /// holds the one datagram to send back to `source`. A reply equal to the request is the
+    /// echo of LHP/1 §8: the datagram is sent back octet for octet.
     pub fn handle<S, F>(
         &mut self,
         datagram: &[u8],
@@ -710,13 +711,18 @@ impl DatagramServer {
             Err(e) => self.refuse(&e, budget, out),
             Ok(request) => {
                 let id = request.header.id();
+                let asked = request.clone();
                 match handler(request) {
                     None => Disposition::Dropped(DropReason::NoReply),
+                    // LHP/1 §8 (decision E7): an echo is the request's octets, header text
+                    // included, so it is sent as received (and is never over budget).
+                    Some(reply) if reply == asked => {
+                        out.extend_from_slice(datagram);
+                        Disposition::Replied
+                    }
                     Some(reply) => match self.codec.encode_within(&reply, budget, out) {
                         Ok(()) => Disposition::Replied,
-                        Err(_) if self.shorten_error(&reply, budget, out) => {
-                            Disposition::Replied
-                        }
+                        Err(_) if self.shorten_error(&reply, budget, out) => Disposition::Replied,
                         Err(_) => self.reply_too_large(id, budget, out),
                     },
                 }
@@ -743,10 +749,7 @@ impl DatagramServer {
 
     /// §5: a bad datagram gets an error frame if one fits the budget (§6), else nothing.
     fn refuse(&self, err: &DatagramError, budget: usize, out: &mut BytesMut) -> Disposition {
-        if self
-            .codec
-            .encode_error(err, &err.to_string(), budget, out)
-        {
+        if self.codec.encode_error(err, &err.to_string(), budget, out) {
             Disposition::Refused(err.code())
         } else {
             Disposition::Dropped(DropReason::ErrorOverBudget)
@@ -801,7 +804,8 @@ pub fn reply_too_large_header(id: Option<u64>, message: &str) -> Header {
     if let Some(id) = id {
         h.set_id(id);
     }
-    h.insert("code", "reply_too_large").insert("message", message);
+    h.insert("code", "reply_too_large")
+        .insert("message", message);
     h
 }
 
@@ -890,7 +894,10 @@ mod tests {
             assert!(e.missing().unwrap() > 0);
         }
         // The body prefix case: missing counts the body octets.
-        assert_eq!(codec.decode(&d[..d.len() - 2]).unwrap_err().missing(), Some(2));
+        assert_eq!(
+            codec.decode(&d[..d.len() - 2]).unwrap_err().missing(),
+            Some(2)
+        );
     }
 
     #[test]
@@ -1032,7 +1039,12 @@ mod tests {
                 .encode(&Frame::new(h, vec![b'a'; body].into()), &mut req)
                 .unwrap();
             let d = server.handle(&req, &body, now, &mut out, big);
-            assert!(out.len() <= 3 * req.len(), "{} > 3 × {}", out.len(), req.len());
+            assert!(
+                out.len() <= 3 * req.len(),
+                "{} > 3 × {}",
+                out.len(),
+                req.len()
+            );
             match d {
                 Disposition::Replied => assert!(body >= 3400),
                 Disposition::Refused(code) => {

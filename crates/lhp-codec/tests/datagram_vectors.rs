@@ -8,7 +8,11 @@ use lhp_vectors::{check, datagram, Outcome, OutcomeError, Verdict};
 #[test]
 fn datagram_vectors() {
     let vectors = datagram::load_default().expect("spec/vectors/datagram.json");
-    assert!(vectors.len() > 100, "only {} datagram vectors", vectors.len());
+    assert!(
+        vectors.len() > 100,
+        "only {} datagram vectors",
+        vectors.len()
+    );
     let mut failures = Vec::new();
     let mut codes = std::collections::BTreeSet::new();
     for dv in &vectors {
@@ -47,8 +51,18 @@ fn datagram_vectors() {
             failures.push(format!("{}: {why}", v.id));
         }
     }
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
-    for code in ["trailing_octets", "datagram_too_large", "unexpected_eof", "body_too_large"] {
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    for code in [
+        "trailing_octets",
+        "datagram_too_large",
+        "unexpected_eof",
+        "body_too_large",
+    ] {
         assert!(codes.contains(code), "no vector produced {code}");
     }
 }

@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use lhp_codec::datagram::{
-    error_code, is_datagram_error, is_idempotent, matches_request, DatagramConfig, DatagramError,
-    DatagramEncodeError, DatagramServer, DatagramStats, Disposition, Retry,
+    error_code, is_datagram_error, is_idempotent, matches_request, DatagramConfig,
+    DatagramEncodeError, DatagramError, DatagramServer, DatagramStats, Disposition, Retry,
 };
 use lhp_codec::{Frame, Header, Value};
 use tokio::net::{ToSocketAddrs, UdpSocket};
@@ -185,7 +185,11 @@ impl UdpServer {
     }
 
     /// Serves until `stop` is cancelled.
-    pub async fn serve_until<F>(&mut self, stop: CancellationToken, mut handler: F) -> io::Result<()>
+    pub async fn serve_until<F>(
+        &mut self,
+        stop: CancellationToken,
+        mut handler: F,
+    ) -> io::Result<()>
     where
         F: FnMut(Frame, SocketAddr) -> Option<Frame>,
     {
@@ -287,10 +291,7 @@ impl UdpClient {
         let mut buf = vec![0u8; self.config.recv_buffer_len()];
         let received = tokio::time::timeout(timeout, self.socket.recv(&mut buf)).await;
         let Ok(received) = received else {
-            return Err(UdpError::Timeout {
-                tries: 1,
-                timeout,
-            });
+            return Err(UdpError::Timeout { tries: 1, timeout });
         };
         let n = match received {
             Ok(n) => n,
@@ -373,6 +374,9 @@ fn reply_or_rejection(f: Frame) -> Result<Frame, UdpError> {
 
 async fn first_addr(a: impl ToSocketAddrs) -> io::Result<SocketAddr> {
     tokio::net::lookup_host(a).await?.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the address resolved to nothing")
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
     })
 }

@@ -108,9 +108,7 @@ async fn client_discards_replies_with_other_ids() {
             let mut h = Header::with_kind("echo");
             h.set_id(reply_id);
             let mut out = BytesMut::new();
-            codec
-                .encode(&Frame::new(h, body.into()), &mut out)
-                .unwrap();
+            codec.encode(&Frame::new(h, body.into()), &mut out).unwrap();
             fake.send_to(&out, from).await.unwrap();
             if reply_id != id {
                 fake.send_to(b"\0\0\0\x02{}{}", from).await.unwrap();
@@ -182,7 +180,10 @@ async fn hostile_oversized_datagrams() {
     let big = frame_bytes(r#"{"kind":"echo","body_len":2000}"#, &[b'x'; 2000]);
     let reply = exchange(server.addr, &big).await.expect("an error reply");
     assert!(reply.len() <= 3 * 1025);
-    assert_eq!(decoded_error(&reply), ("datagram_too_large".into(), 1024, None));
+    assert_eq!(
+        decoded_error(&reply),
+        ("datagram_too_large".into(), 1024, None)
+    );
     let client = UdpClient::connect(server.addr, cfg).await.unwrap();
     client.send_raw(&big).await.unwrap();
     let f = client.recv(Duration::from_secs(2)).await.unwrap();
@@ -214,7 +215,10 @@ fn hostile_huge_body_claims() {
             let claims: Vec<Vec<u8>> = vec![
                 frame_bytes(r#"{"body_len":9007199254740991}"#, b""),
                 frame_bytes(r#"{"body_len":65502}"#, b""),
-                frame_bytes(r#"{"body_len":60000,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#, b"x"),
+                frame_bytes(
+                    r#"{"body_len":60000,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
+                    b"x",
+                ),
                 b"\xff\xff\xff\xff{}".to_vec(),
                 b"\x7f\xff\xff\xff".to_vec(),
             ];
@@ -279,7 +283,11 @@ async fn hostile_flood_from_many_ports() {
                     worst = worst.max(n);
                 }
             }
-            assert!(worst <= 3 * d.len(), "a reply of {worst} to {} octets", d.len());
+            assert!(
+                worst <= 3 * d.len(),
+                "a reply of {worst} to {} octets",
+                d.len()
+            );
             sent
         }));
     }
@@ -300,7 +308,10 @@ async fn hostile_flood_from_many_ports() {
     stop.store(true, Ordering::Relaxed);
     let sent: u64 = flooders.into_iter().map(|t| t.join().unwrap()).sum();
     let stats = server.stop().await;
-    assert!(sent > 64 * 64, "the flood was too small to test anything: {sent}");
+    assert!(
+        sent > 64 * 64,
+        "the flood was too small to test anything: {sent}"
+    );
     assert!(stats.rate_limited > 0, "{stats:?}");
     assert!(stats.max_ratio_milli <= 3000, "{stats:?}");
 }

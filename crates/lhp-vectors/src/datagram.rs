@@ -35,8 +35,8 @@ pub fn load_default() -> Result<Vec<DatagramVector>, LoadError> {
 pub fn load(path: &Path) -> Result<Vec<DatagramVector>, LoadError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| LoadError(format!("cannot read {}: {e}", path.display())))?;
-    let doc: Value = serde_json::from_str(&text)
-        .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
     let default_max = doc
         .get("max_datagram_len")
         .and_then(Value::as_u64)

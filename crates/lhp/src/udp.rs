@@ -100,6 +100,10 @@ struct ServeArgs {
     /// Which engine serves.
     #[arg(long, value_enum, default_value_t = Engine::Blocking)]
     engine: Engine,
+    /// Echo every valid frame, whatever its kind (the server `lhp-conformance --udp-server`
+    /// tests).
+    #[arg(long)]
+    echo: bool,
     #[command(flatten)]
     datagram: Datagram,
 }
@@ -155,7 +159,14 @@ fn serve(a: ServeArgs) -> io::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
-    let handler = |f: Frame, _from: SocketAddr| handle(f, SystemTime::now());
+    let echo = a.echo;
+    let handler = move |f: Frame, _from: SocketAddr| {
+        if echo {
+            Some(f)
+        } else {
+            handle(f, SystemTime::now())
+        }
+    };
     match a.engine {
         Engine::Blocking => {
             let mut server = UdpServer::bind(&a.addr, config)?;
@@ -214,9 +225,7 @@ pub fn handle(request: Frame, now: SystemTime) -> Option<Frame> {
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
             let result = std::str::from_utf8(&request.body)
                 .map_err(|_| "the format is not UTF-8".to_owned())
-                .and_then(|f| {
-                    strftime(if f.is_empty() { DEFAULT_TIME_FORMAT } else { f }, secs)
-                });
+                .and_then(|f| strftime(if f.is_empty() { DEFAULT_TIME_FORMAT } else { f }, secs));
             Some(match result {
                 Ok(text) => Frame::new(reply_header("time"), text.into()),
                 Err(why) => request_error(id, "bad_request", &why),
@@ -543,10 +552,7 @@ mod tests {
     fn strftime_matches_known_dates() {
         // 2026-12-01 22:32:18 UTC, a Tuesday.
         let t = 1_796_164_338;
-        assert_eq!(
-            strftime("%Y-%m-%d %X", t).unwrap(),
-            "2026-12-01 22:32:18"
-        );
+        assert_eq!(strftime("%Y-%m-%d %X", t).unwrap(), "2026-12-01 22:32:18");
         assert_eq!(
             strftime("%A %B %j %y %p %x %%", t).unwrap(),
             "Tuesday December 335 26 PM 12/01/26 %"
@@ -565,7 +571,10 @@ mod tests {
         let mut h = Header::with_kind("upper");
         h.set_id(4);
         let r = handle(Frame::new(h, "abc 粘包".into()), now).unwrap();
-        assert_eq!((r.header.id(), &r.body[..]), (Some(4), "ABC 粘包".as_bytes()));
+        assert_eq!(
+            (r.header.id(), &r.body[..]),
+            (Some(4), "ABC 粘包".as_bytes())
+        );
         let r = handle(Frame::new(Header::with_kind("time"), Bytes::new()), now).unwrap();
         assert_eq!(&r.body[..], b"1970-01-02 00:00:00");
         let r = handle(Frame::new(Header::with_kind("time"), "%n".into()), now).unwrap();

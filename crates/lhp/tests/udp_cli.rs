@@ -57,7 +57,11 @@ fn udp_serve_answers_echo_upper_and_time_on_both_engines() {
         let (_server, addr) = serve(engine, &[]);
         let out = send(&addr, "upper", "hello server baby! 你好", &[]);
         assert!(out.status.success(), "{engine}: {out:?}");
-        assert_eq!(out.stdout, "HELLO SERVER BABY! 你好\n".as_bytes(), "{engine}");
+        assert_eq!(
+            out.stdout,
+            "HELLO SERVER BABY! 你好\n".as_bytes(),
+            "{engine}"
+        );
         let out = send(&addr, "echo", "hello", &[]);
         assert_eq!(out.stdout, b"hello\n", "{engine}");
         // The seed's time server: the client's format, and the seed's default when empty.
@@ -164,5 +168,8 @@ fn chat_says_when_the_peer_is_not_there() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("the peer {nobody} is not there")), "{err}");
+    assert!(
+        err.contains(&format!("the peer {nobody} is not there")),
+        "{err}"
+    );
 }

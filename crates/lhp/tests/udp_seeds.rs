@@ -72,7 +72,8 @@ fn listening(mut cmd: Command) -> (Proc, String) {
 
 fn lhp_serve(extra: &[&str]) -> (Proc, String) {
     let mut c = lhp();
-    c.args(["udp", "serve", "--addr", "127.0.0.1:0"]).args(extra);
+    c.args(["udp", "serve", "--addr", "127.0.0.1:0"])
+        .args(extra);
     listening(c)
 }
 
@@ -165,7 +166,10 @@ fn time_server_truncates_the_format_and_lhp_refuses_it() {
     let out = lhp_send(&addr, "time", &format);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad_request") && err.contains("2000 octets"), "{err}");
+    assert!(
+        err.contains("bad_request") && err.contains("2000 octets"),
+        "{err}"
+    );
     let out = lhp_send(&addr, "time", "%Y");
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), year);
 }
