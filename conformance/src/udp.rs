@@ -84,6 +84,15 @@ pub struct UdpCase {
     pub expect: UdpExpect,
 }
 
+/// The cases to run, and the vectors left out with why.
+#[derive(Clone, Debug, Default)]
+pub struct UdpPlan {
+    /// The cases.
+    pub cases: Vec<UdpCase>,
+    /// Vectors for other receiver settings (or not sendable), with why.
+    pub skipped: Vec<(String, String)>,
+}
+
 /// The result of a run.
 #[derive(Debug, Default)]
 pub struct UdpReport {
@@ -136,11 +145,7 @@ fn smallest_error_frame(err: &DatagramError) -> usize {
 }
 
 /// Builds the cases from the datagram vectors at `path` and the stream vectors in `dir`.
-pub fn build_cases(
-    path: &Path,
-    dir: &Path,
-    opts: &UdpOptions,
-) -> Result<(Vec<UdpCase>, Vec<(String, String)>), String> {
+pub fn build_cases(path: &Path, dir: &Path, opts: &UdpOptions) -> Result<UdpPlan, String> {
     let mut cases = Vec::new();
     let mut skipped = Vec::new();
     let max = opts.max_datagram_len;
@@ -240,7 +245,7 @@ pub fn build_cases(
     if !opts.filter.is_empty() {
         cases.retain(|c| opts.filter.iter().any(|f| c.id.contains(f.as_str())));
     }
-    Ok((cases, skipped))
+    Ok(UdpPlan { cases, skipped })
 }
 
 /// Runs `cases` against the server at `addr`.
@@ -368,7 +373,8 @@ pub fn run_udp_servers(
     vectors_dir: &Path,
     opts: &UdpOptions,
 ) -> Result<bool, String> {
-    let (cases, skipped) = build_cases(&vectors_dir.join("datagram.json"), vectors_dir, opts)?;
+    let UdpPlan { cases, skipped } =
+        build_cases(&vectors_dir.join("datagram.json"), vectors_dir, opts)?;
     eprintln!(
         "{} udp cases ({} vectors for other receiver settings skipped)",
         cases.len(),
