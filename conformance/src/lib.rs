@@ -40,6 +40,7 @@ pub mod suite;
 pub mod tcp;
 pub mod testee;
 pub mod verdict;
+pub mod udp;
 
 use std::path::Path;
 

@@ -60,6 +60,12 @@ struct Cli {
     /// Do not run the `resources` group.
     #[arg(long)]
     no_resources: bool,
+    /// A UDP echo server under test at HOST:PORT (spec/lhp-udp.md; cases in src/udp.rs).
+    #[arg(long, value_name = "HOST:PORT")]
+    udp_server: Vec<String>,
+    /// The --udp-server's max_datagram_len.
+    #[arg(long, value_name = "OCTETS", default_value_t = 65_507)]
+    udp_max_datagram: usize,
     /// A client under test (spec/conformance.md §5), run with `sh -c` once per plan; `{addr}`
     /// in COMMAND is replaced by the harness's address. Repeatable.
     #[arg(long, value_name = "COMMAND")]
@@ -159,6 +165,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     let vectors = cli.vectors.unwrap_or_else(lhp_vectors::default_dir);
+    if !cli.udp_server.is_empty() {
+        return lhp_conformance::udp::run_cli(
+            &cli.udp_server,
+            cli.udp_max_datagram,
+            &vectors,
+            &cli.filter,
+            cli.verbose,
+        );
+    }
     let cases = lhp_conformance::load_cases(&vectors, &cli.filter)?;
     let skips = runner::load_skips(&cli.skips.unwrap_or_else(|| root().join("skips.toml")))?;
     let opts = Options {

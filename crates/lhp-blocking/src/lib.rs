@@ -14,6 +14,8 @@
 //!   deadlines, graceful shutdown. A peer that breaks the protocol gets the best-effort `error`
 //!   frame of §7 and is disconnected; the others are not affected.
 //! - [`Client`]: connect with a timeout, request/reply, streaming upload and download.
+//! - [`udp`]: LHP/1 over UDP (`spec/lhp-udp.md`): [`udp::UdpServer`] and [`udp::UdpClient`],
+//!   one frame per datagram, fixed memory, rate limits and the amplification bound.
 //!
 //! ## Replacing a `socketserver` program
 //!
@@ -64,6 +66,7 @@ mod client;
 mod error;
 mod reader;
 mod server;
+pub mod udp;
 mod writer;
 
 pub use client::{Client, ClientConfig};

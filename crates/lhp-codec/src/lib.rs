@@ -77,6 +77,7 @@ use std::str::FromStr;
 use bytes::Bytes;
 
 mod caps;
+pub mod datagram;
 mod decoder;
 mod encoder;
 mod error;

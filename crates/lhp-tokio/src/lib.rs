@@ -15,6 +15,8 @@
 //!   `Framed::new(tcp, LhpCodec::new())` is a `Stream` and a `Sink` of [`Frame`]s.
 //! - [`FrameReader`] / [`FrameWriter`]: bodies larger than memory, streamed as an `AsyncRead`
 //!   in both directions; whole frames written as one vectored write with no copy of the body.
+//! - [`udp`]: LHP/1 over UDP (`spec/lhp-udp.md`): [`udp::UdpServer`] and [`udp::UdpClient`],
+//!   one frame per datagram, fixed memory, rate limits and the amplification bound.
 //! - [`Server`]: listen backlog, connection limit (`busy`), per-frame read deadline, idle and
 //!   write timeouts, graceful shutdown by a `CancellationToken`, whole-frame ([`Handler`]:
 //!   one reply at most) or streaming ([`StreamHandler`]: the body as an `AsyncRead`, and a
@@ -82,6 +84,7 @@ mod client;
 mod codec;
 mod server;
 mod stream;
+pub mod udp;
 
 pub use client::{Client, ClientConfig};
 pub use codec::{Error, LhpCodec};

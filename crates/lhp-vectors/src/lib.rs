@@ -17,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub mod conversation;
+pub mod datagram;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};

@@ -7,6 +7,8 @@
 //!   in constant memory however large the bodies are, and reports the first protocol error
 //!   with its code and absolute offset.
 //! * [`encode::write_frame`] (`lhp encode`) writes one frame from a JSON header and an optional body.
+//! * [`udp`] (`lhp udp serve`, `lhp udp send`, `lhp chat`): the seeds' UDP programs over
+//!   LHP/UDP (`spec/lhp-udp.md`), one frame per datagram.
 //!
 //! ```
 //! use lhp::decode::{decode_stream, DecodeOptions};
@@ -41,3 +43,4 @@ pub mod names;
 pub mod serve;
 pub mod tokio_serve;
 pub mod transfer;
+pub mod udp;

@@ -64,6 +64,11 @@ enum Command {
     /// verify it, run a command with over 1 MiB of output, try a path traversal; exit 0 only
     /// if every step checked out.
     Demo,
+    /// LHP over UDP (spec/lhp-udp.md): `lhp udp serve` answers echo, upper and time; `lhp udp
+    /// send` is its client.
+    Udp(lhp::udp::UdpArgs),
+    /// Two-party chat over LHP/UDP: run it in two terminals with each other's address.
+    Chat(lhp::udp::ChatArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,6 +225,8 @@ fn main() -> ExitCode {
         Command::Ls(a) => remote(|| ls(a)),
         Command::Exec(a) => remote(|| exec(a)),
         Command::Demo => demo(),
+        Command::Udp(a) => lhp::udp::run_udp(a),
+        Command::Chat(a) => lhp::udp::run_chat(a),
     };
     match result {
         Ok(code) => code,

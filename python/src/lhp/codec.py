@@ -474,13 +474,14 @@ _FLAT_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 class _FlatParser:
     """The _Parser interface for texts _parser_for sends to the fast path."""
 
-    __slots__ = ("s", "max_depth", "dup", "out_of_range")
+    __slots__ = ("s", "max_depth", "dup", "out_of_range", "v_token")
 
     def __init__(self, s, max_depth):
         self.s = s
         self.max_depth = max_depth
         self.dup = False
         self.out_of_range = False
+        self.v_token = None
 
     def parse(self):
         s = self.s
@@ -493,6 +494,8 @@ class _FlatParser:
                                      and s[end:].strip(_WS_CHARS)):
             return self._general()
         n = len(obj)
+        if n > MAX_MEMBERS:
+            return self._general()
         for v in obj.values():
             t = type(v)
             if t is str:
@@ -501,10 +504,15 @@ class _FlatParser:
                 if v > MAX_SAFE_INT or v < -MAX_SAFE_INT:
                     return self._general()
             elif t is float:
-                if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:   # also NaN
-                    return self._general()
+                # fractions and exponents: the general parser applies the
+                # number-length cap, overflow and rounding rules (section 4.2)
+                return self._general()
         if n != s.count('"') >> 1:
             return self._general()
+        v = obj.get("v")
+        if type(v) is int:
+            # an in-range JSON integer without -0 is spelled as str() spells it
+            self.v_token = str(v)
         return obj
 
     def _general(self):
@@ -512,6 +520,7 @@ class _FlatParser:
         obj = p.parse()
         self.dup = p.dup
         self.out_of_range = p.out_of_range
+        self.v_token = p.v_token
         return obj
 
 
