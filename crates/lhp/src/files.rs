@@ -20,7 +20,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lhp_blocking::{Body, ConnReader, Error, Handler, Replies, Request};
@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::{self, ErrorCode};
 use crate::exec;
+use crate::log;
 use crate::names::{self, NameError, Resolved};
 
 /// Most entries a `listing` reports.
@@ -569,6 +570,7 @@ impl FileService {
         mut body: Body<'_, ConnReader>,
         replies: &mut Replies<'_>,
     ) -> Result<(), Error> {
+        let started = Instant::now();
         let mut partial = match self.begin_upload(plan) {
             Ok(p) => p,
             Err(r) => return reply_refusal(head, replies, r),
@@ -593,10 +595,13 @@ impl FileService {
             }
         }
         match partial.finish() {
-            Ok(stored) => match put_reply(head, plan, &stored) {
-                Some(reply) => replies.send(&reply),
-                None => Ok(()),
-            },
+            Ok(stored) => {
+                log::served(head, head.body_len(), started.elapsed());
+                match put_reply(head, plan, &stored) {
+                    Some(reply) => replies.send(&reply),
+                    None => Ok(()),
+                }
+            }
             Err(r) => reply_refusal(head, replies, r),
         }
     }
@@ -624,7 +629,12 @@ impl Handler for FileService {
                 self.put(&head, &plan, body, replies)
             }
             Route::Get(root) => match open_download(&root, &head) {
-                Ok(d) => replies.send_stream(&d.header, d.file.take(d.len)).map(drop),
+                Ok(d) => {
+                    let started = Instant::now();
+                    let sent = replies.send_stream(&d.header, d.file.take(d.len))?;
+                    log::served(&head, sent, started.elapsed());
+                    Ok(())
+                }
                 Err(r) => reply_refusal(&head, replies, r),
             },
             Route::Stat(root) => match stat_reply(&root, &head) {
@@ -713,5 +723,6 @@ fn body_error(e: io::Error) -> Error {
 }
 
 fn reply_refusal(head: &Header, replies: &mut Replies<'_>, r: Refusal) -> Result<(), Error> {
+    log::refused(head, r.code.as_str(), &r.message);
     exec::send_error(head, replies, r.code, &r.message)
 }

@@ -37,6 +37,7 @@ pub mod demo;
 pub mod encode;
 pub mod exec;
 pub mod files;
+pub mod log;
 pub mod names;
 pub mod serve;
 pub mod tokio_serve;
