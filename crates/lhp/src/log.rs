@@ -2,8 +2,8 @@
 //!
 //! Stdout belongs to data (`lhp decode` lines, `lhp exec` output, the `listening on` line of
 //! `lhp serve`), so every log event goes to stderr. `RUST_LOG` filters the events with the
-//! [`EnvFilter`] syntax (`RUST_LOG=debug`, `RUST_LOG=lhp=debug,lhp_tokio=warn`); without it, or
-//! with a directive that does not parse, the level is `info`.
+//! [`EnvFilter`] syntax (`RUST_LOG=debug`, `RUST_LOG=lhp=debug,lhp_tokio=warn`); without it,
+//! the level is `info`. A directive that does not parse is ignored, not fatal.
 //!
 //! Two formats, chosen with `lhp --log-format`:
 //!
