@@ -234,7 +234,7 @@ fn main() -> ExitCode {
 }
 
 fn is_stdin(p: &Option<PathBuf>) -> bool {
-    p.as_ref().map_or(true, |p| p.as_os_str() == "-")
+    p.as_ref().is_none_or(|p| p.as_os_str() == "-")
 }
 
 fn open_input(p: &Option<PathBuf>) -> io::Result<Box<dyn Read>> {
