@@ -78,7 +78,7 @@ impl Plan {
     pub fn chunks(&self) -> impl Iterator<Item = usize> + '_ {
         self.runs
             .iter()
-            .flat_map(|&(len, count)| std::iter::repeat(len).take(count))
+            .flat_map(|&(len, count)| std::iter::repeat_n(len, count))
     }
 
     /// The number of chunks.

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use lhp_codec::{Decoder, Encoder, Frame, Limits, Profile};
+use lhp_codec::{Decoder, Encoder, Frame, Header, Limits, Profile};
 use lhp_vectors::Expect;
 use serde_json::Value;
 
@@ -146,7 +146,7 @@ fn as_echoes(stream: &[u8]) -> Option<(Vec<u8>, Vec<Frame>, Vec<usize>)> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
-        let echo = lhp_testkit::echo_frame_with(&members, f.body.clone());
+        let echo = echo_frame_with(&members, f.body.clone());
         Encoder::new().encode(&echo, &mut wire).ok()?;
         boundaries.push(wire.len());
     }
@@ -520,7 +520,9 @@ fn run_bad(addr: SocketAddr, case: &Case, sc: &ServerCase, opts: &ServerOptions)
 
 /// One echo frame on a fresh connection: the server still serves.
 fn ping(addr: SocketAddr, opts: &ServerOptions) -> Result<(), String> {
-    let frame = lhp_testkit::echo_frame(424242, Bytes::from_static(b"still alive?"));
+    let mut head = Header::with_kind("echo");
+    head.set_id(424242);
+    let frame = Frame::new(head, Bytes::from_static(b"still alive?"));
     let mut wire = BytesMut::new();
     Encoder::new()
         .encode(&frame, &mut wire)
@@ -537,3 +539,15 @@ fn ping(addr: SocketAddr, opts: &ServerOptions) -> Result<(), String> {
 }
 
 pub use crate::process::ServerProcess;
+
+/// An `echo` frame with `members` after `kind` (a `kind` or `body_len` among them is
+/// replaced by the echo's own).
+fn echo_frame_with(members: &[(&str, Value)], body: Bytes) -> Frame {
+    let mut h = Header::with_kind("echo");
+    for (name, value) in members {
+        if *name != "kind" && *name != "body_len" {
+            h.insert(*name, value.clone());
+        }
+    }
+    Frame::new(h, body)
+}

@@ -55,23 +55,10 @@
 //!
 //! # Scale
 //!
-//! Measured on the 2-core development machine, release build, server and client in separate
-//! processes over loopback, both with `RLIMIT_NOFILE` raised to 20,000
-//! (`cargo run --release -p lhp-tokio --example scale -- 10000 3`). The machine was shared
-//! with other compilations (load average 7–10) during these runs, so the throughput figures
-//! are a floor and vary between runs; two runs are shown.
-//!
-//! | measurement                                        | result                       |
-//! |----------------------------------------------------|------------------------------|
-//! | idle connections held at once                      | 10,000 (opened in 1.0–1.5 s) |
-//! | server RSS per idle connection                     | 2,542 bytes (3.4 → 27.6 MiB) |
-//! | echo, 100-byte bodies, 1 connection                | 8,100–9,900 frames/s         |
-//! | echo, 100-byte bodies, 10 connections              | 13,800–29,500 frames/s       |
-//! | echo, 100-byte bodies, 100 connections             | 16,800–37,400 frames/s       |
-//! | echo, 100-byte bodies, 1,000 connections           | 12,800–24,500 frames/s       |
-//!
-//! Each connection does one request at a time (write a frame, read its echo); pipelining on
-//! one connection with [`Client`] goes further.
+//! One task per connection; `examples/scale.rs` holds thousands of idle connections and
+//! measures echo throughput at 1 to 1,000 connections
+//! (`cargo run --release -p lhp-tokio --example scale -- 10000 3`). The results, with the
+//! machine and the run they come from, are in the repository's `docs/performance.md`.
 //!
 //! An idle connection holds no read buffer (it is freed while the task waits, with a 1-octet
 //! `peek`, for the next frame), so its cost is the task (its future is under 2 KiB: the

@@ -416,7 +416,8 @@ impl fmt::Display for ConversationError {
 
 impl std::error::Error for ConversationError {}
 
-/// The directory of conversation files in this repository: `spec/vectors/conversations`.
+/// The directory of conversation files: `conversations` in [`crate::default_dir`]
+/// (`spec/vectors/conversations` in the repository).
 pub fn default_conversation_dir() -> PathBuf {
     crate::default_dir().join("conversations")
 }

@@ -299,9 +299,15 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// The `spec/vectors` directory of this repository.
+/// The vectors this crate carries: `vectors/` in the crate's directory.
+///
+/// In the repository `crates/lhp-vectors/vectors` is a symbolic link to `spec/vectors`;
+/// `cargo package` follows it, so the published crate holds a copy of the same files
+/// (`tests/packaged.rs` checks both). A program built from this crate (`lhp-conformance`)
+/// finds them in its source directory: the clone for `cargo install --path`, cargo's registry
+/// cache for `cargo install lhp-conformance`.
 pub fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")
 }
 
 /// Loads every vector in [`default_dir`].

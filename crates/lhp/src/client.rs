@@ -478,9 +478,12 @@ fn recv_reply(client: &mut Client) -> Result<Header, ClientError> {
 
 /// The [`ClientError::Server`] an `error` header describes.
 pub fn server_error(h: &Header) -> ClientError {
+    let code = app::str_member(h, "code").unwrap_or("unknown");
+    let message = app::str_member(h, "message").unwrap_or_default();
+    crate::log::refusal_received(code, message);
     ClientError::Server {
-        code: app::str_member(h, "code").unwrap_or("unknown").to_owned(),
-        message: app::str_member(h, "message").unwrap_or_default().to_owned(),
+        code: code.to_owned(),
+        message: message.to_owned(),
     }
 }
 

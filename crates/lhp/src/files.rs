@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::{self, ErrorCode};
 use crate::exec;
+use crate::log;
 use crate::names::{self, NameError, Resolved};
 use crate::transfer::{self, AsyncTrailerReader, ReadAhead, TrailerSplitter};
 
@@ -875,6 +876,7 @@ impl FileService {
         mut body: Body<'_, ConnReader>,
         replies: &mut Replies<'_>,
     ) -> Result<(), Error> {
+        let started = Instant::now();
         let partial = match self.begin_upload(plan) {
             Ok(p) => p,
             Err(r) => return reply_refusal(head, replies, r),
@@ -927,10 +929,13 @@ impl FileService {
             return Err(err);
         }
         match partial.finish() {
-            Ok(stored) => match put_reply(head, plan, &stored) {
-                Some(reply) => replies.send(&reply),
-                None => Ok(()),
-            },
+            Ok(stored) => {
+                log::served(head, head.body_len(), started.elapsed());
+                match put_reply(head, plan, &stored) {
+                    Some(reply) => replies.send(&reply),
+                    None => Ok(()),
+                }
+            }
             Err(r) => reply_refusal(head, replies, r),
         }
     }
@@ -959,7 +964,12 @@ impl Handler for FileService {
             }
             Route::Get(root) => match open_download(&root, &head) {
                 Ok(d) => match d.into_read() {
-                    Ok((header, body)) => replies.send_stream(&header, body).map(drop),
+                    Ok((header, body)) => {
+                        let started = Instant::now();
+                        let sent = replies.send_stream(&header, body)?;
+                        log::served(&head, sent, started.elapsed());
+                        Ok(())
+                    }
                     Err(e) => reply_refusal(
                         &head,
                         replies,
@@ -1054,5 +1064,6 @@ fn body_error(e: io::Error) -> Error {
 }
 
 fn reply_refusal(head: &Header, replies: &mut Replies<'_>, r: Refusal) -> Result<(), Error> {
+    log::refused(head, r.code.as_str(), &r.message);
     exec::send_error(head, replies, r.code, &r.message)
 }

@@ -1,12 +1,19 @@
 //! # lhp: the command-line program for LHP/1
 //!
-//! The `lhp` binary is a thin front end over this library. Phase one gives two tools that
-//! work on byte streams without any network:
+//! The `lhp` binary is a thin front end over this library:
 //!
 //! * [`decode::decode_stream`] (`lhp decode`) prints one JSON line per frame of a recorded stream,
 //!   in constant memory however large the bodies are, and reports the first protocol error
 //!   with its code and absolute offset.
 //! * [`encode::write_frame`] (`lhp encode`) writes one frame from a JSON header and an optional body.
+//! * [`serve`] (`lhp serve`) serves the application messages of `spec/lhp-app.md` (`put`,
+//!   `get`, `stat`, `list`, allowed `exec`, `echo`) from a directory, on the tokio engine
+//!   ([`tokio_serve`]) or the blocking one ([`files`]); names from the network are confined to
+//!   the root by [`names`].
+//! * [`client`] (`lhp put`, `get`, `ls`, `exec`) is the client side, with digests checked end
+//!   to end and resumable transfers.
+//! * [`demo`] (`lhp demo`) runs a server and a client in one process and checks every step.
+//! * [`log`] sets up the program's logging (`RUST_LOG`, `--log-format text|json`, on stderr).
 //! * [`udp`] (`lhp udp serve`, `lhp udp send`, `lhp chat`): the seeds' UDP programs over
 //!   LHP/UDP (`spec/lhp-udp.md`), one frame per datagram.
 //!
@@ -39,6 +46,7 @@ pub mod demo;
 pub mod encode;
 pub mod exec;
 pub mod files;
+pub mod log;
 pub mod names;
 pub mod serve;
 pub mod tokio_serve;

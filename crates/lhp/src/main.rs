@@ -12,6 +12,7 @@ use lhp::client::{self, ClientError};
 use lhp::decode::{decode_stream, error_json, DecodeOptions};
 use lhp::encode::{parse_header, write_frame, EncodeOptions};
 use lhp::files::{Retention, ServeOptions};
+use lhp::log::{self, LogFormat};
 use lhp_codec::{Limits, Profile, MAX_SAFE_INTEGER};
 use sha2::{Digest, Sha256};
 
@@ -24,6 +25,9 @@ use sha2::{Digest, Sha256};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log events are written to stderr (filtered by RUST_LOG, default info).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,6 +220,9 @@ struct EncodeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = log::init(cli.log_format) {
+        eprintln!("lhp: {e}");
+    }
     let result = match cli.command {
         Command::Decode(a) => decode(a),
         Command::Encode(a) => encode(a),
@@ -240,7 +247,7 @@ fn main() -> ExitCode {
 }
 
 fn is_stdin(p: &Option<PathBuf>) -> bool {
-    p.as_ref().map_or(true, |p| p.as_os_str() == "-")
+    p.as_ref().is_none_or(|p| p.as_os_str() == "-")
 }
 
 fn open_input(p: &Option<PathBuf>) -> io::Result<Box<dyn Read>> {
@@ -388,6 +395,7 @@ fn put(a: PutArgs) -> Result<ExitCode, ClientError> {
         r.sha256,
         client::rate(r.sent, t.elapsed())
     );
+    log::transfer(log::Side::Client, "put", &r.name, r.sent, t.elapsed());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -414,6 +422,7 @@ fn get(a: GetArgs) -> Result<ExitCode, ClientError> {
         r.sha256,
         client::rate(r.received, t.elapsed())
     );
+    log::transfer(log::Side::Client, "get", &a.name, r.received, t.elapsed());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -32,6 +32,7 @@ use crate::files::{
     list_reply, open_download, put_reply, stat_reply, FileService, Partial, PutPlan, Refusal,
     Route, ServeOptions,
 };
+use crate::log;
 
 /// Upload octets gathered before one blocking write to the partial file.
 const WRITE_BATCH: usize = 1 << 20;
@@ -97,6 +98,7 @@ impl TokioFileService {
         mut body: Body<'_, ConnRead>,
         replies: &mut Replies<'_>,
     ) -> Result<(), Error> {
+        let started = Instant::now();
         let service = Arc::clone(&self.service);
         let p = plan.clone();
         let partial = match blocking(move || service.begin_upload(&p)).await? {
@@ -145,10 +147,13 @@ impl TokioFileService {
             Err(r) => return refuse(head, replies, r).await,
         };
         match blocking(move || partial.finish()).await? {
-            Ok(stored) => match put_reply(head, plan, &stored) {
-                Some(reply) => replies.send(&reply).await,
-                None => Ok(()),
-            },
+            Ok(stored) => {
+                log::served(head, head.body_len(), started.elapsed());
+                match put_reply(head, plan, &stored) {
+                    Some(reply) => replies.send(&reply).await,
+                    None => Ok(()),
+                }
+            }
             Err(r) => refuse(head, replies, r).await,
         }
     }
@@ -245,6 +250,7 @@ fn join_error(e: tokio::task::JoinError) -> Error {
 /// Sends the application `error` frame for `r`, with the request's `id` and start offset,
 /// exactly as the blocking engine does.
 async fn refuse(head: &Header, replies: &mut Replies<'_>, r: Refusal) -> Result<(), Error> {
+    log::refused(head, r.code.as_str(), &r.message);
     let mut h = app::reply_to(head, app::error(r.code.as_str(), &r.message));
     h.insert("offset", replies.frame_start());
     replies.send(&Frame::new(h, Bytes::new())).await
@@ -284,7 +290,10 @@ async fn get(root: PathBuf, head: &Header, replies: &mut Replies<'_>) -> Result<
     match blocking(move || open_download(&root, &h)).await? {
         Ok(d) => {
             let (header, len, body) = d.into_async_read();
-            replies.send_stream(&header, len, body).await
+            let started = Instant::now();
+            replies.send_stream(&header, len, body).await?;
+            log::served(head, len, started.elapsed());
+            Ok(())
         }
         Err(r) => refuse(head, replies, r).await,
     }

@@ -43,7 +43,7 @@ fn judge(expect: &Expect, got: &Run) -> Result<(), String> {
         (Some(w), Some(g)) => {
             let same = g["error"] == w.code.as_str()
                 && g["offset"] == w.offset
-                && w.missing.map_or(true, |m| g["missing"] == m);
+                && w.missing.is_none_or(|m| g["missing"] == m);
             if same {
                 Ok(())
             } else {
