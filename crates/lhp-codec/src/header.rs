@@ -390,6 +390,17 @@ pub(crate) fn parse_header(
     Ok((Header::from_parts(members, checked.body_len), checked))
 }
 
+/// Validates a complete received header (§4) without building a [`Header`]: the fast path
+/// when it can, else [`parse`] (which names every error).
+pub(crate) fn validate(raw: &[u8], profile: Profile) -> Result<Checked, DecodeErrorKind> {
+    if let Ok(text) = std::str::from_utf8(raw) {
+        if let Some(f) = fast::scan(text, profile) {
+            return Ok(f.checked);
+        }
+    }
+    parse(raw, profile).map(|(_, checked)| checked)
+}
+
 /// Parses and validates a complete header text (§4), in the precedence order of §4.5.
 /// Errors are returned as kinds; the caller knows the offset.
 pub(crate) fn parse(

@@ -82,11 +82,13 @@ mod error;
 mod fast;
 mod header;
 mod json;
+mod typed;
 
 pub use decoder::{Decoder, Event, MIN_HEADER_LEN, PREFIX_LEN};
 pub use encoder::Encoder;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError, Part};
 pub use header::{hex_lower, Header, MAX_SAFE_INTEGER, REGISTERED};
+pub use typed::{FrameRef, FrameSpan, RawFrame, TypedError};
 
 /// Re-exported so users can build header members without naming `serde_json` themselves.
 pub use serde_json::{Map, Value};
