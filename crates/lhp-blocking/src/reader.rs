@@ -572,26 +572,69 @@ impl<R: Read> Body<'_, R> {
 }
 
 impl<R: Read> Read for Body<'_, R> {
+    /// Reads body octets: first those already buffered; then, when the reader's buffer holds
+    /// no more body octets and `out` is at least 8 KiB, straight from the source into `out`
+    /// (no second copy), never past the body's end, so the next frame's octets stay in the
+    /// reader.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
-        while self.reader.pending.is_empty() {
-            if !self.reader.in_body {
+        let reader = &mut *self.reader;
+        loop {
+            if !reader.pending.is_empty() {
+                break;
+            }
+            if !reader.in_body {
                 return Ok(0);
             }
-            self.reader.next_chunk().map_err(Error::into_io)?;
+            let left = reader.wanted();
+            if reader.buf.is_empty() && left > 0 && out.len() >= MIN_READ {
+                return reader.read_body_direct(out, left);
+            }
+            reader.next_chunk().map_err(Error::into_io)?;
         }
-        let n = out.len().min(self.reader.pending.len());
-        if let (Some(dst), Some(src)) = (out.get_mut(..n), self.reader.pending.get(..n)) {
+        let n = out.len().min(reader.pending.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), reader.pending.get(..n)) {
             dst.copy_from_slice(src);
         }
-        self.reader.pending.advance(n);
-        if self.reader.pending.is_empty() {
+        reader.pending.advance(n);
+        if reader.pending.is_empty() {
             // Drop our reference so the read buffer can be reused in place.
-            self.reader.pending = Bytes::new();
+            reader.pending = Bytes::new();
         }
         Ok(n)
+    }
+}
+
+impl<R: Read> FrameReader<R> {
+    /// One read of body octets from the source straight into `out`, at most the `left` octets
+    /// the body still has; the decoder accounts for them (digest, offset).
+    fn read_body_direct(&mut self, out: &mut [u8], left: usize) -> io::Result<usize> {
+        let want = out.len().min(left);
+        let dst = out.get_mut(..want).unwrap_or_default();
+        let got = loop {
+            match self.inner.read(dst) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if got == 0 {
+            // The stream ended inside the body: the codec's `unexpected_eof`.
+            self.in_body = false;
+            return match self.decoder.finish(&self.buf) {
+                Err(e) => Err(Error::from(e).into_io()),
+                Ok(()) => Ok(0),
+            };
+        }
+        let got = got.min(want);
+        self.decoder.feed_body(dst.get(..got).unwrap_or_default());
+        if self.wanted() == 0 {
+            // The body is complete: verify its digest and return between frames now, so
+            // that a digest mismatch is reported on this read, not after the caller's copy.
+            self.next_chunk().map_err(Error::into_io)?;
+        }
+        Ok(got)
     }
 }
 

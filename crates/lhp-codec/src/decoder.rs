@@ -398,6 +398,36 @@ impl Decoder {
         }
     }
 
+    /// Accounts for body octets of a streamed frame (after [`Event::Head`]) that the caller
+    /// read from the transport straight into its own buffer, because its input buffer held no
+    /// body octets: they are hashed for the digest check (§6) and counted, exactly as if they
+    /// had come through [`decode_event`](Self::decode_event) as an [`Event::Body`]. Read at most
+    /// [`wanted(0)`](Self::wanted) octets, so that the next frame's octets stay in the input
+    /// buffer. Returns how many of `octets` were taken: all of them, or, outside a body, or past
+    /// its end, fewer (the caller's mistake; the rest is not part of the body).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use lhp_codec::{Decoder, Encoder, Event, Frame, Header};
+    ///
+    /// let mut wire = BytesMut::new();
+    /// Encoder::new().encode(&Frame::new(Header::with_kind("put"), "0123456789".into()), &mut wire).unwrap();
+    /// let mut dec = Decoder::new();
+    /// let mut head = wire.split_to(wire.len() - 10);
+    /// assert!(matches!(dec.decode_event(&mut head).unwrap(), Some(Event::Head(_))));
+    /// assert_eq!(dec.wanted(0), 10);
+    /// assert_eq!(dec.feed_body(&wire[..10]), 10); // read by the caller into its own buffer
+    /// assert_eq!(dec.decode_event(&mut head).unwrap(), Some(Event::End));
+    /// ```
+    pub fn feed_body(&mut self, octets: &[u8]) -> usize {
+        let State::Body { remaining, .. } = &self.state else {
+            return 0;
+        };
+        let n = usize::try_from(*remaining).map_or(octets.len(), |r| r.min(octets.len()));
+        self.take_body(octets.get(..n).unwrap_or_default());
+        n
+    }
+
     /// Call when the stream has ended, after `decode`/`decode_event` returned `Ok(None)`.
     /// `Ok(())` if it ended cleanly between frames; otherwise `unexpected_eof` with the number
     /// of missing octets (§3.4).

@@ -84,7 +84,7 @@ mod server;
 mod stream;
 
 pub use client::{Client, ClientConfig};
-pub use codec::{Error, LhpCodec};
+pub use codec::{Error, LhpCodec, RawCodec, TypedCodec};
 pub use server::{
     echo, ConnRead, Connections, Handler, Replies, Server, ServerConfig, StreamHandler,
 };
