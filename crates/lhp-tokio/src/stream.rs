@@ -408,14 +408,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             return Poll::Ready(Ok(()));
         }
         self.decoder.feed_body(part.filled());
-        out.advance(got);
         if self.decoder.wanted(0) == 0 {
-            // Complete: verify the digest now, so that a mismatch is this read's error.
-            match self.decoder.decode_event(&mut self.buf).map_err(Error::from)? {
-                Some(Event::End) | None => self.in_body = false,
-                Some(_) => {}
+            // Complete: verify the digest now, so that a mismatch is this read's error (and
+            // the octets are not handed out: an error fills nothing).
+            match self.decoder.decode_event(&mut self.buf) {
+                Ok(Some(Event::End) | None) => self.in_body = false,
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    self.in_body = false;
+                    return Poll::Ready(Err(Error::from(e).into()));
+                }
             }
         }
+        out.advance(got);
         Poll::Ready(Ok(()))
     }
 
