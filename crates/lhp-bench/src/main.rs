@@ -530,6 +530,9 @@ fn profile(case: &str) -> Result<(), String> {
     let codec = case.starts_with("codec");
     let wire = work::lhp_wire(if codec { 100_000 } else { 0 }, 100);
     let base = work::ldc_wire(if codec { 100_000 } else { 0 }, 100);
+    let typed_codec = case.starts_with("typed-codec");
+    let typed_wire = typed::lhp_wire(if typed_codec { 100_000 } else { 0 });
+    let typed_base = typed::ldc_wire(if typed_codec { 100_000 } else { 0 });
     let secs = std::env::var("LHP_PROFILE_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -541,6 +544,13 @@ fn profile(case: &str) -> Result<(), String> {
         match case {
             "codec" => drop(work::codec_lhp(&wire, 100_000)),
             "codec-baseline" => drop(work::codec_ldc(&base, 100_000, false)),
+            "typed-codec" => drop(typed::codec(&typed_wire, 100_000, typed::InMemory::Raw)),
+            "typed-codec-ref" => drop(typed::codec(&typed_wire, 100_000, typed::InMemory::InPlace)),
+            "typed-codec-baseline" => drop(typed::codec(&typed_base, 100_000, typed::InMemory::Ldc)),
+            "typed-blocking" => drop(typed::blocking(typed::Style::Typed, 100_000)),
+            "typed-blocking-map" => drop(typed::blocking(typed::Style::Map, 100_000)),
+            "typed-blocking-baseline" => drop(typed::blocking(typed::Style::HandWritten, 100_000)),
+            "typed-tokio" => drop(typed::tokio(&rt, typed::Style::Typed, 100_000)),
             "small-blocking" => drop(work::lhp_blocking_stream(100, 100_000)),
             "small-tokio" => drop(work::lhp_tokio_stream(&rt, 100, 100_000)),
             "bulk-blocking" => drop(work::lhp_blocking_stream(64 << 20, 4)),

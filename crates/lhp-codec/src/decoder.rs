@@ -16,6 +16,7 @@ use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{DecodeError, DecodeErrorKind, Part};
+use crate::fast::Table;
 use crate::header::{self, hex_lower, ExpectedDigest};
 use crate::typed::{FrameRef, FrameSpan, RawFrame};
 use crate::{Frame, Header, Limits, Profile};
@@ -83,6 +84,8 @@ struct InPlace {
     /// The body length.
     body_len: u64,
     digests: Vec<ExpectedDigest>,
+    /// The members, when the fast path read them.
+    table: Option<Table>,
 }
 
 #[derive(Debug)]
@@ -325,7 +328,7 @@ impl Decoder {
                     return Ok(None);
                 };
                 let header_start = self.offset + PREFIX_LEN as u64;
-                let checked = match header::validate(raw, self.profile) {
+                let (checked, table) = match header::validate(raw, self.profile) {
                     Ok(c) => c,
                     Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
                 };
@@ -346,6 +349,7 @@ impl Decoder {
                     } else {
                         Vec::new()
                     },
+                    table,
                 }
             }
         };
@@ -365,6 +369,7 @@ impl Decoder {
         let span = FrameSpan {
             header: PREFIX_LEN..head.head,
             body: head.head..head.head + body.len(),
+            table: head.table,
         };
         self.offset += span.body.end as u64;
         self.frame_start = self.offset;
@@ -380,7 +385,7 @@ impl Decoder {
         let mut whole = buf.split_to(span.body.end).freeze();
         let body = whole.split_off(span.body.start);
         whole.advance(PREFIX_LEN);
-        Ok(Some(RawFrame::new(whole, body, self.profile)))
+        Ok(Some(RawFrame::new(whole, body, self.profile, span.table)))
     }
 
     /// For [`finish`](Self::finish) between frames: what is missing from a frame being decoded

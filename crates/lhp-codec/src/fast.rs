@@ -49,14 +49,48 @@ pub(crate) struct Fast {
     /// The text is exactly what the encoder writes for these members (§9): no insignificant
     /// whitespace and no escapes, so it can be sent again as it is.
     pub canonical: bool,
+    /// Every member, in order, as the scan found it: a typed header is deserialized from this
+    /// table without parsing the text again.
+    pub table: Table,
 }
 
-#[derive(Clone, Copy)]
-enum Val {
+/// A scalar value as the fast path read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Val {
+    /// `text[start..end]` is the string's contents (with escapes when `escaped`).
     Str { start: u32, end: u32, escaped: bool },
+    /// An integer literal, `-n` when `neg`.
     Int { neg: bool, n: u64 },
-    Literal,
+    Bool(bool),
+    Null,
 }
+
+/// One member of a header the fast path accepted: its (unescaped) name is
+/// `text[name.0..name.1]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub name: (u32, u32),
+    pub val: Val,
+}
+
+/// The members of a header the fast path accepted, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Table {
+    pub entries: [Entry; MAX_MEMBERS],
+    pub len: usize,
+}
+
+impl Table {
+    /// The members.
+    pub fn entries(&self) -> &[Entry] {
+        self.entries.get(..self.len).unwrap_or_default()
+    }
+}
+
+const EMPTY: Entry = Entry {
+    name: (0, 0),
+    val: Val::Null,
+};
 
 struct Cursor<'a> {
     b: &'a [u8],
@@ -90,6 +124,15 @@ impl Cursor<'_> {
         let start = self.i;
         let mut escaped = false;
         loop {
+            // Eight octets at a time up to the first that needs a look: `"`, `\` or a
+            // control character.
+            while let Some(word) = self.b.get(self.i..self.i + 8) {
+                let x = u64::from_le_bytes(word.try_into().ok()?);
+                if special(x) != 0 {
+                    break;
+                }
+                self.i += 8;
+            }
             match self.peek()? {
                 b'"' => {
                     let end = self.i;
@@ -147,10 +190,10 @@ impl Cursor<'_> {
         Some(Val::Int { neg, n })
     }
 
-    fn literal(&mut self, word: &[u8]) -> Option<Val> {
+    fn literal(&mut self, word: &[u8], val: Val) -> Option<Val> {
         if self.b.get(self.i..self.i + word.len())? == word {
             self.i += word.len();
-            Some(Val::Literal)
+            Some(val)
         } else {
             None
         }
@@ -168,12 +211,22 @@ impl Cursor<'_> {
                 })
             }
             b'-' | b'0'..=b'9' => self.integer(),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
+            b't' => self.literal(b"true", Val::Bool(true)),
+            b'f' => self.literal(b"false", Val::Bool(false)),
+            b'n' => self.literal(b"null", Val::Null),
             _ => None,
         }
     }
+}
+
+/// Nonzero when one of the eight octets of `x` is `"`, `\` or below 0x20 (SWAR: each
+/// test sets the high bit of a matching octet; octets ≥ 0x80 never match).
+fn special(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |y: u64| y.wrapping_sub(ONES) & !y & HIGH;
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    zero_in(x ^ (ONES * u64::from(b'"'))) | zero_in(x ^ (ONES * u64::from(b'\\'))) | below_space
 }
 
 /// The slot of a registered member (the order of `header::validate_members`).
@@ -217,6 +270,10 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
         whitespace: false,
     };
     let mut names: [&[u8]; MAX_MEMBERS] = [&[]; MAX_MEMBERS];
+    let mut table = Table {
+        entries: [EMPTY; MAX_MEMBERS],
+        len: 0,
+    };
     let mut count = 0;
     let mut escaped = false;
     let mut slots: [Option<Val>; 9] = [None; 9];
@@ -241,6 +298,10 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
             c.eat(b':')?;
             c.skip_ws();
             let v = c.value()?;
+            *table.entries.get_mut(count - 1)? = Entry {
+                name: (u32::try_from(start).ok()?, u32::try_from(end).ok()?),
+                val: v,
+            };
             if let Val::Str { escaped: true, .. } = v {
                 escaped = true;
             }
@@ -332,6 +393,10 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
         },
         fields,
         canonical: !c.whitespace && !escaped,
+        table: Table {
+            len: count,
+            ..table
+        },
     })
 }
 
@@ -375,6 +440,11 @@ mod tests {
             if f.canonical {
                 assert_eq!(serde_json::to_string(&members).unwrap(), text);
             }
+            // A typed header read from the scan's table is what serde_json reads from the text.
+            let via_table: Value =
+                crate::typed::deserialize_header(text, Some(&f.table), 0, Profile::Lhp1)
+                    .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(via_table, Value::Object(lazy.clone()), "{text:?}");
         }
     }
 

@@ -392,13 +392,17 @@ pub(crate) fn parse_header(
 
 /// Validates a complete received header (§4) without building a [`Header`]: the fast path
 /// when it can, else [`parse`] (which names every error).
-pub(crate) fn validate(raw: &[u8], profile: Profile) -> Result<Checked, DecodeErrorKind> {
+/// With the fast path, also the table of members it read.
+pub(crate) fn validate(
+    raw: &[u8],
+    profile: Profile,
+) -> Result<(Checked, Option<fast::Table>), DecodeErrorKind> {
     if let Ok(text) = std::str::from_utf8(raw) {
         if let Some(f) = fast::scan(text, profile) {
-            return Ok(f.checked);
+            return Ok((f.checked, Some(f.table)));
         }
     }
-    parse(raw, profile).map(|(_, checked)| checked)
+    parse(raw, profile).map(|(_, checked)| (checked, None))
 }
 
 /// Parses and validates a complete header text (§4), in the precedence order of §4.5.

@@ -32,15 +32,18 @@
 //! member, never a panic.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::de::{Deserialize, Deserializer, Visitor};
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::Serialize;
 
 use crate::decoder::{MIN_HEADER_LEN, PREFIX_LEN};
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::fast::{Entry, Table, Val};
 use crate::header::{self, parse_header};
 use crate::{Encoder, Frame, Header, Profile};
 
@@ -52,6 +55,7 @@ pub struct FrameRef<'a> {
     body: &'a [u8],
     len: usize,
     profile: Profile,
+    table: Option<Table>,
 }
 
 impl<'a> FrameRef<'a> {
@@ -63,13 +67,19 @@ impl<'a> FrameRef<'a> {
             body,
             len: span.body.end,
             profile,
+            table: span.table,
         })
     }
 
     /// The header deserialized into `T`, borrowing from the header text (`&'a str` fields
     /// cost nothing). See [`TypedError`] for what is checked.
     pub fn header<T: Deserialize<'a>>(&self) -> Result<T, TypedError> {
-        deserialize_header(self.header, self.body.len() as u64, self.profile)
+        deserialize_header(
+            self.header,
+            self.table.as_ref(),
+            self.body.len() as u64,
+            self.profile,
+        )
     }
 
     /// The header's JSON text, as it arrived (validated: §4).
@@ -114,20 +124,27 @@ pub struct RawFrame {
     header: Bytes,
     body: Bytes,
     profile: Profile,
+    table: Option<Table>,
 }
 
 impl RawFrame {
-    pub(crate) fn new(header: Bytes, body: Bytes, profile: Profile) -> Self {
+    pub(crate) fn new(header: Bytes, body: Bytes, profile: Profile, table: Option<Table>) -> Self {
         RawFrame {
             header,
             body,
             profile,
+            table,
         }
     }
 
     /// The header deserialized into `T`, borrowing from this frame. See [`TypedError`].
     pub fn header<'de, T: Deserialize<'de>>(&'de self) -> Result<T, TypedError> {
-        deserialize_header(self.header_text(), self.body.len() as u64, self.profile)
+        deserialize_header(
+            self.header_text(),
+            self.table.as_ref(),
+            self.body.len() as u64,
+            self.profile,
+        )
     }
 
     /// The header's JSON text, as it arrived (validated: §4).
@@ -168,6 +185,8 @@ pub struct FrameSpan {
     pub header: Range<usize>,
     /// The body; `body.end` is the frame's length on the wire.
     pub body: Range<usize>,
+    /// The members, when the fast path read them.
+    pub(crate) table: Option<Table>,
 }
 
 impl FrameSpan {
@@ -250,26 +269,54 @@ impl std::error::Error for TypedError {
 /// registered members it carries already agree with the frame).
 pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
     text: &'de str,
+    table: Option<&Table>,
     body_len: u64,
     profile: Profile,
 ) -> Result<T, TypedError> {
     let mut fields: &'static [&'static str] = &[];
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = T::deserialize(Fields {
-        inner: &mut de,
-        fields: &mut fields,
-    })
-    .and_then(|v| de.end().map(|()| v))
-    .map_err(|source| TypedError::Member {
-        member: member_at(text, &source),
-        source,
-    })?;
+    let has_body_len = match table {
+        // The fast path's table: deserialized without parsing the text again.
+        Some(table) => {
+            let at = Cell::new(None);
+            let value = T::deserialize(TableDe {
+                text,
+                entries: table.entries(),
+                fields: &mut fields,
+                at: &at,
+            })
+            .map_err(|source| TypedError::Member {
+                member: named_in(&source).or_else(|| {
+                    at.get()
+                        .and_then(|e: Entry| name_of(text, &e))
+                        .map(str::to_owned)
+                }),
+                source,
+            })?;
+            let has = table
+                .entries()
+                .iter()
+                .any(|e| name_of(text, e) == Some("body_len"));
+            (value, has)
+        }
+        None => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let value = T::deserialize(Fields {
+                inner: &mut de,
+                fields: &mut fields,
+            })
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|source| TypedError::Member {
+                member: member_at(text, &source),
+                source,
+            })?;
+            let has = || top_level(text).any(|m| m.name == "body_len");
+            (value, profile != Profile::SeedCompat || has())
+        }
+    };
+    let (value, has_body_len) = has_body_len;
     // In `lhp1` a body implies a `body_len` member, which the field then read. In
     // `seed-compat` the length may be in `file_size` or `total_size` alone.
-    if profile == Profile::SeedCompat
-        && body_len > 0
-        && fields.contains(&"body_len")
-        && !top_level(text).any(|m| m.name == "body_len")
+    if profile == Profile::SeedCompat && body_len > 0 && fields.contains(&"body_len") && !has_body_len
     {
         return Err(TypedError::Disagrees {
             member: "body_len",
@@ -279,14 +326,200 @@ pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
     Ok(value)
 }
 
+fn name_of<'t>(text: &'t str, e: &Entry) -> Option<&'t str> {
+    text.get(e.name.0 as usize..e.name.1 as usize)
+}
+
+/// The member a "missing field" / "unknown field" message names.
+fn named_in(e: &serde_json::Error) -> Option<String> {
+    let msg = e.to_string();
+    ["missing field `", "unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|p| msg.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_owned)
+}
+
+/// Deserializes a header from the fast path's table of members: names and unescaped strings
+/// are borrowed from the text, integers were parsed by the scan. Errors are `serde_json`'s.
+struct TableDe<'de, 'a> {
+    text: &'de str,
+    entries: &'a [Entry],
+    fields: &'a mut &'static [&'static str],
+    /// The member being deserialized, for errors.
+    at: &'a Cell<Option<Entry>>,
+}
+
+impl<'de, 'a> Deserializer<'de> for TableDe<'de, 'a> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(TableMap {
+            text: self.text,
+            rest: self.entries.iter(),
+            value: None,
+            at: self.at,
+        })
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.fields = fields;
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
+}
+
+struct TableMap<'de, 'a> {
+    text: &'de str,
+    rest: std::slice::Iter<'a, Entry>,
+    value: Option<Val>,
+    at: &'a Cell<Option<Entry>>,
+}
+
+impl<'de, 'a> de::MapAccess<'de> for TableMap<'de, 'a> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let Some(e) = self.rest.next() else {
+            return Ok(None);
+        };
+        self.at.set(Some(*e));
+        self.value = Some(e.val);
+        // The fast path takes only unescaped names.
+        let name = name_of(self.text, e).unwrap_or_default();
+        seed.deserialize(BorrowedStrDeserializer::new(name))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let val = self.value.take().unwrap_or(Val::Null);
+        seed.deserialize(ValDe {
+            text: self.text,
+            val,
+        })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.rest.len())
+    }
+}
+
+/// One scalar member value from the table.
+struct ValDe<'de> {
+    text: &'de str,
+    val: Val,
+}
+
+impl ValDe<'_> {
+    /// An escaped string's contents, unescaped (the fast path checked the escapes).
+    fn unescaped(&self, start: u32, end: u32) -> Result<String, serde_json::Error> {
+        let quoted = self
+            .text
+            .get(start as usize - 1..end as usize + 1)
+            .unwrap_or("\"\"");
+        serde_json::from_str(quoted)
+    }
+}
+
+impl<'de> Deserializer<'de> for ValDe<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.val {
+            Val::Str {
+                start,
+                end,
+                escaped: false,
+            } => visitor.visit_borrowed_str(
+                self.text
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default(),
+            ),
+            Val::Str { start, end, .. } => visitor.visit_string(self.unescaped(start, end)?),
+            Val::Int { neg: false, n } => visitor.visit_u64(n),
+            // |n| ≤ 2^53−1: fits.
+            Val::Int { neg: true, n } => visitor.visit_i64(-(n as i64)),
+            Val::Bool(b) => visitor.visit_bool(b),
+            Val::Null => visitor.visit_unit(),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.val {
+            Val::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.val {
+            Val::Str {
+                start,
+                end,
+                escaped: false,
+            } => visitor.visit_enum(BorrowedStrDeserializer::new(
+                self.text
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default(),
+            )),
+            Val::Str { start, end, .. } => {
+                visitor.visit_enum(StringDeserializer::new(self.unescaped(start, end)?))
+            }
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
 /// The top-level member a `serde_json` error points into: the one named in a "missing field" /
 /// "unknown field" message, else the last member beginning before the error's position.
 fn member_at(text: &str, e: &serde_json::Error) -> Option<String> {
-    let msg = e.to_string();
-    for prefix in ["missing field `", "unknown field `", "duplicate field `"] {
-        if let Some(rest) = msg.strip_prefix(prefix) {
-            return rest.split('`').next().map(str::to_owned);
-        }
+    if let Some(name) = named_in(e) {
+        return Some(name);
     }
     // serde_json counts lines from 1 and columns (in octets) from 1.
     let mut at = 0usize;
@@ -470,7 +703,7 @@ impl Encoder {
             };
             return Err(invalid(DecodeErrorKind::HeaderNotObject { found }));
         }
-        let declared = header::validate(text, self.profile()).map_err(invalid)?;
+        let (declared, _) = header::validate(text, self.profile()).map_err(invalid)?;
         if declared.body_len != body_len {
             if declared.body_len != 0 {
                 return Err(EncodeError::BodyLenMismatch {
@@ -488,7 +721,7 @@ impl Encoder {
             let text = dst.get(text_start..).unwrap_or_default();
             // An explicit `"body_len":0` is now a duplicate: the caller's header disagrees.
             match header::validate(text, self.profile()) {
-                Ok(c) if c.body_len == body_len => {}
+                Ok((c, _)) if c.body_len == body_len => {}
                 _ => {
                     return Err(EncodeError::BodyLenMismatch {
                         declared: 0,
