@@ -184,7 +184,7 @@ impl<R: Read> FrameReader<R> {
             }
         };
         self.consumed = span.body.end;
-        Ok(span.frame_ref(&self.buf, self.decoder.profile()))
+        Ok(self.decoder.frame_ref(&span, &self.buf))
     }
 
     /// Reads the next frame's header; its body follows through [`body`](Self::body).

@@ -74,6 +74,8 @@ pub struct Decoder {
     /// In-place decoding ([`decode_span`](Decoder::decode_span)): the validated head of a
     /// frame whose body has not all arrived yet, so that it is not validated again.
     in_place: Option<InPlace>,
+    /// The members of the last header decoded in place, when the fast path read them.
+    table: Table,
 }
 
 /// A frame decoded in place whose head is complete and valid.
@@ -84,8 +86,8 @@ struct InPlace {
     /// The body length.
     body_len: u64,
     digests: Vec<ExpectedDigest>,
-    /// The members, when the fast path read them.
-    table: Option<Table>,
+    /// The fast path read the header: its members are in the decoder's `table`.
+    fast: bool,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,7 @@ impl Decoder {
             offset: 0,
             frame_start: 0,
             in_place: None,
+            table: Table::default(),
         }
     }
 
@@ -306,7 +309,13 @@ impl Decoder {
     pub fn decode_ref<'b>(&mut self, buf: &'b [u8]) -> Result<Option<FrameRef<'b>>, DecodeError> {
         Ok(self
             .decode_span(buf)?
-            .and_then(|span| span.frame_ref(buf, self.profile)))
+            .and_then(|span| self.frame_ref(&span, buf)))
+    }
+
+    /// The frame [`decode_span`](Self::decode_span) just returned `span` for, in `buf` (the
+    /// same buffer). `None` for any other buffer that does not hold a valid header there.
+    pub fn frame_ref<'b>(&self, span: &FrameSpan, buf: &'b [u8]) -> Option<FrameRef<'b>> {
+        FrameRef::new(buf, span, self.profile, span.fast.then_some(&self.table))
     }
 
     /// [`decode_ref`](Self::decode_ref), returning where the frame lies in `buf` instead of
@@ -328,7 +337,7 @@ impl Decoder {
                     return Ok(None);
                 };
                 let header_start = self.offset + PREFIX_LEN as u64;
-                let (checked, table) = match header::validate(raw, self.profile) {
+                let (checked, fast) = match header::validate(raw, self.profile, Some(&mut self.table)) {
                     Ok(c) => c,
                     Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
                 };
@@ -349,7 +358,7 @@ impl Decoder {
                     } else {
                         Vec::new()
                     },
-                    table,
+                    fast,
                 }
             }
         };
@@ -369,7 +378,7 @@ impl Decoder {
         let span = FrameSpan {
             header: PREFIX_LEN..head.head,
             body: head.head..head.head + body.len(),
-            table: head.table,
+            fast: head.fast,
         };
         self.offset += span.body.end as u64;
         self.frame_start = self.offset;
@@ -385,7 +394,8 @@ impl Decoder {
         let mut whole = buf.split_to(span.body.end).freeze();
         let body = whole.split_off(span.body.start);
         whole.advance(PREFIX_LEN);
-        Ok(Some(RawFrame::new(whole, body, self.profile, span.table)))
+        let table = span.fast.then_some(&self.table);
+        Ok(Some(RawFrame::new(whole, body, self.profile, table.copied())))
     }
 
     /// For [`finish`](Self::finish) between frames: what is missing from a frame being decoded

@@ -49,9 +49,6 @@ pub(crate) struct Fast {
     /// The text is exactly what the encoder writes for these members (§9): no insignificant
     /// whitespace and no escapes, so it can be sent again as it is.
     pub canonical: bool,
-    /// Every member, in order, as the scan found it: a typed header is deserialized from this
-    /// table without parsing the text again.
-    pub table: Table,
 }
 
 /// A scalar value as the fast path read it.
@@ -91,6 +88,15 @@ const EMPTY: Entry = Entry {
     name: (0, 0),
     val: Val::Null,
 };
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            entries: [EMPTY; MAX_MEMBERS],
+            len: 0,
+        }
+    }
+}
 
 struct Cursor<'a> {
     b: &'a [u8],
@@ -263,6 +269,16 @@ fn non_negative(v: Val) -> Option<u64> {
 /// Accepts `text` (already known to be UTF-8) as a valid header under `profile`, or returns
 /// `None` to send it to the general parser.
 pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
+    scan_into(text, profile, None)
+}
+
+/// [`scan`], also writing every member, in order, into `table` (valid when it accepts): a
+/// typed header is deserialized from the table without parsing the text again.
+pub(crate) fn scan_into(
+    text: &str,
+    profile: Profile,
+    mut table: Option<&mut Table>,
+) -> Option<Fast> {
     let b = text.as_bytes();
     let mut c = Cursor {
         b,
@@ -270,10 +286,6 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
         whitespace: false,
     };
     let mut names: [&[u8]; MAX_MEMBERS] = [&[]; MAX_MEMBERS];
-    let mut table = Table {
-        entries: [EMPTY; MAX_MEMBERS],
-        len: 0,
-    };
     let mut count = 0;
     let mut escaped = false;
     let mut slots: [Option<Val>; 9] = [None; 9];
@@ -298,10 +310,12 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
             c.eat(b':')?;
             c.skip_ws();
             let v = c.value()?;
-            *table.entries.get_mut(count - 1)? = Entry {
-                name: (u32::try_from(start).ok()?, u32::try_from(end).ok()?),
-                val: v,
-            };
+            if let Some(t) = table.as_deref_mut() {
+                *t.entries.get_mut(count - 1)? = Entry {
+                    name: (u32::try_from(start).ok()?, u32::try_from(end).ok()?),
+                    val: v,
+                };
+            }
             if let Val::Str { escaped: true, .. } = v {
                 escaped = true;
             }
@@ -393,10 +407,12 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
         },
         fields,
         canonical: !c.whitespace && !escaped,
-        table: Table {
-            len: count,
-            ..table
-        },
+    })
+    .map(|f| {
+        if let Some(t) = table {
+            t.len = count;
+        }
+        f
     })
 }
 
@@ -441,8 +457,10 @@ mod tests {
                 assert_eq!(serde_json::to_string(&members).unwrap(), text);
             }
             // A typed header read from the scan's table is what serde_json reads from the text.
+            let mut table = Table::default();
+            assert!(scan_into(text, profile, Some(&mut table)).is_some());
             let via_table: Value =
-                crate::typed::deserialize_header(text, Some(&f.table), 0, Profile::Lhp1)
+                crate::typed::deserialize_header(text, Some(&table), 0, Profile::Lhp1)
                     .unwrap_or_else(|e| panic!("{text:?}: {e}"));
             assert_eq!(via_table, Value::Object(lazy.clone()), "{text:?}");
         }

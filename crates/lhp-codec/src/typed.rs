@@ -59,7 +59,12 @@ pub struct FrameRef<'a> {
 }
 
 impl<'a> FrameRef<'a> {
-    pub(crate) fn new(buf: &'a [u8], span: &FrameSpan, profile: Profile) -> Option<Self> {
+    pub(crate) fn new(
+        buf: &'a [u8],
+        span: &FrameSpan,
+        profile: Profile,
+        table: Option<&Table>,
+    ) -> Option<Self> {
         let header = std::str::from_utf8(buf.get(span.header.clone())?).ok()?;
         let body = buf.get(span.body.clone())?;
         Some(FrameRef {
@@ -67,7 +72,7 @@ impl<'a> FrameRef<'a> {
             body,
             len: span.body.end,
             profile,
-            table: span.table,
+            table: table.copied(),
         })
     }
 
@@ -185,16 +190,8 @@ pub struct FrameSpan {
     pub header: Range<usize>,
     /// The body; `body.end` is the frame's length on the wire.
     pub body: Range<usize>,
-    /// The members, when the fast path read them.
-    pub(crate) table: Option<Table>,
-}
-
-impl FrameSpan {
-    /// The frame in `buf`, the buffer the span was decoded from (`None` for any other buffer
-    /// that does not hold a valid header there).
-    pub fn frame_ref<'a>(&self, buf: &'a [u8], profile: Profile) -> Option<FrameRef<'a>> {
-        FrameRef::new(buf, self, profile)
-    }
+    /// The fast path read the header (its members are in the decoder's table).
+    pub(crate) fast: bool,
 }
 
 fn to_header(text: &str, profile: Profile) -> Header {
@@ -703,7 +700,7 @@ impl Encoder {
             };
             return Err(invalid(DecodeErrorKind::HeaderNotObject { found }));
         }
-        let (declared, _) = header::validate(text, self.profile()).map_err(invalid)?;
+        let (declared, _) = header::validate(text, self.profile(), None).map_err(invalid)?;
         if declared.body_len != body_len {
             if declared.body_len != 0 {
                 return Err(EncodeError::BodyLenMismatch {
@@ -720,7 +717,7 @@ impl Encoder {
             dst.put_u8(b'}');
             let text = dst.get(text_start..).unwrap_or_default();
             // An explicit `"body_len":0` is now a duplicate: the caller's header disagrees.
-            match header::validate(text, self.profile()) {
+            match header::validate(text, self.profile(), None) {
                 Ok((c, _)) if c.body_len == body_len => {}
                 _ => {
                     return Err(EncodeError::BodyLenMismatch {

@@ -462,7 +462,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         };
         self.consumed = span.body.end;
-        Ok(span.frame_ref(&self.buf, self.decoder.profile()))
+        Ok(self.decoder.frame_ref(&span, &self.buf))
     }
 }
 
