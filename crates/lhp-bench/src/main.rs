@@ -909,13 +909,41 @@ fn typed_targets(rows: &[Row]) -> Vec<Target> {
         met: got.map(|g| g >= want),
     };
     vec![
-        t("blocking typed vs hand-written", 1.0, ratio(TYPED_BLOCKING, "lhp-blocking typed")),
-        t("blocking map-style vs hand-written", 1.0, ratio(TYPED_BLOCKING, "lhp-blocking map")),
-        t("tokio typed vs Framed+LDC+serde_json", 1.0, ratio(TYPED_TOKIO, "lhp-tokio typed")),
-        t("tokio map-style vs Framed+LDC+serde_json", 1.0, ratio(TYPED_TOKIO, "lhp-tokio map")),
-        t("codec typed borrowed vs LDC+serde_json", 1.2, ratio(TYPED_CODEC, "lhp-codec decode_raw")),
-        t("1 MiB streamed, blocking vs raw read_exact", 0.95, ratio(TYPED_STREAM, "lhp-blocking")),
-        t("1 MiB streamed, tokio vs raw read_exact", 0.95, ratio(TYPED_STREAM, "lhp-tokio")),
+        t(
+            "blocking typed vs hand-written",
+            1.0,
+            ratio(TYPED_BLOCKING, "lhp-blocking typed"),
+        ),
+        t(
+            "blocking map-style vs hand-written",
+            1.0,
+            ratio(TYPED_BLOCKING, "lhp-blocking map"),
+        ),
+        t(
+            "tokio typed vs Framed+LDC+serde_json",
+            1.0,
+            ratio(TYPED_TOKIO, "lhp-tokio typed"),
+        ),
+        t(
+            "tokio map-style vs Framed+LDC+serde_json",
+            1.0,
+            ratio(TYPED_TOKIO, "lhp-tokio map"),
+        ),
+        t(
+            "codec typed borrowed vs LDC+serde_json",
+            1.2,
+            ratio(TYPED_CODEC, "lhp-codec decode_raw"),
+        ),
+        t(
+            "1 MiB streamed, blocking vs raw read_exact",
+            0.95,
+            ratio(TYPED_STREAM, "lhp-blocking"),
+        ),
+        t(
+            "1 MiB streamed, tokio vs raw read_exact",
+            0.95,
+            ratio(TYPED_STREAM, "lhp-tokio"),
+        ),
     ]
 }
 

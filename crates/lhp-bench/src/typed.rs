@@ -141,7 +141,8 @@ pub fn blocking(style: Style, count: usize) -> f64 {
                 Style::Typed => {
                     let mut w = lhp_blocking::FrameWriter::new(BufWriter::with_capacity(BUF, &s));
                     for id in 0..count as u64 {
-                        w.write_typed(&upload(id), &body).map_err(io::Error::other)?;
+                        w.write_typed(&upload(id), &body)
+                            .map_err(io::Error::other)?;
                     }
                     w.flush().map_err(io::Error::other)?;
                 }
@@ -384,13 +385,20 @@ mod tests {
         }
         let (lw, bw) = (lhp_wire(3_000), ldc_wire(3_000));
         for how in [InMemory::Ldc, InMemory::Raw, InMemory::InPlace] {
-            let wire = if matches!(how, InMemory::Ldc) { &bw } else { &lw };
+            let wire = if matches!(how, InMemory::Ldc) {
+                &bw
+            } else {
+                &lw
+            };
             assert!(codec(wire, 3_000, how) > 0.0);
         }
         // The same header text either way.
         let mut one = BytesMut::new();
         Encoder::new()
-            .encode(&Frame::new(map_header(7), vec![b'x'; BODY].into()), &mut one)
+            .encode(
+                &Frame::new(map_header(7), vec![b'x'; BODY].into()),
+                &mut one,
+            )
             .unwrap();
         let mut typed = BytesMut::new();
         Encoder::new()

@@ -13,8 +13,8 @@
 use std::io::{Cursor, Read, Write};
 use std::net::{TcpListener, TcpStream};
 
-use lhp_blocking::FrameWriter;
 use lhp_blocking::FrameReader;
+use lhp_blocking::FrameWriter;
 use lhp_testkit::alloc::count_all;
 use serde::{Deserialize, Serialize};
 
@@ -52,7 +52,10 @@ fn read_typed<R: Read>(r: &mut FrameReader<R>, first: u64, count: u64, out: &mut
     for id in first..first + count {
         let f = r.read_frame_ref().unwrap().unwrap();
         let h: Reading<'_> = f.header().unwrap();
-        assert_eq!((h.kind, h.id, h.name), ("upload", id, "sensor-42/temperature.bin"));
+        assert_eq!(
+            (h.kind, h.id, h.name),
+            ("upload", id, "sensor-42/temperature.bin")
+        );
         out.copy_from_slice(f.body());
         assert_eq!(out[99], (id % 251) as u8);
     }

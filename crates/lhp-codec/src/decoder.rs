@@ -337,10 +337,11 @@ impl Decoder {
                     return Ok(None);
                 };
                 let header_start = self.offset + PREFIX_LEN as u64;
-                let (checked, fast) = match header::validate(raw, self.profile, Some(&mut self.table)) {
-                    Ok(c) => c,
-                    Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
-                };
+                let (checked, fast) =
+                    match header::validate(raw, self.profile, Some(&mut self.table)) {
+                        Ok(c) => c,
+                        Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
+                    };
                 if checked.body_len > self.limits.max_body_len() {
                     return Err(self.fail(DecodeError::new(
                         header_start,
@@ -395,7 +396,12 @@ impl Decoder {
         let body = whole.split_off(span.body.start);
         whole.advance(PREFIX_LEN);
         let table = span.fast.then_some(&self.table);
-        Ok(Some(RawFrame::new(whole, body, self.profile, table.copied())))
+        Ok(Some(RawFrame::new(
+            whole,
+            body,
+            self.profile,
+            table.copied(),
+        )))
     }
 
     /// For [`finish`](Self::finish) between frames: what is missing from a frame being decoded

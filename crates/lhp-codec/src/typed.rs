@@ -313,7 +313,10 @@ pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
     let (value, has_body_len) = has_body_len;
     // In `lhp1` a body implies a `body_len` member, which the field then read. In
     // `seed-compat` the length may be in `file_size` or `total_size` alone.
-    if profile == Profile::SeedCompat && body_len > 0 && fields.contains(&"body_len") && !has_body_len
+    if profile == Profile::SeedCompat
+        && body_len > 0
+        && fields.contains(&"body_len")
+        && !has_body_len
     {
         return Err(TypedError::Disagrees {
             member: "body_len",
@@ -712,7 +715,11 @@ impl Encoder {
             let empty = text == b"{}";
             dst.truncate(dst.len() - 1);
             let mut digits = itoa::Buffer::new();
-            dst.extend_from_slice(if empty { b"\"body_len\":" } else { b",\"body_len\":" });
+            dst.extend_from_slice(if empty {
+                b"\"body_len\":"
+            } else {
+                b",\"body_len\":"
+            });
             dst.extend_from_slice(digits.format(body_len).as_bytes());
             dst.put_u8(b'}');
             let text = dst.get(text_start..).unwrap_or_default();
@@ -789,7 +796,10 @@ mod tests {
         let f = Decoder::new().decode_ref(&out).unwrap().unwrap();
         let back: Msg<'_> = f.header().unwrap();
         assert_eq!(back, m);
-        assert!(matches!(back.name, Cow::Owned(_)), "escaped: unescaped copy");
+        assert!(
+            matches!(back.name, Cow::Owned(_)),
+            "escaped: unescaped copy"
+        );
         assert_eq!(f.len(), out.len());
         // Same text as the map-style encoder writes for the same members.
         let mut h = Header::with_kind("put");
@@ -815,7 +825,10 @@ mod tests {
         let bad = [
             (serde_json::json!({"kind": 1}), "invalid_member"),
             (serde_json::json!({"v": 2}), "unsupported_version"),
-            (serde_json::json!({"n": 9007199254740992u64}), "number_out_of_range"),
+            (
+                serde_json::json!({"n": 9007199254740992u64}),
+                "number_out_of_range",
+            ),
             (serde_json::json!([1]), "header_not_object"),
         ];
         for (h, code) in bad {
@@ -860,7 +873,10 @@ mod tests {
             (r#"{"kind":"x","id":300}"#, Some("id")),
             (r#"{"kind":5,"id":1}"#, None), // a receiver rejects this first: not reached
             (r#"{"id":1}"#, Some("kind")),
-            (r#"{"kind":"x","id":1,  "note":[1,{"n":"s"}],"n":"s"}"#, Some("n")),
+            (
+                r#"{"kind":"x","id":1,  "note":[1,{"n":"s"}],"n":"s"}"#,
+                Some("n"),
+            ),
             (r#"{"kind":"a\nb","id":1}"#, Some("kind")), // escaped: cannot borrow
         ];
         for (text, member) in cases {
@@ -897,7 +913,16 @@ mod tests {
         let mut dec = Decoder::with(Profile::SeedCompat, Limits::default());
         let f = dec.decode_ref(&buf).unwrap().unwrap();
         let e = f.header::<Put>().unwrap_err();
-        assert!(matches!(e, TypedError::Disagrees { member: "body_len", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                TypedError::Disagrees {
+                    member: "body_len",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         #[derive(Deserialize)]
         struct Any {}
         assert!(f.header::<Any>().is_ok());

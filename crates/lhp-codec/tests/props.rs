@@ -91,18 +91,19 @@ fn decode_both(profile: Profile, limits: Limits, data: &[u8], cuts: &[usize]) ->
                     dec.decode(&mut buf)
                         .map(|f| f.map(|f| out.0.push((f.header.into_members(), f.body.to_vec()))))
                 } else if mode == 2 {
-                    dec.decode_ref(&buf).map(|f| {
-                        f.map(|f| {
-                            out.0
-                                .push((f.to_header().into_members(), f.body().to_vec()));
-                            f.len()
+                    dec.decode_ref(&buf)
+                        .map(|f| {
+                            f.map(|f| {
+                                out.0
+                                    .push((f.to_header().into_members(), f.body().to_vec()));
+                                f.len()
+                            })
                         })
-                    })
-                    .map(|n| {
-                        n.map(|n| {
-                            let _ = buf.split_to(n);
+                        .map(|n| {
+                            n.map(|n| {
+                                let _ = buf.split_to(n);
+                            })
                         })
-                    })
                 } else {
                     dec.decode_event(&mut buf).map(|e| {
                         e.map(|e| match e {

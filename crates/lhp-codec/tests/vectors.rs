@@ -53,7 +53,12 @@ fn vectors_every_single_split() {
         for cut in cuts {
             judge(&v, "single cut/frames", &[cut], run_frames(&v, s, &[cut]));
             judge(&v, "single cut/events", &[cut], run_events(&v, s, &[cut]));
-            judge(&v, "single cut/in place", &[cut], run_in_place(&v, s, &[cut]));
+            judge(
+                &v,
+                "single cut/in place",
+                &[cut],
+                run_in_place(&v, s, &[cut]),
+            );
         }
     }
 }
