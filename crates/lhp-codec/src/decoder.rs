@@ -74,8 +74,10 @@ pub struct Decoder {
     /// In-place decoding ([`decode_span`](Decoder::decode_span)): the validated head of a
     /// frame whose body has not all arrived yet, so that it is not validated again.
     in_place: Option<InPlace>,
-    /// The members of the last header decoded in place, when the fast path read them.
-    table: Table,
+    /// The members of the last header decoded in place, when the fast path read them. Boxed
+    /// (once, on the first in-place decode) so that a decoder stays small inside the futures
+    /// of idle connections.
+    table: Option<Box<Table>>,
 }
 
 /// A frame decoded in place whose head is complete and valid.
@@ -139,7 +141,7 @@ impl Decoder {
             offset: 0,
             frame_start: 0,
             in_place: None,
-            table: Table::default(),
+            table: None,
         }
     }
 
@@ -315,7 +317,8 @@ impl Decoder {
     /// The frame [`decode_span`](Self::decode_span) just returned `span` for, in `buf` (the
     /// same buffer). `None` for any other buffer that does not hold a valid header there.
     pub fn frame_ref<'b>(&self, span: &FrameSpan, buf: &'b [u8]) -> Option<FrameRef<'b>> {
-        FrameRef::new(buf, span, self.profile, span.fast.then_some(&self.table))
+        let table = self.table.as_deref().filter(|_| span.fast);
+        FrameRef::new(buf, span, self.profile, table)
     }
 
     /// [`decode_ref`](Self::decode_ref), returning where the frame lies in `buf` instead of
@@ -337,11 +340,11 @@ impl Decoder {
                     return Ok(None);
                 };
                 let header_start = self.offset + PREFIX_LEN as u64;
-                let (checked, fast) =
-                    match header::validate(raw, self.profile, Some(&mut self.table)) {
-                        Ok(c) => c,
-                        Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
-                    };
+                let table = self.table.get_or_insert_with(Box::default);
+                let (checked, fast) = match header::validate(raw, self.profile, Some(table)) {
+                    Ok(c) => c,
+                    Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
+                };
                 if checked.body_len > self.limits.max_body_len() {
                     return Err(self.fail(DecodeError::new(
                         header_start,
@@ -395,7 +398,7 @@ impl Decoder {
         let mut whole = buf.split_to(span.body.end).freeze();
         let body = whole.split_off(span.body.start);
         whole.advance(PREFIX_LEN);
-        let table = span.fast.then_some(&self.table);
+        let table = self.table.as_deref().filter(|_| span.fast);
         Ok(Some(RawFrame::new(
             whole,
             body,

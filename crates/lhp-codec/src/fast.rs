@@ -397,6 +397,9 @@ pub(crate) fn scan_into(
             _ => {}
         }
     }
+    if let Some(t) = table {
+        t.len = count;
+    }
     Some(Fast {
         checked: Checked {
             body_len: body_len.unwrap_or(0),
@@ -404,12 +407,6 @@ pub(crate) fn scan_into(
         },
         fields,
         canonical: !c.whitespace && !escaped,
-    })
-    .map(|f| {
-        if let Some(t) = table {
-            t.len = count;
-        }
-        f
     })
 }
 
