@@ -347,6 +347,55 @@ pub fn events_chunked(cfg: &Config, chunks: &[&[u8]]) -> Run {
     Run { frames, end }
 }
 
+/// Decodes the chunks in place through [`Decoder::decode_ref`], the caller dropping each
+/// frame's octets itself. For every frame, the typed path (a header deserialized from the
+/// fast path's member table, or by `serde_json`) must read what `serde_json` reads from the
+/// header text.
+pub fn in_place_chunked(cfg: &Config, chunks: &[&[u8]]) -> Run {
+    let total: usize = chunks.iter().map(|c| c.len()).sum();
+    let mut dec = cfg.decoder();
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    let mut last_end = 0usize;
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            match dec.decode_ref(&buf) {
+                Ok(Some(f)) => {
+                    let typed: serde_json::Value = f.header().expect("a valid header is a Value");
+                    let text: serde_json::Value =
+                        serde_json::from_str(f.header_text()).expect("valid JSON");
+                    assert_eq!(typed, text, "typed header differs from the text");
+                    let n = f.len();
+                    let frame = f.to_frame();
+                    let end = dec.offset() as usize;
+                    assert_eq!(end - last_end, n, "frame length");
+                    frames.push((frame, last_end..end));
+                    last_end = end;
+                    let _ = buf.split_to(n);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    check_error(&mut dec, &mut buf, &e, total);
+                    assert_eq!(dec.decode_ref(&buf).as_ref().err(), Some(&e));
+                    return Run {
+                        frames,
+                        end: End::of(&e),
+                    };
+                }
+            }
+        }
+    }
+    let end = match dec.finish(&buf) {
+        Ok(()) => End::Clean,
+        Err(e) => {
+            check_error(&mut dec, &mut buf, &e, total);
+            End::of(&e)
+        }
+    };
+    Run { frames, end }
+}
+
 /// An encoder for `profile` that writes any header a decoder could have accepted.
 pub fn encoder(profile: Profile) -> Encoder {
     let mut e = Encoder::with_profile(profile);

@@ -15,6 +15,7 @@
 mod chart;
 mod stats;
 mod transfer;
+mod typed;
 mod work;
 
 use std::path::PathBuf;
@@ -50,6 +51,7 @@ struct Args {
     profile: Option<String>,
     echo_only: bool,
     transfer: bool,
+    typed_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -60,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => a.quick = true,
             "--echo-only" => a.echo_only = true,
             "--transfer" => a.transfer = true,
+            "--typed-only" => a.typed_only = true,
             "--json" => a.json = Some(it.next().ok_or("--json needs a file")?.into()),
             "--svg" => a.svg = Some(it.next().ok_or("--svg needs a directory")?.into()),
             "--runs" => {
@@ -79,9 +82,11 @@ fn parse_args() -> Result<Args, String> {
             "--profile" => a.profile = Some(it.next().ok_or("--profile needs a case")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: lhp-bench [--quick] [--runs N] [--json FILE] [--svg DIR] [--echo-only] [--transfer]\n\
+                    "usage: lhp-bench [--quick] [--runs N] [--json FILE] [--svg DIR] [--echo-only] [--typed-only] [--transfer]\n\
                      Runs every measurement N times (default 5) and prints median [min..max].\n\
                      --echo-only: only the echo round trips (pinned and unpinned), no files.\n\
+                     --typed-only: only issue 13's rows (typed and map-style headers built per\n\
+                     frame vs hand-written loops; codec in memory; 1 MiB streamed bodies).\n\
                      --transfer: lhp put/get of 512 MiB vs bench/transfer_baseline.py and a raw copy."
                 );
                 std::process::exit(0);
@@ -225,6 +230,32 @@ fn main() {
         let mem = Err("not run (--echo-only)".to_string());
         let targets = targets(&b.rows, &mem, plan.mem_len);
         print_report(&b.rows, &[], &[], &targets, &mem, plan.mem_len);
+        return;
+    }
+
+    if args.typed_only {
+        typed_rows(&mut b, &plan, &rt);
+        let mem = Err("not run (--typed-only)".to_string());
+        let targets = typed_targets(&b.rows);
+        print_report(&b.rows, &[], &[], &targets, &mem, plan.mem_len);
+        if let Some(path) = &args.json {
+            let report = Report {
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+                quick: args.quick,
+                runs: plan.runs,
+                machine,
+                rows: b.rows,
+                sweep: Vec::new(),
+                concurrency: Vec::new(),
+                targets,
+            };
+            if let Err(e) = serde_json::to_string_pretty(&report)
+                .map_err(|e| e.to_string())
+                .and_then(|s| std::fs::write(path, s).map_err(|e| e.to_string()))
+            {
+                eprintln!("lhp-bench: writing {}: {e}", path.display());
+            }
+        }
         return;
     }
 
@@ -512,6 +543,9 @@ fn profile(case: &str) -> Result<(), String> {
     let codec = case.starts_with("codec");
     let wire = work::lhp_wire(if codec { 100_000 } else { 0 }, 100);
     let base = work::ldc_wire(if codec { 100_000 } else { 0 }, 100);
+    let typed_codec = case.starts_with("typed-codec");
+    let typed_wire = typed::lhp_wire(if typed_codec { 100_000 } else { 0 });
+    let typed_base = typed::ldc_wire(if typed_codec { 100_000 } else { 0 });
     let secs = std::env::var("LHP_PROFILE_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -523,6 +557,13 @@ fn profile(case: &str) -> Result<(), String> {
         match case {
             "codec" => drop(work::codec_lhp(&wire, 100_000)),
             "codec-baseline" => drop(work::codec_ldc(&base, 100_000, false)),
+            "typed-codec" => drop(typed::codec(&typed_wire, 100_000, typed::InMemory::Raw)),
+            "typed-codec-ref" => drop(typed::codec(&typed_wire, 100_000, typed::InMemory::InPlace)),
+            "typed-codec-baseline" => drop(typed::codec(&typed_base, 100_000, typed::InMemory::Ldc)),
+            "typed-blocking" => drop(typed::blocking(typed::Style::Typed, 100_000)),
+            "typed-blocking-map" => drop(typed::blocking(typed::Style::Map, 100_000)),
+            "typed-blocking-baseline" => drop(typed::blocking(typed::Style::HandWritten, 100_000)),
+            "typed-tokio" => drop(typed::tokio(&rt, typed::Style::Typed, 100_000)),
             "small-blocking" => drop(work::lhp_blocking_stream(100, 100_000)),
             "small-tokio" => drop(work::lhp_tokio_stream(&rt, 100, 100_000)),
             "bulk-blocking" => drop(work::lhp_blocking_stream(64 << 20, 4)),
@@ -750,6 +791,173 @@ impl Bench {
             not_measured: Some(why),
         });
     }
+}
+
+/// Issue 13's rows: small frames with a header built per frame (typed and map-style) against
+/// the hand-written loops, blocking and tokio; the codec in memory; 1 MiB streamed bodies.
+fn typed_rows(b: &mut Bench, plan: &Plan, rt: &tokio::runtime::Runtime) {
+    use typed::{InMemory, Style};
+    let n = plan.small_frames * 2;
+    eprintln!("typed: small frames over loopback, blocking...");
+    b.interleaved(
+        TYPED_BLOCKING,
+        "frames/s",
+        vec![
+            (
+                HAND_BLOCKING,
+                None,
+                Box::new(move || typed::blocking(Style::HandWritten, n)),
+            ),
+            (
+                "lhp-blocking typed (write_typed / read_frame_ref)",
+                Some(HAND_BLOCKING),
+                Box::new(move || typed::blocking(Style::Typed, n)),
+            ),
+            (
+                "lhp-blocking map-style (Header setters / read_frame)",
+                Some(HAND_BLOCKING),
+                Box::new(move || typed::blocking(Style::Map, n)),
+            ),
+        ],
+    );
+    eprintln!("typed: small frames over loopback, tokio...");
+    b.interleaved(
+        TYPED_TOKIO,
+        "frames/s",
+        vec![
+            (
+                HAND_TOKIO,
+                None,
+                Box::new(move || typed::tokio(rt, Style::HandWritten, n)),
+            ),
+            (
+                "lhp-tokio typed (Framed + RawCodec)",
+                Some(HAND_TOKIO),
+                Box::new(move || typed::tokio(rt, Style::Typed, n)),
+            ),
+            (
+                "lhp-tokio map-style (Framed + LhpCodec)",
+                Some(HAND_TOKIO),
+                Box::new(move || typed::tokio(rt, Style::Map, n)),
+            ),
+        ],
+    );
+    eprintln!("typed: codec in memory...");
+    let n = plan.codec_frames * 2;
+    let (lw, bw) = (typed::lhp_wire(n), typed::ldc_wire(n));
+    let (lw, bw) = (&lw, &bw);
+    b.interleaved(
+        TYPED_CODEC,
+        "frames/s",
+        vec![
+            (
+                LDC_STRUCT,
+                None,
+                Box::new(move || typed::codec(bw, n, InMemory::Ldc)),
+            ),
+            (
+                "lhp-codec decode_raw + typed header (validated)",
+                Some(LDC_STRUCT),
+                Box::new(move || typed::codec(lw, n, InMemory::Raw)),
+            ),
+            (
+                "lhp-codec decode_ref + typed header (validated)",
+                Some(LDC_STRUCT),
+                Box::new(move || typed::codec(lw, n, InMemory::InPlace)),
+            ),
+        ],
+    );
+    eprintln!("typed: 1 MiB bodies streamed...");
+    let (size, count) = (1 << 20, plan.mib1_count * 2);
+    let gb = move |t: Duration| work::gbps(size * count, t);
+    b.interleaved(
+        TYPED_STREAM,
+        "GB/s",
+        vec![
+            (
+                RAW_BLOCKING,
+                None,
+                Box::new(move || work::raw_bulk_blocking(size, count, RawReceive::Reused)),
+            ),
+            (
+                "lhp-blocking read_head + body() into a reused buffer",
+                Some(RAW_BLOCKING),
+                Box::new(move || gb(work::lhp_blocking_streamed(size, count))),
+            ),
+            (
+                RAW_TOKIO,
+                None,
+                Box::new(move || work::raw_bulk_tokio(rt, size, count, RawReceive::Reused)),
+            ),
+            (
+                "lhp-tokio read_head + body() into a reused buffer",
+                Some(RAW_TOKIO),
+                Box::new(move || gb(work::lhp_tokio_streamed(rt, size, count))),
+            ),
+        ],
+    );
+}
+
+const TYPED_BLOCKING: &str = "issue 13: small frames, header built per frame, blocking loopback";
+const TYPED_TOKIO: &str = "issue 13: small frames, header built per frame, tokio loopback";
+const TYPED_CODEC: &str = "issue 13: codec in memory, typed borrowed header";
+const TYPED_STREAM: &str = "issue 13: 1 MiB bodies streamed";
+const HAND_BLOCKING: &str = "hand-written BufWriter/BufReader + serde_json struct";
+const HAND_TOKIO: &str = "Framed + LengthDelimitedCodec + serde_json struct";
+const LDC_STRUCT: &str = "LengthDelimitedCodec + serde_json borrowed struct (no validation)";
+const RAW_BLOCKING: &str = "raw read_exact, blocking";
+const RAW_TOKIO: &str = "raw read_exact, tokio";
+
+/// Issue 13's targets, from its rows.
+fn typed_targets(rows: &[Row]) -> Vec<Target> {
+    let ratio = |w: &str, s: &str| {
+        rows.iter()
+            .find(|r| r.workload == w && r.subject.starts_with(s))
+            .and_then(|r| r.ratio.as_ref().map(|(_, x)| *x))
+    };
+    let t = |name: &str, want: f64, got: Option<f64>| Target {
+        name: name.into(),
+        want: format!(">= {want}x"),
+        got,
+        met: got.map(|g| g >= want),
+    };
+    vec![
+        t(
+            "blocking typed vs hand-written",
+            1.0,
+            ratio(TYPED_BLOCKING, "lhp-blocking typed"),
+        ),
+        t(
+            "blocking map-style vs hand-written",
+            1.0,
+            ratio(TYPED_BLOCKING, "lhp-blocking map"),
+        ),
+        t(
+            "tokio typed vs Framed+LDC+serde_json",
+            1.0,
+            ratio(TYPED_TOKIO, "lhp-tokio typed"),
+        ),
+        t(
+            "tokio map-style vs Framed+LDC+serde_json",
+            1.0,
+            ratio(TYPED_TOKIO, "lhp-tokio map"),
+        ),
+        t(
+            "codec typed borrowed vs LDC+serde_json",
+            1.2,
+            ratio(TYPED_CODEC, "lhp-codec decode_raw"),
+        ),
+        t(
+            "1 MiB streamed, blocking vs raw read_exact",
+            0.95,
+            ratio(TYPED_STREAM, "lhp-blocking"),
+        ),
+        t(
+            "1 MiB streamed, tokio vs raw read_exact",
+            0.95,
+            ratio(TYPED_STREAM, "lhp-tokio"),
+        ),
+    ]
 }
 
 /// Runs `bench/seed_baseline.py` and returns its frames/s per run.

@@ -874,14 +874,14 @@ pub fn gbps(octets: usize, t: Duration) -> f64 {
     octets as f64 / t.as_secs_f64() / 1e9
 }
 
-fn ack(s: &mut TcpStream) -> io::Result<()> {
+pub(crate) fn ack(s: &mut TcpStream) -> io::Result<()> {
     let mut k = [0u8; 1];
     s.read_exact(&mut k)
 }
 
 /// Runs `server` on an accepted connection in a thread and `client` on the connecting side;
 /// returns what the client timed.
-fn blocking_pair(
+pub(crate) fn blocking_pair(
     server: impl FnOnce(TcpStream) -> io::Result<()> + Send + 'static,
     client: impl FnOnce(TcpStream) -> io::Result<Duration>,
 ) -> Duration {
@@ -900,7 +900,7 @@ fn blocking_pair(
 }
 
 /// Binds, spawns `server` on the first accepted connection, connects.
-async fn tokio_pair<F, Fut>(
+pub(crate) async fn tokio_pair<F, Fut>(
     server: F,
 ) -> (
     tokio::net::TcpStream,

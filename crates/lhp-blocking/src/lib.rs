@@ -17,6 +17,31 @@
 //! - [`udp`]: LHP/1 over UDP (`spec/lhp-udp.md`): [`udp::UdpServer`] and [`udp::UdpClient`],
 //!   one frame per datagram, fixed memory, rate limits and the amplification bound.
 //!
+//! ## Your own struct as the header
+//!
+//! [`FrameWriter::write_typed`] serializes any `serde::Serialize` header straight into its
+//! buffer (`body_len` filled in, checked as a receiver checks it);
+//! [`FrameReader::read_frame_ref`] lends out each frame from the read buffer, validated but not
+//! built, and `frame.header::<T>()` deserializes it borrowed. Nothing is allocated per frame in
+//! steady state (`tests/typed.rs` counts).
+//!
+//! ```
+//! use lhp_blocking::{FrameReader, FrameWriter};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Upload<'a> { kind: &'a str, id: u64, name: &'a str }
+//!
+//! let mut w = FrameWriter::new(Vec::new());
+//! for id in 0..3 {
+//!     w.write_typed(&Upload { kind: "put", id, name: "a.txt" }, b"data").unwrap();
+//! }
+//! let mut r = FrameReader::new(&w.get_ref()[..]);
+//! while let Some(f) = r.read_frame_ref().unwrap() {
+//!     let up: Upload<'_> = f.header().unwrap();
+//!     assert_eq!((up.name, f.body()), ("a.txt", &b"data"[..]));
+//! }
+//! ```
+//!
 //! ## Replacing a `socketserver` program
 //!
 //! The Python tutorials this protocol fixes pair `socketserver.ThreadingTCPServer` with

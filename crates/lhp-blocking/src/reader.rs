@@ -3,7 +3,7 @@
 use std::io::{self, Read};
 
 use bytes::{Buf, Bytes, BytesMut};
-use lhp_codec::{Decoder, Event, Frame, Header, Limits, Profile};
+use lhp_codec::{Decoder, Event, Frame, FrameRef, Header, Limits, Profile};
 
 use crate::Error;
 
@@ -81,6 +81,11 @@ pub struct FrameReader<R> {
     in_body: bool,
     /// Absolute stream offset of the current (or next) frame's first octet.
     frame_start: u64,
+    /// Octets at the front of `buf` taken by the frame [`read_frame_ref`] last returned,
+    /// dropped before anything else is read.
+    ///
+    /// [`read_frame_ref`]: FrameReader::read_frame_ref
+    consumed: usize,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -107,6 +112,7 @@ impl<R: Read> FrameReader<R> {
             pending: Bytes::new(),
             in_body: false,
             frame_start,
+            consumed: 0,
         }
     }
 
@@ -116,6 +122,7 @@ impl<R: Read> FrameReader<R> {
     /// If a streamed body was not read to its end, its rest is read and discarded first.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, Error> {
         self.finish_body()?;
+        self.settle();
         self.frame_start = self.decoder.offset();
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.buf)? {
@@ -138,12 +145,55 @@ impl<R: Read> FrameReader<R> {
         }
     }
 
+    /// Reads one whole frame and lends it out in place: its header text (validated, §4, but
+    /// not built into a [`Header`]) and its body, borrowed from the reader's buffer until the
+    /// next call. Deserialize the header into your own type with
+    /// [`FrameRef::header`](lhp_codec::FrameRef::header). In steady state nothing is
+    /// allocated per frame: the read buffer is reused once every frame in it has been read.
+    /// `Ok(None)`: the stream ended cleanly between frames.
+    ///
+    /// ```
+    /// use lhp_blocking::{FrameReader, FrameWriter};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Msg<'a> { kind: &'a str, id: u64 }
+    ///
+    /// let mut w = FrameWriter::new(Vec::new());
+    /// for id in 0..3 {
+    ///     w.write_typed(&Msg { kind: "tick", id }, b"").unwrap();
+    /// }
+    /// let mut r = FrameReader::new(&w.get_ref()[..]);
+    /// let mut ids = Vec::new();
+    /// while let Some(f) = r.read_frame_ref().unwrap() {
+    ///     let m: Msg<'_> = f.header().unwrap();
+    ///     ids.push(m.id);
+    /// }
+    /// assert_eq!(ids, [0, 1, 2]);
+    /// ```
+    pub fn read_frame_ref(&mut self) -> Result<Option<FrameRef<'_>>, Error> {
+        self.finish_body()?;
+        self.settle();
+        self.frame_start = self.decoder.offset();
+        let span = loop {
+            if let Some(span) = self.decoder.decode_span(&self.buf)? {
+                break span;
+            }
+            if self.fill()? == 0 {
+                self.decoder.finish(&self.buf)?;
+                return Ok(None);
+            }
+        };
+        self.consumed = span.body.end;
+        Ok(self.decoder.frame_ref(&span, &self.buf))
+    }
+
     /// Reads the next frame's header; its body follows through [`body`](Self::body).
     /// `Ok(None)`: the stream ended cleanly between frames.
     ///
     /// If a streamed body was not read to its end, its rest is read and discarded first.
     pub fn read_head(&mut self) -> Result<Option<Header>, Error> {
         self.finish_body()?;
+        self.settle();
         self.frame_start = self.decoder.offset();
         loop {
             match self.decoder.decode_event(&mut self.buf)? {
@@ -173,6 +223,7 @@ impl<R: Read> FrameReader<R> {
 
     /// Reads and discards the rest of a streamed body, verifying its digest.
     pub fn finish_body(&mut self) -> Result<(), Error> {
+        self.settle();
         self.pending = Bytes::new();
         while self.in_body {
             self.next_chunk()?;
@@ -185,6 +236,7 @@ impl<R: Read> FrameReader<R> {
     /// caller has dropped it, the reader is all that keeps it alive) and, if nothing is
     /// buffered, the read region. A read that times out between frames does this too.
     pub fn release_buffers(&mut self) {
+        self.settle();
         self.reuse = Bytes::new();
         if self.buf.is_empty() {
             self.buf = BytesMut::new();
@@ -205,12 +257,20 @@ impl<R: Read> FrameReader<R> {
 
     /// Octets read from the source but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.consumed
     }
 
     /// True between frames with nothing of the next frame buffered.
     pub fn is_idle(&self) -> bool {
-        !self.in_body && self.decoder.is_between_frames() && self.buf.is_empty()
+        !self.in_body && self.decoder.is_between_frames() && self.buffered() == 0
+    }
+
+    /// Drops the octets of the frame last lent out by [`read_frame_ref`](Self::read_frame_ref).
+    fn settle(&mut self) {
+        let n = std::mem::take(&mut self.consumed);
+        if n > 0 {
+            self.buf.advance(n);
+        }
     }
 
     /// The decoder (profile, limits, offset).
@@ -316,12 +376,22 @@ impl<R: Read> FrameReader<R> {
     }
 
     /// A new read region: what is buffered, copied to its front, and room for a read of `n`.
+    /// When the reader is the only owner of the current region (no frame handed out still
+    /// points into it), that allocation is reused: nothing is allocated, only the read space
+    /// is zeroed again.
     fn regrow(&mut self, n: usize) {
         let keep = self.buf.len();
-        let mut region = BytesMut::zeroed(keep + n.max(REGION));
-        if let Some(front) = region.get_mut(..keep) {
-            front.copy_from_slice(&self.buf);
+        let want = keep + n.max(REGION);
+        let mut region = std::mem::take(&mut self.buf);
+        let spare = std::mem::take(&mut self.spare);
+        if region.is_empty() || region.as_ptr_range().end == spare.as_ptr() {
+            // Contiguous (or nothing kept): one region again, without a copy.
+            region.unsplit(spare);
         }
+        region.truncate(keep);
+        // Reclaims the allocation from its start if unique, else allocates and copies `keep`.
+        region.reserve(want - keep);
+        region.resize(want, 0);
         self.buf = region.split_to(keep);
         self.spare = region;
     }
@@ -502,26 +572,69 @@ impl<R: Read> Body<'_, R> {
 }
 
 impl<R: Read> Read for Body<'_, R> {
+    /// Reads body octets: first those already buffered; then, when the reader's buffer holds
+    /// no more body octets and `out` is at least 8 KiB, straight from the source into `out`
+    /// (no second copy), never past the body's end, so the next frame's octets stay in the
+    /// reader.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
-        while self.reader.pending.is_empty() {
-            if !self.reader.in_body {
+        let reader = &mut *self.reader;
+        loop {
+            if !reader.pending.is_empty() {
+                break;
+            }
+            if !reader.in_body {
                 return Ok(0);
             }
-            self.reader.next_chunk().map_err(Error::into_io)?;
+            let left = reader.wanted();
+            if reader.buf.is_empty() && left > 0 && out.len() >= MIN_READ {
+                return reader.read_body_direct(out, left);
+            }
+            reader.next_chunk().map_err(Error::into_io)?;
         }
-        let n = out.len().min(self.reader.pending.len());
-        if let (Some(dst), Some(src)) = (out.get_mut(..n), self.reader.pending.get(..n)) {
+        let n = out.len().min(reader.pending.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), reader.pending.get(..n)) {
             dst.copy_from_slice(src);
         }
-        self.reader.pending.advance(n);
-        if self.reader.pending.is_empty() {
+        reader.pending.advance(n);
+        if reader.pending.is_empty() {
             // Drop our reference so the read buffer can be reused in place.
-            self.reader.pending = Bytes::new();
+            reader.pending = Bytes::new();
         }
         Ok(n)
+    }
+}
+
+impl<R: Read> FrameReader<R> {
+    /// One read of body octets from the source straight into `out`, at most the `left` octets
+    /// the body still has; the decoder accounts for them (digest, offset).
+    fn read_body_direct(&mut self, out: &mut [u8], left: usize) -> io::Result<usize> {
+        let want = out.len().min(left);
+        let dst = out.get_mut(..want).unwrap_or_default();
+        let got = loop {
+            match self.inner.read(dst) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if got == 0 {
+            // The stream ended inside the body: the codec's `unexpected_eof`.
+            self.in_body = false;
+            return match self.decoder.finish(&self.buf) {
+                Err(e) => Err(Error::from(e).into_io()),
+                Ok(()) => Ok(0),
+            };
+        }
+        let got = got.min(want);
+        self.decoder.feed_body(dst.get(..got).unwrap_or_default());
+        if self.wanted() == 0 {
+            // The body is complete: verify its digest and return between frames now, so
+            // that a digest mismatch is reported on this read, not after the caller's copy.
+            self.next_chunk().map_err(Error::into_io)?;
+        }
+        Ok(got)
     }
 }
 

@@ -81,6 +81,41 @@ impl<W: Write> FrameWriter<W> {
         Ok(())
     }
 
+    /// Writes a whole frame whose header is the caller's own type (see
+    /// [`Encoder::encode_typed`](lhp_codec::Encoder::encode_typed)): serialized straight into
+    /// the writer's head buffer with `body_len` filled in and the receiver's rules applied,
+    /// then sent with the body in one write call. Nothing is written if the header is refused.
+    ///
+    /// ```
+    /// use lhp_blocking::{FrameReader, FrameWriter};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Reading<'a> { kind: &'a str, id: u64, sensor: &'a str }
+    ///
+    /// let mut w = FrameWriter::new(Vec::new());
+    /// w.write_typed(&Reading { kind: "reading", id: 1, sensor: "t-42" }, b"21.5").unwrap();
+    /// let mut r = FrameReader::new(&w.get_ref()[..]);
+    /// let f = r.read_frame_ref().unwrap().unwrap();
+    /// let h: Reading<'_> = f.header().unwrap();
+    /// assert_eq!((h.sensor, f.body()), ("t-42", &b"21.5"[..]));
+    /// ```
+    pub fn write_typed<T: serde::Serialize + ?Sized>(
+        &mut self,
+        header: &T,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        self.head.clear();
+        self.encoder
+            .encode_typed_head(header, body.len() as u64, &mut self.head)?;
+        if body.len() <= COPY_BELOW {
+            self.head.extend_from_slice(body);
+            write_all_vectored(&mut self.inner, &[&self.head])?;
+        } else {
+            write_all_vectored(&mut self.inner, &[&self.head, body])?;
+        }
+        Ok(())
+    }
+
     /// Writes `body` with `header`, after setting the header's `sha256` member to the body's
     /// digest and its body length to the body's length.
     pub fn write_frame_sha256(&mut self, mut header: Header, body: Bytes) -> Result<(), Error> {

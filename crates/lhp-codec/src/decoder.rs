@@ -16,7 +16,9 @@ use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{DecodeError, DecodeErrorKind, Part};
+use crate::fast::Table;
 use crate::header::{self, hex_lower, ExpectedDigest};
+use crate::typed::{FrameRef, FrameSpan, RawFrame};
 use crate::{Frame, Header, Limits, Profile};
 
 /// Octets in the header length prefix (§3.1).
@@ -69,6 +71,25 @@ pub struct Decoder {
     offset: u64,
     /// Absolute stream offset of the current frame's first prefix octet.
     frame_start: u64,
+    /// In-place decoding ([`decode_span`](Decoder::decode_span)): the validated head of a
+    /// frame whose body has not all arrived yet, so that it is not validated again.
+    in_place: Option<InPlace>,
+    /// The members of the last header decoded in place, when the fast path read them. Boxed
+    /// (once, on the first in-place decode) so that a decoder stays small inside the futures
+    /// of idle connections.
+    table: Option<Box<Table>>,
+}
+
+/// A frame decoded in place whose head is complete and valid.
+#[derive(Debug)]
+struct InPlace {
+    /// Octets of prefix and header.
+    head: usize,
+    /// The body length.
+    body_len: u64,
+    digests: Vec<ExpectedDigest>,
+    /// The fast path read the header: its members are in the decoder's `table`.
+    fast: bool,
 }
 
 #[derive(Debug)]
@@ -119,6 +140,8 @@ impl Decoder {
             state: State::Prefix,
             offset: 0,
             frame_start: 0,
+            in_place: None,
+            table: None,
         }
     }
 
@@ -161,7 +184,10 @@ impl Decoder {
     /// limits, and never more than what was checked against them.
     pub fn wanted(&self, buffered: usize) -> u64 {
         let need = match &self.state {
-            State::Prefix => PREFIX_LEN as u64,
+            State::Prefix => match &self.in_place {
+                Some(p) => p.head as u64 + p.body_len,
+                None => PREFIX_LEN as u64,
+            },
             State::Header { len } => *len as u64,
             State::Body { remaining, .. } => *remaining,
             State::Failed(_) => 0,
@@ -260,6 +286,172 @@ impl Decoder {
         }
     }
 
+    /// Decodes one whole frame in place: `buf` holds the octets not yet consumed, starting at
+    /// a frame boundary; the frame is returned borrowed from it, its header validated (§4) but
+    /// not built. The caller then drops the frame's [`len`](FrameRef::len) octets from the
+    /// front of its buffer. `Ok(None)`: more input is needed (the head, once valid, is not
+    /// validated again while the body arrives). Errors, offsets and the sticky failure are
+    /// those of [`decode`](Self::decode). Nothing is allocated (unless the header needs the
+    /// general parser, or declares a digest).
+    ///
+    /// Use it between frames only: during a frame begun with
+    /// [`decode_event`](Self::decode_event) it returns `Ok(None)`.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use lhp_codec::{Decoder, Encoder, Frame, Header};
+    ///
+    /// let mut wire = BytesMut::new();
+    /// Encoder::new().encode(&Frame::new(Header::with_kind("echo"), "hi".into()), &mut wire).unwrap();
+    /// let mut dec = Decoder::new();
+    /// assert_eq!(dec.decode_ref(&wire[..7]).unwrap(), None);
+    /// let f = dec.decode_ref(&wire).unwrap().unwrap();
+    /// assert_eq!((f.header_text(), f.body(), f.len()), (r#"{"kind":"echo","body_len":2}"#, &b"hi"[..], wire.len()));
+    /// ```
+    pub fn decode_ref<'b>(&mut self, buf: &'b [u8]) -> Result<Option<FrameRef<'b>>, DecodeError> {
+        Ok(self
+            .decode_span(buf)?
+            .and_then(|span| self.frame_ref(&span, buf)))
+    }
+
+    /// The frame [`decode_span`](Self::decode_span) just returned `span` for, in `buf` (the
+    /// same buffer). `None` for any other buffer that does not hold a valid header there.
+    pub fn frame_ref<'b>(&self, span: &FrameSpan, buf: &'b [u8]) -> Option<FrameRef<'b>> {
+        let table = self.table.as_deref().filter(|_| span.fast);
+        FrameRef::new(buf, span, self.profile, table)
+    }
+
+    /// [`decode_ref`](Self::decode_ref), returning where the frame lies in `buf` instead of
+    /// borrowing it (for a caller that must touch its buffer before looking at the frame).
+    pub fn decode_span(&mut self, buf: &[u8]) -> Result<Option<FrameSpan>, DecodeError> {
+        match &self.state {
+            State::Failed(e) => return Err(e.clone()),
+            State::Prefix => {}
+            State::Header { .. } | State::Body { .. } => return Ok(None),
+        }
+        let Some(&prefix) = buf.first_chunk::<PREFIX_LEN>() else {
+            return Ok(None);
+        };
+        let head = match self.in_place.take() {
+            Some(p) => p,
+            None => {
+                let len = self.check_prefix(prefix)?;
+                let Some(raw) = buf.get(PREFIX_LEN..PREFIX_LEN + len) else {
+                    return Ok(None);
+                };
+                let header_start = self.offset + PREFIX_LEN as u64;
+                let table = self.table.get_or_insert_with(Box::default);
+                let (checked, fast) = match header::validate(raw, self.profile, Some(table)) {
+                    Ok(c) => c,
+                    Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
+                };
+                if checked.body_len > self.limits.max_body_len() {
+                    return Err(self.fail(DecodeError::new(
+                        header_start,
+                        DecodeErrorKind::BodyTooLarge {
+                            len: checked.body_len,
+                            max: self.limits.max_body_len(),
+                        },
+                    )));
+                }
+                InPlace {
+                    head: PREFIX_LEN + len,
+                    body_len: checked.body_len,
+                    digests: if self.verify_digests {
+                        checked.digests
+                    } else {
+                        Vec::new()
+                    },
+                    fast,
+                }
+            }
+        };
+        let end = usize::try_from(head.body_len)
+            .ok()
+            .and_then(|b| b.checked_add(head.head));
+        let Some(body) = end.and_then(|end| buf.get(head.head..end)) else {
+            self.in_place = Some(head);
+            return Ok(None);
+        };
+        let body_start = self.offset + head.head as u64;
+        for expected in &head.digests {
+            if let Some(kind) = mismatch(expected, body) {
+                return Err(self.fail(DecodeError::new(body_start, kind)));
+            }
+        }
+        let span = FrameSpan {
+            header: PREFIX_LEN..head.head,
+            body: head.head..head.head + body.len(),
+            fast: head.fast,
+        };
+        self.offset += span.body.end as u64;
+        self.frame_start = self.offset;
+        Ok(Some(span))
+    }
+
+    /// [`decode_ref`](Self::decode_ref) on a [`BytesMut`]: the frame is split off `buf` as a
+    /// [`RawFrame`] (header text and body, without a copy). What a `tokio_util` codec wants.
+    pub fn decode_raw(&mut self, buf: &mut BytesMut) -> Result<Option<RawFrame>, DecodeError> {
+        let Some(span) = self.decode_span(buf)? else {
+            return Ok(None);
+        };
+        let mut whole = buf.split_to(span.body.end).freeze();
+        let body = whole.split_off(span.body.start);
+        whole.advance(PREFIX_LEN);
+        let table = self.table.as_deref().filter(|_| span.fast);
+        Ok(Some(RawFrame::new(
+            whole,
+            body,
+            self.profile,
+            table.copied(),
+        )))
+    }
+
+    /// For [`finish`](Self::finish) between frames: what is missing from a frame being decoded
+    /// in place (only a prefix can be partial otherwise).
+    fn in_place_missing(&mut self, buf: &BytesMut) -> (u64, Part) {
+        if let Some(p) = &self.in_place {
+            return (p.head as u64 + p.body_len, Part::Body);
+        }
+        match buf.first_chunk::<PREFIX_LEN>() {
+            Some(&prefix) => match self.check_prefix(prefix) {
+                Ok(len) => ((PREFIX_LEN + len) as u64, Part::Header),
+                Err(_) => (PREFIX_LEN as u64, Part::Prefix),
+            },
+            None => (PREFIX_LEN as u64, Part::Prefix),
+        }
+    }
+
+    /// Accounts for body octets of a streamed frame (after [`Event::Head`]) that the caller
+    /// read from the transport straight into its own buffer, because its input buffer held no
+    /// body octets: they are hashed for the digest check (§6) and counted, exactly as if they
+    /// had come through [`decode_event`](Self::decode_event) as an [`Event::Body`]. Read at most
+    /// [`wanted(0)`](Self::wanted) octets, so that the next frame's octets stay in the input
+    /// buffer. Returns how many of `octets` were taken: all of them, or, outside a body, or past
+    /// its end, fewer (the caller's mistake; the rest is not part of the body).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use lhp_codec::{Decoder, Encoder, Event, Frame, Header};
+    ///
+    /// let mut wire = BytesMut::new();
+    /// Encoder::new().encode(&Frame::new(Header::with_kind("put"), "0123456789".into()), &mut wire).unwrap();
+    /// let mut dec = Decoder::new();
+    /// let mut head = wire.split_to(wire.len() - 10);
+    /// assert!(matches!(dec.decode_event(&mut head).unwrap(), Some(Event::Head(_))));
+    /// assert_eq!(dec.wanted(0), 10);
+    /// assert_eq!(dec.feed_body(&wire[..10]), 10); // read by the caller into its own buffer
+    /// assert_eq!(dec.decode_event(&mut head).unwrap(), Some(Event::End));
+    /// ```
+    pub fn feed_body(&mut self, octets: &[u8]) -> usize {
+        let State::Body { remaining, .. } = &self.state else {
+            return 0;
+        };
+        let n = usize::try_from(*remaining).map_or(octets.len(), |r| r.min(octets.len()));
+        self.take_body(octets.get(..n).unwrap_or_default());
+        n
+    }
+
     /// Call when the stream has ended, after `decode`/`decode_event` returned `Ok(None)`.
     /// `Ok(())` if it ended cleanly between frames; otherwise `unexpected_eof` with the number
     /// of missing octets (§3.4).
@@ -267,7 +459,7 @@ impl Decoder {
         let (missing, part) = match &self.state {
             State::Failed(e) => return Err(e.clone()),
             State::Prefix if buf.is_empty() => return Ok(()),
-            State::Prefix => (PREFIX_LEN as u64, Part::Prefix),
+            State::Prefix => self.in_place_missing(buf),
             State::Header { len } => (*len as u64, Part::Header),
             State::Body { remaining, .. } => (*remaining, Part::Body),
         };
@@ -298,6 +490,16 @@ impl Decoder {
         let Some(&prefix) = buf.first_chunk::<PREFIX_LEN>() else {
             return Ok(false);
         };
+        self.in_place = None;
+        let len = self.check_prefix(prefix)?;
+        buf.advance(PREFIX_LEN);
+        self.offset += PREFIX_LEN as u64;
+        self.state = State::Header { len };
+        Ok(true)
+    }
+
+    /// §3.2: the header length a prefix declares, if the receiver accepts it.
+    fn check_prefix(&mut self, prefix: [u8; PREFIX_LEN]) -> Result<usize, DecodeError> {
         self.frame_start = self.offset;
         let declared: i64 = match self.profile {
             Profile::Lhp1 => i64::from(u32::from_be_bytes(prefix)),
@@ -320,13 +522,8 @@ impl Decoder {
                 },
             )));
         }
-        buf.advance(PREFIX_LEN);
-        self.offset += PREFIX_LEN as u64;
         // `declared` is in MIN_HEADER_LEN..=max, a u32.
-        self.state = State::Header {
-            len: declared.unsigned_abs() as usize,
-        };
-        Ok(true)
+        Ok(declared.unsigned_abs() as usize)
     }
 
     /// §4, §5. Returns false if the header is incomplete.
@@ -425,6 +622,19 @@ impl Decoder {
         self.frame_start = self.offset;
         Ok(header)
     }
+}
+
+/// §6: the error for a body that does not match `expected`, if it does not.
+fn mismatch(expected: &ExpectedDigest, body: &[u8]) -> Option<DecodeErrorKind> {
+    let (algorithm, expected, actual) = match expected {
+        ExpectedDigest::Sha256(e) => ("sha256", &e[..], Sha256::digest(body).to_vec()),
+        ExpectedDigest::Md5(e) => ("md5", &e[..], Md5::digest(body).to_vec()),
+    };
+    (expected != actual.as_slice()).then(|| DecodeErrorKind::DigestMismatch {
+        algorithm,
+        expected: hex_lower(expected),
+        actual: hex_lower(&actual),
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::decoder::{MIN_HEADER_LEN, PREFIX_LEN};
+use crate::decoder::PREFIX_LEN;
 use crate::error::EncodeError;
 use crate::header::Encoding;
 use crate::{Frame, Header, Profile};
@@ -61,6 +61,11 @@ impl Encoder {
         self.profile
     }
 
+    /// The largest header this encoder writes.
+    pub fn max_header_len(&self) -> u32 {
+        self.max_header_len
+    }
+
     /// Appends the prefix and header of a frame whose body will be `body_len` octets.
     /// The header is checked as a receiver would check it (§4.4), and must declare `body_len`.
     pub fn encode_head(
@@ -88,23 +93,9 @@ impl Encoder {
                 }
             }
         }
-        let len = dst.len() - start - PREFIX_LEN;
-        let Some(h) = u32::try_from(len)
-            .ok()
-            .filter(|&h| h <= self.max_header_len && h >= MIN_HEADER_LEN)
-        else {
+        if let Err(e) = self.write_prefix(start, dst) {
             dst.truncate(start);
-            return Err(EncodeError::HeaderTooLarge {
-                len,
-                max: self.max_header_len,
-            });
-        };
-        let prefix = match self.profile {
-            Profile::Lhp1 => h.to_be_bytes(),
-            Profile::SeedCompat => h.to_le_bytes(),
-        };
-        if let Some(p) = dst.get_mut(start..start + PREFIX_LEN) {
-            p.copy_from_slice(&prefix);
+            return Err(e);
         }
         Ok(())
     }

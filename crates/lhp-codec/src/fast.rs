@@ -51,11 +51,58 @@ pub(crate) struct Fast {
     pub canonical: bool,
 }
 
-#[derive(Clone, Copy)]
-enum Val {
-    Str { start: u32, end: u32, escaped: bool },
-    Int { neg: bool, n: u64 },
-    Literal,
+/// A scalar value as the fast path read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Val {
+    /// `text[start..end]` is the string's contents (with escapes when `escaped`).
+    Str {
+        start: u32,
+        end: u32,
+        escaped: bool,
+    },
+    /// An integer literal, `-n` when `neg`.
+    Int {
+        neg: bool,
+        n: u64,
+    },
+    Bool(bool),
+    Null,
+}
+
+/// One member of a header the fast path accepted: its (unescaped) name is
+/// `text[name.0..name.1]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub name: (u32, u32),
+    pub val: Val,
+}
+
+/// The members of a header the fast path accepted, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Table {
+    pub entries: [Entry; MAX_MEMBERS],
+    pub len: usize,
+}
+
+impl Table {
+    /// The members.
+    pub fn entries(&self) -> &[Entry] {
+        self.entries.get(..self.len).unwrap_or_default()
+    }
+}
+
+const EMPTY: Entry = Entry {
+    name: (0, 0),
+    val: Val::Null,
+};
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            entries: [EMPTY; MAX_MEMBERS],
+            len: 0,
+        }
+    }
 }
 
 struct Cursor<'a> {
@@ -90,6 +137,15 @@ impl Cursor<'_> {
         let start = self.i;
         let mut escaped = false;
         loop {
+            // Plain octets up to the first that needs a look: `"`, `\` or a control character.
+            // (Eight octets at a time, SWAR, ran more instructions on the short strings of
+            // headers: 4,707 against 2,770 per frame of the typed codec case, callgrind.)
+            while let Some(&c) = self.b.get(self.i) {
+                if c == b'"' || c == b'\\' || c < 0x20 {
+                    break;
+                }
+                self.i += 1;
+            }
             match self.peek()? {
                 b'"' => {
                     let end = self.i;
@@ -147,10 +203,10 @@ impl Cursor<'_> {
         Some(Val::Int { neg, n })
     }
 
-    fn literal(&mut self, word: &[u8]) -> Option<Val> {
+    fn literal(&mut self, word: &[u8], val: Val) -> Option<Val> {
         if self.b.get(self.i..self.i + word.len())? == word {
             self.i += word.len();
-            Some(Val::Literal)
+            Some(val)
         } else {
             None
         }
@@ -168,9 +224,9 @@ impl Cursor<'_> {
                 })
             }
             b'-' | b'0'..=b'9' => self.integer(),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
+            b't' => self.literal(b"true", Val::Bool(true)),
+            b'f' => self.literal(b"false", Val::Bool(false)),
+            b'n' => self.literal(b"null", Val::Null),
             _ => None,
         }
     }
@@ -210,6 +266,16 @@ fn non_negative(v: Val) -> Option<u64> {
 /// Accepts `text` (already known to be UTF-8) as a valid header under `profile`, or returns
 /// `None` to send it to the general parser.
 pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
+    scan_into(text, profile, None)
+}
+
+/// [`scan`], also writing every member, in order, into `table` (valid when it accepts): a
+/// typed header is deserialized from the table without parsing the text again.
+pub(crate) fn scan_into(
+    text: &str,
+    profile: Profile,
+    mut table: Option<&mut Table>,
+) -> Option<Fast> {
     let b = text.as_bytes();
     let mut c = Cursor {
         b,
@@ -241,6 +307,12 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
             c.eat(b':')?;
             c.skip_ws();
             let v = c.value()?;
+            if let Some(t) = table.as_deref_mut() {
+                *t.entries.get_mut(count - 1)? = Entry {
+                    name: (u32::try_from(start).ok()?, u32::try_from(end).ok()?),
+                    val: v,
+                };
+            }
             if let Val::Str { escaped: true, .. } = v {
                 escaped = true;
             }
@@ -325,6 +397,9 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
             _ => {}
         }
     }
+    if let Some(t) = table {
+        t.len = count;
+    }
     Some(Fast {
         checked: Checked {
             body_len: body_len.unwrap_or(0),
@@ -375,6 +450,13 @@ mod tests {
             if f.canonical {
                 assert_eq!(serde_json::to_string(&members).unwrap(), text);
             }
+            // A typed header read from the scan's table is what serde_json reads from the text.
+            let mut table = Table::default();
+            assert!(scan_into(text, profile, Some(&mut table)).is_some());
+            let via_table: Value =
+                crate::typed::deserialize_header(text, Some(&table), 0, Profile::Lhp1)
+                    .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(via_table, Value::Object(lazy.clone()), "{text:?}");
         }
     }
 

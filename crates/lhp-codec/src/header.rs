@@ -391,6 +391,22 @@ pub(crate) fn parse_header(
     Ok((Header::from_parts(members, checked.body_len), checked))
 }
 
+/// Validates a complete received header (§4) without building a [`Header`]: the fast path
+/// when it can, else [`parse`] (which names every error).
+/// Through the fast path (`true`), also fills `table` with the members it read.
+pub(crate) fn validate(
+    raw: &[u8],
+    profile: Profile,
+    table: Option<&mut fast::Table>,
+) -> Result<(Checked, bool), DecodeErrorKind> {
+    if let Ok(text) = std::str::from_utf8(raw) {
+        if let Some(f) = fast::scan_into(text, profile, table) {
+            return Ok((f.checked, true));
+        }
+    }
+    parse(raw, profile).map(|(_, checked)| (checked, false))
+}
+
 /// Parses and validates a complete header text (§4), in the precedence order of §4.5.
 /// Errors are returned as kinds; the caller knows the offset.
 pub(crate) fn parse(

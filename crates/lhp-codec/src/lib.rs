@@ -49,6 +49,41 @@
 //! dec.finish(&buf).unwrap(); // the stream may end here: between frames
 //! ```
 //!
+//! Your own `serde` type can be the header: [`Encoder::encode_typed`] serializes it straight
+//! into the output buffer (no `serde_json::Value` in between), fills in `body_len` and applies
+//! every rule a receiver checks; [`Decoder::decode_ref`] (borrowing the caller's buffer) and
+//! [`Decoder::decode_raw`] (splitting a [`RawFrame`] off a `BytesMut`) validate the header
+//! without building a [`Header`], and [`FrameRef::header`] / [`RawFrame::header`] deserialize
+//! it borrowed from the header octets:
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use lhp_codec::{Decoder, Encoder};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Upload<'a> {
+//!     kind: &'a str,
+//!     id: u64,
+//!     name: &'a str,
+//! }
+//!
+//! let mut wire = BytesMut::new();
+//! let up = Upload { kind: "put", id: 1, name: "a.txt" };
+//! Encoder::new().encode_typed(&up, b"hello", &mut wire).unwrap();
+//!
+//! let mut dec = Decoder::new();
+//! let frame = dec.decode_ref(&wire).unwrap().unwrap(); // validated (§4), borrowed
+//! assert_eq!(frame.header::<Upload<'_>>().unwrap(), up); // `&str` fields borrow the header
+//! assert_eq!(frame.body(), b"hello");
+//!
+//! // A header that does not fit the type is a typed error naming the member.
+//! #[derive(Deserialize, Debug)]
+//! struct Wrong { id: String }
+//! let err = frame.header::<Wrong>().unwrap_err();
+//! assert_eq!(err.member(), Some("id"));
+//! ```
+//!
 //! Every header is checked completely (§4: UTF-8, JSON syntax, no duplicate names at any
 //! depth, integers within ±(2^53−1), the registered members' types) before its frame is
 //! delivered. Headers as peers send them (a flat object of strings, integers, booleans and
@@ -84,12 +119,14 @@ mod error;
 mod fast;
 mod header;
 mod json;
+mod typed;
 
 pub use caps::{MAX_DEPTH, MAX_MEMBERS, MAX_NUMBER_LEN};
 pub use decoder::{Decoder, Event, MIN_HEADER_LEN, PREFIX_LEN};
 pub use encoder::Encoder;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError, Part};
 pub use header::{hex_lower, Header, MAX_SAFE_INTEGER, REGISTERED};
+pub use typed::{FrameRef, FrameSpan, RawFrame, TypedError};
 
 /// Re-exported so users can build header members without naming `serde_json` themselves.
 pub use serde_json::{Map, Value};

@@ -74,9 +74,9 @@ fn frame() -> impl Strategy<Value = (Frame, bool)> {
 type Decoded = (Vec<(Map<String, Value>, Vec<u8>)>, Option<(String, u64)>);
 
 /// Decodes `data` fed in pieces at `cuts`: frames (header members, body) and the error code
-/// and offset, via the whole-frame API and via the streaming API.
-fn decode_both(profile: Profile, limits: Limits, data: &[u8], cuts: &[usize]) -> [Decoded; 2] {
-    let mut results = [(Vec::new(), None), (Vec::new(), None)];
+/// and offset, via the whole-frame API, the streaming API and the in-place API (`decode_ref`).
+fn decode_both(profile: Profile, limits: Limits, data: &[u8], cuts: &[usize]) -> [Decoded; 3] {
+    let mut results = [(Vec::new(), None), (Vec::new(), None), (Vec::new(), None)];
     for (mode, out) in results.iter_mut().enumerate() {
         let mut dec = Decoder::with(profile, limits);
         let mut buf = BytesMut::new();
@@ -90,6 +90,20 @@ fn decode_both(profile: Profile, limits: Limits, data: &[u8], cuts: &[usize]) ->
                 let step = if mode == 0 {
                     dec.decode(&mut buf)
                         .map(|f| f.map(|f| out.0.push((f.header.into_members(), f.body.to_vec()))))
+                } else if mode == 2 {
+                    dec.decode_ref(&buf)
+                        .map(|f| {
+                            f.map(|f| {
+                                out.0
+                                    .push((f.to_header().into_members(), f.body().to_vec()));
+                                f.len()
+                            })
+                        })
+                        .map(|n| {
+                            n.map(|n| {
+                                let _ = buf.split_to(n);
+                            })
+                        })
                 } else {
                     dec.decode_event(&mut buf).map(|e| {
                         e.map(|e| match e {
@@ -189,6 +203,7 @@ proptest! {
         for limits in [Limits::default(), limits] {
             let whole = decode_both(profile, limits, &data, &[]);
             prop_assert_eq!(&whole[0], &whole[1]);
+            prop_assert_eq!(&whole[0], &whole[2]);
             let cuts = cuts_for(data.len(), raw_cuts.clone());
             let split = decode_both(profile, limits, &data, &cuts);
             prop_assert_eq!(&split, &whole);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{run_events, run_frames, stream};
+use common::{run_events, run_frames, run_in_place, stream};
 use lhp_vectors::{check, Expect, Vector, Verdict};
 
 fn vectors() -> Vec<Vector> {
@@ -30,6 +30,7 @@ fn vectors_whole_stream() {
         let s = stream(&v);
         judge(&v, "whole/frames", &[], run_frames(&v, s, &[]));
         judge(&v, "whole/events", &[], run_events(&v, s, &[]));
+        judge(&v, "whole/in place", &[], run_in_place(&v, s, &[]));
     }
 }
 
@@ -52,6 +53,12 @@ fn vectors_every_single_split() {
         for cut in cuts {
             judge(&v, "single cut/frames", &[cut], run_frames(&v, s, &[cut]));
             judge(&v, "single cut/events", &[cut], run_events(&v, s, &[cut]));
+            judge(
+                &v,
+                "single cut/in place",
+                &[cut],
+                run_in_place(&v, s, &[cut]),
+            );
         }
     }
 }
@@ -66,6 +73,7 @@ fn vectors_one_byte_at_a_time() {
         let cuts: Vec<usize> = (1..s.len()).collect();
         judge(&v, "bytewise/frames", &cuts, run_frames(&v, s, &cuts));
         judge(&v, "bytewise/events", &cuts, run_events(&v, s, &cuts));
+        judge(&v, "bytewise/in place", &cuts, run_in_place(&v, s, &cuts));
     }
 }
 
@@ -79,6 +87,7 @@ fn vectors_every_pair_of_splits_small() {
         for a in 1..s.len() {
             for b in a + 1..s.len() {
                 judge(&v, "pair/frames", &[a, b], run_frames(&v, s, &[a, b]));
+                judge(&v, "pair/in place", &[a, b], run_in_place(&v, s, &[a, b]));
             }
         }
     }
@@ -118,6 +127,12 @@ fn vectors_all_valid_coalesced() {
         "coalesced/events",
         &cuts,
         run_events(&combined, &all, &cuts),
+    );
+    judge(
+        &combined,
+        "coalesced/in place",
+        &cuts,
+        run_in_place(&combined, &all, &cuts),
     );
 }
 

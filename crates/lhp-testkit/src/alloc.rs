@@ -24,9 +24,14 @@ pub struct Counting;
 thread_local! {
     static TRACKING: Cell<bool> = const { Cell::new(false) };
     static LARGE_ALLOCS: Cell<usize> = const { Cell::new(0) };
+    static ALL_TRACKING: Cell<bool> = const { Cell::new(false) };
+    static ALL_ALLOCS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn account(size: usize) {
+    if ALL_TRACKING.try_with(Cell::get).unwrap_or(false) {
+        let _ = ALL_ALLOCS.try_with(|c| c.set(c.get() + 1));
+    }
     // `try_with`: the thread may be tearing down its locals.
     if size >= LARGE && TRACKING.try_with(Cell::get).unwrap_or(false) {
         let _ = LARGE_ALLOCS.try_with(|c| c.set(c.get() + 1));
@@ -70,4 +75,15 @@ pub fn count_large<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let out = f();
     TRACKING.with(|t| t.set(false));
     (out, LARGE_ALLOCS.with(Cell::get))
+}
+
+/// Runs `f`, returning its result and every allocation (and growing reallocation), of any
+/// size, this thread made meanwhile (0 unless [`Counting`] is the global allocator). For
+/// tests that prove a path allocates nothing per item in steady state.
+pub fn count_all<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    ALL_ALLOCS.with(|c| c.set(0));
+    ALL_TRACKING.with(|t| t.set(true));
+    let out = f();
+    ALL_TRACKING.with(|t| t.set(false));
+    (out, ALL_ALLOCS.with(Cell::get))
 }

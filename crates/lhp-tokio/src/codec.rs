@@ -24,7 +24,9 @@ use std::fmt;
 use std::io;
 
 use bytes::BytesMut;
-use lhp_codec::{DecodeError, EncodeError, Frame, Limits, Profile};
+use lhp_codec::{DecodeError, EncodeError, Frame, Limits, Profile, RawFrame, TypedError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The smallest read-buffer reservation, and the unit a buffer grows from.
@@ -51,6 +53,9 @@ pub enum Error {
     /// The connection closed before the operation finished.
     #[error("connection closed {0}")]
     Closed(&'static str),
+    /// A received header does not fit the caller's type (the member is named).
+    #[error("{0}")]
+    Header(#[from] TypedError),
     /// The peer sent an error frame that answers no particular request (for example `busy`).
     #[error("the peer sent error {code:?}: {message}")]
     Remote {
@@ -82,6 +87,7 @@ impl From<Error> for io::Error {
             Error::Encode(e) => io::Error::new(io::ErrorKind::InvalidInput, e),
             Error::Timeout(_) => io::Error::new(io::ErrorKind::TimedOut, e),
             Error::Closed(_) => io::Error::new(io::ErrorKind::UnexpectedEof, e),
+            Error::Header(e) => io::Error::new(io::ErrorKind::InvalidData, e),
             other @ Error::Remote { .. } => io::Error::other(other),
         }
     }
@@ -180,6 +186,144 @@ impl Encoder<&Frame> for LhpCodec {
 
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), Error> {
         Ok(self.encoder.encode(frame, dst)?)
+    }
+}
+
+/// LHP/1 for `tokio_util::codec` with the caller's own header types: decodes [`RawFrame`]s
+/// (header validated, §4, but not built; deserialize it borrowed with
+/// [`RawFrame::header`]), encodes `(header, body)` pairs where the header is any
+/// `T: Serialize` (serialized straight into the write buffer, `body_len` filled in, checked as
+/// a receiver checks it).
+///
+/// ```
+/// use futures::{SinkExt, StreamExt};
+/// use lhp_tokio::RawCodec;
+/// use tokio_util::codec::Framed;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Msg<'a> { kind: &'a str, id: u64 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), lhp_tokio::Error> {
+/// let (a, b) = tokio::io::duplex(64);
+/// let (mut left, mut right) = (Framed::new(a, RawCodec::new()), Framed::new(b, RawCodec::new()));
+/// left.send((Msg { kind: "echo", id: 1 }, &b"hi"[..])).await?;
+/// let frame = right.next().await.unwrap()?;
+/// let msg: Msg<'_> = frame.header()?; // borrowed from the frame
+/// assert_eq!((msg.kind, msg.id, &frame.body()[..]), ("echo", 1, &b"hi"[..]));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct RawCodec {
+    decoder: lhp_codec::Decoder,
+    encoder: lhp_codec::Encoder,
+}
+
+impl RawCodec {
+    /// A codec for the `lhp1` profile with default [`Limits`].
+    pub fn new() -> Self {
+        RawCodec::default()
+    }
+
+    /// A codec for `profile`, decoding under `limits`; the encoder writes headers up to the
+    /// same `max_header_len`.
+    pub fn with(profile: Profile, limits: Limits) -> Self {
+        let mut encoder = lhp_codec::Encoder::with_profile(profile);
+        encoder.set_max_header_len(limits.max_header_len());
+        RawCodec {
+            decoder: lhp_codec::Decoder::with(profile, limits),
+            encoder,
+        }
+    }
+
+    /// The sans-IO decoder (for example to call `set_verify_digests`).
+    pub fn decoder_mut(&mut self) -> &mut lhp_codec::Decoder {
+        &mut self.decoder
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = RawFrame;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, Error> {
+        let frame = self.decoder.decode_raw(src)?;
+        if frame.is_none() {
+            reserve_for(src, self.decoder.wanted(src.len()));
+        }
+        Ok(frame)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, Error> {
+        match self.decoder.decode_raw(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None => Ok(self.decoder.finish(src).map(|()| None)?),
+        }
+    }
+}
+
+impl<H: Serialize, B: AsRef<[u8]>> Encoder<(H, B)> for RawCodec {
+    type Error = Error;
+
+    fn encode(&mut self, (header, body): (H, B), dst: &mut BytesMut) -> Result<(), Error> {
+        Ok(self.encoder.encode_typed(&header, body.as_ref(), dst)?)
+    }
+}
+
+/// [`RawCodec`] that also deserializes each header into an owned `T`: yields
+/// `(T, Bytes)` pairs (the body shared with the read buffer, not copied). For borrowed
+/// headers, use [`RawCodec`] and [`RawFrame::header`].
+#[derive(Debug)]
+pub struct TypedCodec<T> {
+    raw: RawCodec,
+    _header: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Default for TypedCodec<T> {
+    fn default() -> Self {
+        TypedCodec::from_raw(RawCodec::new())
+    }
+}
+
+impl<T> TypedCodec<T> {
+    /// A codec for the `lhp1` profile with default [`Limits`].
+    pub fn new() -> Self {
+        TypedCodec::default()
+    }
+
+    /// A typed codec around a configured [`RawCodec`].
+    pub fn from_raw(raw: RawCodec) -> Self {
+        TypedCodec {
+            raw,
+            _header: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Decoder for TypedCodec<T> {
+    type Item = (T, bytes::Bytes);
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Error> {
+        match self.raw.decode(src)? {
+            Some(f) => Ok(Some((f.header::<T>()?, f.into_body()))),
+            None => Ok(None),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Error> {
+        match self.raw.decode_eof(src)? {
+            Some(f) => Ok(Some((f.header::<T>()?, f.into_body()))),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<T, H: Serialize, B: AsRef<[u8]>> Encoder<(H, B)> for TypedCodec<T> {
+    type Error = Error;
+
+    fn encode(&mut self, item: (H, B), dst: &mut BytesMut) -> Result<(), Error> {
+        self.raw.encode(item, dst)
     }
 }
 

@@ -24,6 +24,33 @@
 //!   handlers, and the [`echo`] handler (§8).
 //! - [`Client`]: connect with a timeout, requests pipelined on one connection, replies
 //!   matched by `id`.
+//! - [`RawCodec`] / [`TypedCodec`]: your own `#[derive(Serialize, Deserialize)]` struct as
+//!   the header. `Framed::new(tcp, RawCodec::new())` sends `(header, body)` pairs (serialized
+//!   straight into the write buffer, `body_len` filled in, checked as a receiver checks it) and
+//!   yields [`RawFrame`](lhp_codec::RawFrame)s, validated but not built, whose
+//!   `header::<T>()` borrows from the frame; `TypedCodec<T>` yields `(T, Bytes)`.
+//!   [`FrameReader::read_frame_ref`] and [`FrameWriter::write_typed`] do the same without
+//!   `Framed`.
+//!
+//! ```
+//! use futures::{SinkExt, StreamExt};
+//! use lhp_tokio::RawCodec;
+//! use serde::{Deserialize, Serialize};
+//! use tokio_util::codec::Framed;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Upload<'a> { kind: &'a str, id: u64, name: &'a str }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), lhp_tokio::Error> {
+//! let (a, b) = tokio::io::duplex(1024);
+//! let (mut tx, mut rx) = (Framed::new(a, RawCodec::new()), Framed::new(b, RawCodec::new()));
+//! tx.send((Upload { kind: "put", id: 1, name: "a.txt" }, &b"hello"[..])).await?;
+//! let frame = rx.next().await.expect("a frame")?;
+//! let up: Upload<'_> = frame.header()?;
+//! assert_eq!((up.id, up.name, &frame.body()[..]), (1, "a.txt", &b"hello"[..]));
+//! # Ok(()) }
+//! ```
 //!
 //! ```
 //! use futures::{SinkExt, StreamExt};
@@ -74,7 +101,7 @@ mod stream;
 pub mod udp;
 
 pub use client::{Client, ClientConfig};
-pub use codec::{Error, LhpCodec};
+pub use codec::{Error, LhpCodec, RawCodec, TypedCodec};
 pub use server::{
     echo, ConnRead, Connections, Handler, Replies, Server, ServerConfig, StreamHandler,
 };

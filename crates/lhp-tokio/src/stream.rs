@@ -44,7 +44,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use lhp_codec::{Event, Frame, Header, Limits, Profile};
+use lhp_codec::{Event, Frame, FrameRef, Header, Limits, Profile};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::io::poll_read_buf;
 
@@ -84,6 +84,8 @@ pub struct FrameReader<R> {
     in_body: bool,
     /// Body octets split off `buf` but not yet handed to the caller.
     pending: Bytes,
+    /// Octets at the front of `buf` taken by the frame `read_frame_ref` last lent out.
+    consumed: usize,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -108,6 +110,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             in_element: false,
             in_body: false,
             pending: Bytes::new(),
+            consumed: 0,
         }
     }
 
@@ -115,6 +118,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// cut inside a frame is `unexpected_eof`. If a streamed body was left unread, the rest of
     /// it is skipped first.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, Error> {
+        self.settle();
         self.skip_body().await?;
         self.end_element();
         loop {
@@ -141,6 +145,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// [`body`](Self::body); a body left unread is skipped by the next `read_head` or
     /// `read_frame`.
     pub async fn read_head(&mut self) -> Result<Option<Header>, Error> {
+        self.settle();
         self.skip_body().await?;
         self.end_element();
         loop {
@@ -172,6 +177,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// The next whole frame if it is already buffered, without reading: lets a server answer
     /// every pipelined request that arrived in one read before it writes the replies.
     pub fn try_frame(&mut self) -> Result<Option<Frame>, Error> {
+        self.settle();
         if self.in_body {
             return Ok(None);
         }
@@ -180,17 +186,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// True when the stream has octets buffered that the decoder has not consumed.
     pub fn has_buffered(&self) -> bool {
-        !self.buf.is_empty()
+        self.buf.len() > self.consumed
     }
 
     /// True between frames with nothing buffered: the stream may idle, or end, here.
     pub fn is_idle(&self) -> bool {
-        self.buf.is_empty() && !self.in_body && self.decoder.is_between_frames()
+        !self.has_buffered() && !self.in_body && self.decoder.is_between_frames()
+    }
+
+    /// Drops the octets of the frame last lent out by `read_frame_ref`.
+    fn settle(&mut self) {
+        if self.consumed > 0 {
+            self.buf.advance(std::mem::take(&mut self.consumed));
+        }
     }
 
     /// Frees the read buffer if it holds nothing, and the allocation kept for the next large
     /// body, so an idle connection costs no buffer.
     pub fn release_buffer(&mut self) {
+        self.settle();
         if self.buf.is_empty() {
             self.buf = BytesMut::new();
             self.parked = BytesMut::new();
@@ -340,6 +354,10 @@ impl<R: AsyncRead + Unpin> Body<'_, R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Body<'_, R> {
+    /// Reads body octets: first those already buffered; then, when the reader's buffer holds
+    /// no more body octets and `out` has at least 8 KiB of room, straight from the transport
+    /// into `out` (no second copy), never past the body's end, so the next frame's octets stay
+    /// in the reader.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -349,6 +367,15 @@ impl<R: AsyncRead + Unpin> AsyncRead for Body<'_, R> {
         if out.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
+        let left = reader.decoder.wanted(0);
+        if reader.in_body
+            && reader.pending.is_empty()
+            && reader.buf.is_empty()
+            && left > 0
+            && out.remaining() >= READ_CHUNK
+        {
+            return reader.poll_body_direct(cx, out, left);
+        }
         let Some(mut chunk) = ready!(reader.poll_body_chunk(cx)).map_err(io::Error::from)? else {
             return Poll::Ready(Ok(()));
         };
@@ -357,6 +384,85 @@ impl<R: AsyncRead + Unpin> AsyncRead for Body<'_, R> {
         chunk.advance(n);
         reader.pending = chunk;
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// One read of body octets from the transport straight into `out`, at most the `left`
+    /// octets the body still has; the decoder accounts for them (digest, offset).
+    fn poll_body_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+        left: u64,
+    ) -> Poll<io::Result<()>> {
+        let want = usize::try_from(left).map_or(out.remaining(), |l| l.min(out.remaining()));
+        let dst = out.initialize_unfilled_to(want);
+        let mut part = ReadBuf::new(dst);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut part))?;
+        let got = part.filled().len();
+        if got == 0 {
+            // The stream ended inside the body: the codec's `unexpected_eof`.
+            self.in_body = false;
+            self.decoder.finish(&self.buf).map_err(Error::from)?;
+            return Poll::Ready(Ok(()));
+        }
+        self.decoder.feed_body(part.filled());
+        if self.decoder.wanted(0) == 0 {
+            // Complete: verify the digest now, so that a mismatch is this read's error (and
+            // the octets are not handed out: an error fills nothing).
+            match self.decoder.decode_event(&mut self.buf) {
+                Ok(Some(Event::End) | None) => self.in_body = false,
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    self.in_body = false;
+                    return Poll::Ready(Err(Error::from(e).into()));
+                }
+            }
+        }
+        out.advance(got);
+        Poll::Ready(Ok(()))
+    }
+
+    /// The next whole frame, lent out in place: its header text (validated, §4, but not built
+    /// into a [`Header`]) and its body, borrowed from the reader's buffer until the next call.
+    /// Deserialize the header into your own type with
+    /// [`FrameRef::header`](lhp_codec::FrameRef::header). `None`: a clean end of stream.
+    ///
+    /// ```
+    /// use lhp_tokio::{FrameReader, FrameWriter};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Msg<'a> { kind: &'a str, id: u64 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), lhp_tokio::Error> {
+    /// let mut w = FrameWriter::new(Vec::new());
+    /// w.write_typed(&Msg { kind: "tick", id: 7 }, b"body").await?;
+    /// let wire = w.into_inner();
+    /// let mut r = FrameReader::new(&wire[..]);
+    /// let f = r.read_frame_ref().await?.unwrap();
+    /// let m: Msg<'_> = f.header()?;
+    /// assert_eq!((m.kind, m.id, f.body()), ("tick", 7, &b"body"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_frame_ref(&mut self) -> Result<Option<FrameRef<'_>>, Error> {
+        self.skip_body().await?;
+        self.end_element();
+        if self.consumed > 0 {
+            self.buf.advance(std::mem::take(&mut self.consumed));
+        }
+        let span = loop {
+            if let Some(span) = self.decoder.decode_span(&self.buf)? {
+                break span;
+            }
+            if !self.fill().await? {
+                self.decoder.finish(&self.buf)?;
+                return Ok(None);
+            }
+        };
+        self.consumed = span.body.end;
+        Ok(self.decoder.frame_ref(&span, &self.buf))
     }
 }
 
@@ -391,6 +497,27 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.encoder
             .encode_head(&frame.header, frame.body.len() as u64, &mut self.head)?;
         write_all_vectored(&mut self.io, &mut [&self.head[..], &frame.body[..]]).await?;
+        Ok(())
+    }
+
+    /// Writes a whole frame whose header is the caller's own type (see
+    /// [`Encoder::encode_typed`](lhp_codec::Encoder::encode_typed)): serialized straight into
+    /// the head buffer with `body_len` filled in and the receiver's rules applied, then sent
+    /// with the body in one vectored write. Nothing is written if the header is refused.
+    pub async fn write_typed<T: serde::Serialize + ?Sized>(
+        &mut self,
+        header: &T,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        self.head.clear();
+        self.encoder
+            .encode_typed_head(header, body.len() as u64, &mut self.head)?;
+        if body.len() <= 4096 {
+            self.head.extend_from_slice(body);
+            self.io.write_all(&self.head).await?;
+        } else {
+            write_all_vectored(&mut self.io, &mut [&self.head[..], body]).await?;
+        }
         Ok(())
     }
 

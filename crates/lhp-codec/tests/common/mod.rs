@@ -61,6 +61,38 @@ pub fn run_frames(v: &Vector, data: &[u8], cuts: &[usize]) -> Outcome {
     out
 }
 
+/// In-place API (`decode_ref`): same, the caller dropping each frame's octets itself; the
+/// header is built from the validated text only to compare members.
+pub fn run_in_place(v: &Vector, data: &[u8], cuts: &[usize]) -> Outcome {
+    let mut dec = decoder_for(v);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut out = Outcome::default();
+    let mut start = 0;
+    for end in cuts.iter().copied().chain([data.len()]) {
+        buf.extend_from_slice(&data[start..end]);
+        start = end;
+        loop {
+            match dec.decode_ref(&buf) {
+                Ok(Some(f)) => {
+                    out.frames
+                        .push((f.to_header().into_members(), f.body().to_vec()));
+                    let n = f.len();
+                    buf.drain(..n);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.error = err(e);
+                    return out;
+                }
+            }
+        }
+    }
+    if let Err(e) = dec.finish(&BytesMut::from(&buf[..])) {
+        out.error = err(e);
+    }
+    out
+}
+
 /// Streaming API: same, reassembling bodies from `Event::Body` chunks.
 pub fn run_events(v: &Vector, data: &[u8], cuts: &[usize]) -> Outcome {
     let mut dec = decoder_for(v);

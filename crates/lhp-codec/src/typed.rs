@@ -1,0 +1,937 @@
+//! Typed headers through serde (§4, §9): a user's own `#[derive(Serialize, Deserialize)]`
+//! struct as the header, encoded straight onto the wire and decoded borrowed from the frame.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use lhp_codec::{Decoder, Encoder};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Upload<'a> {
+//!     kind: &'a str,
+//!     id: u64,
+//!     name: &'a str,
+//! }
+//!
+//! let mut wire = BytesMut::new();
+//! let up = Upload { kind: "put", id: 7, name: "a.txt" };
+//! // `body_len` is filled in; the header is checked as a receiver checks it.
+//! Encoder::new().encode_typed(&up, b"abc", &mut wire).unwrap();
+//! assert_eq!(&wire[4..], &br#"{"kind":"put","id":7,"name":"a.txt","body_len":3}abc"#[..]);
+//!
+//! let mut dec = Decoder::new();
+//! let frame = dec.decode_ref(&wire).unwrap().unwrap(); // borrows `wire`
+//! let back: Upload<'_> = frame.header().unwrap(); // borrows the header text: no allocation
+//! assert_eq!((back, frame.body()), (up, &b"abc"[..]));
+//! ```
+//!
+//! A received header goes through the same §4 validation pass as every other header
+//! (duplicates, number ranges, the registered members' types, the body length limit, the
+//! digest) before it is deserialized. A struct field that names a registered member must agree
+//! with the frame; a header that does not fit the struct is a [`TypedError`] naming the
+//! member, never a panic.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::Serialize;
+
+use crate::decoder::{MIN_HEADER_LEN, PREFIX_LEN};
+use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::fast::{Entry, Table, Val};
+use crate::header::{self, parse_header};
+use crate::{Encoder, Frame, Header, Profile};
+
+/// A frame decoded in place: its validated header text and its body, both borrowed from the
+/// caller's buffer (see [`Decoder::decode_ref`](crate::Decoder::decode_ref)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    header: &'a str,
+    body: &'a [u8],
+    len: usize,
+    profile: Profile,
+    table: Option<Table>,
+}
+
+impl<'a> FrameRef<'a> {
+    pub(crate) fn new(
+        buf: &'a [u8],
+        span: &FrameSpan,
+        profile: Profile,
+        table: Option<&Table>,
+    ) -> Option<Self> {
+        let header = std::str::from_utf8(buf.get(span.header.clone())?).ok()?;
+        let body = buf.get(span.body.clone())?;
+        Some(FrameRef {
+            header,
+            body,
+            len: span.body.end,
+            profile,
+            table: table.copied(),
+        })
+    }
+
+    /// The header deserialized into `T`, borrowing from the header text (`&'a str` fields
+    /// cost nothing). See [`TypedError`] for what is checked.
+    pub fn header<T: Deserialize<'a>>(&self) -> Result<T, TypedError> {
+        deserialize_header(
+            self.header,
+            self.table.as_ref(),
+            self.body.len() as u64,
+            self.profile,
+        )
+    }
+
+    /// The header's JSON text, as it arrived (validated: §4).
+    pub fn header_text(&self) -> &'a str {
+        self.header
+    }
+
+    /// The body (its digest, if the header has one, verified).
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// Octets the frame took on the wire: prefix, header and body.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for no frame octets at all (never: a frame has at least a prefix and `{}`).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The header as a map-style [`Header`] (allocates).
+    pub fn to_header(&self) -> Header {
+        to_header(self.header, self.profile)
+    }
+
+    /// An owned [`Frame`] (allocates and copies the body).
+    pub fn to_frame(&self) -> Frame {
+        Frame {
+            header: self.to_header(),
+            body: Bytes::copy_from_slice(self.body),
+        }
+    }
+}
+
+/// A frame decoded without building its header: the validated header text and the body, both
+/// cut out of the receive buffer without a copy (see
+/// [`Decoder::decode_raw`](crate::Decoder::decode_raw)). What a `tokio_util` codec yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawFrame {
+    header: Bytes,
+    body: Bytes,
+    profile: Profile,
+    table: Option<Table>,
+}
+
+impl RawFrame {
+    pub(crate) fn new(header: Bytes, body: Bytes, profile: Profile, table: Option<Table>) -> Self {
+        RawFrame {
+            header,
+            body,
+            profile,
+            table,
+        }
+    }
+
+    /// The header deserialized into `T`, borrowing from this frame. See [`TypedError`].
+    pub fn header<'de, T: Deserialize<'de>>(&'de self) -> Result<T, TypedError> {
+        deserialize_header(
+            self.header_text(),
+            self.table.as_ref(),
+            self.body.len() as u64,
+            self.profile,
+        )
+    }
+
+    /// The header's JSON text, as it arrived (validated: §4).
+    pub fn header_text(&self) -> &str {
+        // Validated as UTF-8 by the decoder; the fallback is never taken.
+        std::str::from_utf8(&self.header).unwrap_or_default()
+    }
+
+    /// The body (its digest, if the header has one, verified).
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body, taken out of the frame.
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
+    /// The header as a map-style [`Header`] (allocates).
+    pub fn to_header(&self) -> Header {
+        to_header(self.header_text(), self.profile)
+    }
+
+    /// A [`Frame`] with a map-style header; the body is shared, not copied.
+    pub fn into_frame(self) -> Frame {
+        Frame {
+            header: self.to_header(),
+            body: self.body,
+        }
+    }
+}
+
+/// Where a frame decoded in place lies in the caller's buffer (see
+/// [`Decoder::decode_span`](crate::Decoder::decode_span)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameSpan {
+    /// The header text.
+    pub header: Range<usize>,
+    /// The body; `body.end` is the frame's length on the wire.
+    pub body: Range<usize>,
+    /// The fast path read the header (its members are in the decoder's table).
+    pub(crate) fast: bool,
+}
+
+fn to_header(text: &str, profile: Profile) -> Header {
+    // Validated when decoded: parsing again cannot fail.
+    parse_header(text.as_bytes(), profile)
+        .map(|(h, _)| h)
+        .unwrap_or_default()
+}
+
+/// A received header that does not fit the caller's type.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TypedError {
+    /// A member of the header does not fit the type (wrong type, out of the field's range, an
+    /// unknown member under `deny_unknown_fields`), or a required field is missing.
+    Member {
+        /// The member, when one can be named.
+        member: Option<String>,
+        /// `serde_json`'s account of the problem.
+        source: serde_json::Error,
+    },
+    /// A field naming a registered member (§4.4) disagrees with the frame: e.g. a `body_len`
+    /// field left at its default while the frame carries a body (declared, in `seed-compat`,
+    /// by `file_size`).
+    Disagrees {
+        /// The registered member.
+        member: &'static str,
+        /// What the frame says.
+        frame: String,
+    },
+}
+
+impl TypedError {
+    /// The member at fault, when one can be named.
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            TypedError::Member { member, .. } => member.as_deref(),
+            TypedError::Disagrees { member, .. } => Some(member),
+        }
+    }
+}
+
+impl fmt::Display for TypedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypedError::Member {
+                member: Some(m),
+                source,
+            } => write!(f, "header member `{m}` does not fit the type: {source}"),
+            TypedError::Member {
+                member: None,
+                source,
+            } => write!(f, "the header does not fit the type: {source}"),
+            TypedError::Disagrees { member, frame } => write!(
+                f,
+                "the type's `{member}` field disagrees with the frame, which has {frame}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TypedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TypedError::Member { source, .. } => Some(source),
+            TypedError::Disagrees { .. } => None,
+        }
+    }
+}
+
+/// Deserializes a validated header text into `T` (§4: the text has passed validation, so the
+/// registered members it carries already agree with the frame).
+pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
+    text: &'de str,
+    table: Option<&Table>,
+    body_len: u64,
+    profile: Profile,
+) -> Result<T, TypedError> {
+    let mut fields: &'static [&'static str] = &[];
+    let has_body_len = match table {
+        // The fast path's table: deserialized without parsing the text again.
+        Some(table) => {
+            let at = Cell::new(None);
+            let value = T::deserialize(TableDe {
+                text,
+                entries: table.entries(),
+                fields: &mut fields,
+                at: &at,
+            })
+            .map_err(|source| TypedError::Member {
+                member: named_in(&source).or_else(|| {
+                    at.get()
+                        .and_then(|e: Entry| name_of(text, &e))
+                        .map(str::to_owned)
+                }),
+                source,
+            })?;
+            let has = table
+                .entries()
+                .iter()
+                .any(|e| name_of(text, e) == Some("body_len"));
+            (value, has)
+        }
+        None => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let value = T::deserialize(Fields {
+                inner: &mut de,
+                fields: &mut fields,
+            })
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|source| TypedError::Member {
+                member: member_at(text, &source),
+                source,
+            })?;
+            let has = || top_level(text).any(|m| m.name == "body_len");
+            (value, profile != Profile::SeedCompat || has())
+        }
+    };
+    let (value, has_body_len) = has_body_len;
+    // In `lhp1` a body implies a `body_len` member, which the field then read. In
+    // `seed-compat` the length may be in `file_size` or `total_size` alone.
+    if profile == Profile::SeedCompat
+        && body_len > 0
+        && fields.contains(&"body_len")
+        && !has_body_len
+    {
+        return Err(TypedError::Disagrees {
+            member: "body_len",
+            frame: format!("a {body_len}-octet body and no `body_len` member"),
+        });
+    }
+    Ok(value)
+}
+
+fn name_of<'t>(text: &'t str, e: &Entry) -> Option<&'t str> {
+    text.get(e.name.0 as usize..e.name.1 as usize)
+}
+
+/// The member a "missing field" / "unknown field" message names.
+fn named_in(e: &serde_json::Error) -> Option<String> {
+    let msg = e.to_string();
+    ["missing field `", "unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|p| msg.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_owned)
+}
+
+/// Deserializes a header from the fast path's table of members: names and unescaped strings
+/// are borrowed from the text, integers were parsed by the scan. Errors are `serde_json`'s.
+struct TableDe<'de, 'a> {
+    text: &'de str,
+    entries: &'a [Entry],
+    fields: &'a mut &'static [&'static str],
+    /// The member being deserialized, for errors.
+    at: &'a Cell<Option<Entry>>,
+}
+
+impl<'de, 'a> Deserializer<'de> for TableDe<'de, 'a> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(TableMap {
+            text: self.text,
+            rest: self.entries.iter(),
+            value: None,
+            at: self.at,
+        })
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.fields = fields;
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
+}
+
+struct TableMap<'de, 'a> {
+    text: &'de str,
+    rest: std::slice::Iter<'a, Entry>,
+    value: Option<Val>,
+    at: &'a Cell<Option<Entry>>,
+}
+
+impl<'de, 'a> de::MapAccess<'de> for TableMap<'de, 'a> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let Some(e) = self.rest.next() else {
+            return Ok(None);
+        };
+        self.at.set(Some(*e));
+        self.value = Some(e.val);
+        // The fast path takes only unescaped names.
+        let name = name_of(self.text, e).unwrap_or_default();
+        seed.deserialize(BorrowedStrDeserializer::new(name))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let val = self.value.take().unwrap_or(Val::Null);
+        seed.deserialize(ValDe {
+            text: self.text,
+            val,
+        })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.rest.len())
+    }
+}
+
+/// One scalar member value from the table.
+struct ValDe<'de> {
+    text: &'de str,
+    val: Val,
+}
+
+impl ValDe<'_> {
+    /// An escaped string's contents, unescaped (the fast path checked the escapes).
+    fn unescaped(&self, start: u32, end: u32) -> Result<String, serde_json::Error> {
+        let quoted = self
+            .text
+            .get(start as usize - 1..end as usize + 1)
+            .unwrap_or("\"\"");
+        serde_json::from_str(quoted)
+    }
+}
+
+impl<'de> Deserializer<'de> for ValDe<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.val {
+            Val::Str {
+                start,
+                end,
+                escaped: false,
+            } => visitor.visit_borrowed_str(
+                self.text
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default(),
+            ),
+            Val::Str { start, end, .. } => visitor.visit_string(self.unescaped(start, end)?),
+            Val::Int { neg: false, n } => visitor.visit_u64(n),
+            // |n| ≤ 2^53−1: fits.
+            Val::Int { neg: true, n } => visitor.visit_i64(-(n as i64)),
+            Val::Bool(b) => visitor.visit_bool(b),
+            Val::Null => visitor.visit_unit(),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.val {
+            Val::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.val {
+            Val::Str {
+                start,
+                end,
+                escaped: false,
+            } => visitor.visit_enum(BorrowedStrDeserializer::new(
+                self.text
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default(),
+            )),
+            Val::Str { start, end, .. } => {
+                visitor.visit_enum(StringDeserializer::new(self.unescaped(start, end)?))
+            }
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// The top-level member a `serde_json` error points into: the one named in a "missing field" /
+/// "unknown field" message, else the last member beginning before the error's position.
+fn member_at(text: &str, e: &serde_json::Error) -> Option<String> {
+    if let Some(name) = named_in(e) {
+        return Some(name);
+    }
+    // serde_json counts lines from 1 and columns (in octets) from 1.
+    let mut at = 0usize;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == e.line() {
+            at += e.column().saturating_sub(1);
+            break;
+        }
+        at += line.len();
+    }
+    top_level(text)
+        .take_while(|m| m.start < at)
+        .last()
+        .map(|m| m.name.into_owned())
+}
+
+/// A top-level member of a valid header text.
+struct Member<'a> {
+    name: Cow<'a, str>,
+    /// Offset of the member name's opening quote.
+    start: usize,
+}
+
+/// The top-level members of a header text already known to be a valid JSON object.
+fn top_level(text: &str) -> impl Iterator<Item = Member<'_>> {
+    let b = text.as_bytes();
+    let mut i = 0usize;
+    let mut depth = 0usize;
+    std::iter::from_fn(move || {
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'"' => {
+                    let start = i;
+                    let end = string_end(b, i + 1);
+                    i = end + 1;
+                    // A name at depth 1 is followed (after whitespace) by ':'.
+                    let is_name = depth == 1
+                        && b.get(i..)
+                            .and_then(|r| r.iter().find(|c| !c.is_ascii_whitespace()))
+                            == Some(&b':');
+                    if is_name {
+                        let raw = text.get(start..=end)?;
+                        let name = match text.get(start + 1..end) {
+                            Some(plain) if !plain.contains('\\') => Cow::Borrowed(plain),
+                            _ => Cow::Owned(serde_json::from_str::<String>(raw).ok()?),
+                        };
+                        return Some(Member { name, start });
+                    }
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    i += 1;
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+        }
+        None
+    })
+}
+
+/// The offset of the quote closing a string whose contents begin at `i`.
+fn string_end(b: &[u8], mut i: usize) -> usize {
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' => i += 2,
+            b'"' => return i,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// A deserializer that passes everything to `serde_json`'s, noting the field names a struct
+/// asks for at the top level.
+struct Fields<'f, D> {
+    inner: D,
+    fields: &'f mut &'static [&'static str],
+}
+
+macro_rules! forward {
+    ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Self::Error> {
+                self.inner.$method($($arg,)* visitor)
+            }
+        )*
+    };
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Fields<'_, D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.fields = fields;
+        self.inner.deserialize_struct(name, fields, visitor)
+    }
+
+    forward! {
+        deserialize_any(), deserialize_bool(), deserialize_i8(), deserialize_i16(),
+        deserialize_i32(), deserialize_i64(), deserialize_u8(), deserialize_u16(),
+        deserialize_u32(), deserialize_u64(), deserialize_f32(), deserialize_f64(),
+        deserialize_char(), deserialize_str(), deserialize_string(), deserialize_bytes(),
+        deserialize_byte_buf(), deserialize_option(), deserialize_unit(),
+        deserialize_unit_struct(name: &'static str),
+        deserialize_newtype_struct(name: &'static str), deserialize_seq(),
+        deserialize_tuple(len: usize),
+        deserialize_tuple_struct(name: &'static str, len: usize), deserialize_map(),
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+        deserialize_identifier(), deserialize_ignored_any(),
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.inner.is_human_readable()
+    }
+}
+
+impl Encoder {
+    /// Appends a whole frame whose header is the caller's own type: the prefix, the header
+    /// serialized straight into `dst` (no `serde_json::Value` in between), `body_len` added
+    /// when `body` is not empty and `T` does not carry it, then the body.
+    ///
+    /// The header is checked as a receiver would check it (§4): it must be a JSON object, a
+    /// `body_len` it carries must equal the body's length, and the registered members must
+    /// have their registered types. On error nothing is appended.
+    pub fn encode_typed<T: Serialize + ?Sized>(
+        &self,
+        header: &T,
+        body: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        self.encode_typed_head(header, body.len() as u64, dst)?;
+        dst.extend_from_slice(body);
+        Ok(())
+    }
+
+    /// [`encode_typed`](Self::encode_typed) without the body: appends the prefix and header of
+    /// a frame whose body of `body_len` octets the caller sends next.
+    pub fn encode_typed_head<T: Serialize + ?Sized>(
+        &self,
+        header: &T,
+        body_len: u64,
+        dst: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let start = dst.len();
+        let result = self.write_typed(header, body_len, start, dst);
+        if result.is_err() {
+            dst.truncate(start);
+        }
+        result
+    }
+
+    fn write_typed<T: Serialize + ?Sized>(
+        &self,
+        header: &T,
+        body_len: u64,
+        start: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let invalid = |kind| EncodeError::InvalidHeader(DecodeError::new(0, kind));
+        dst.reserve(PREFIX_LEN + 128);
+        dst.put_u32(0);
+        let text_start = start + PREFIX_LEN;
+        serde_json::to_writer((&mut *dst).writer(), header).map_err(EncodeError::Serialize)?;
+        let text = dst.get(text_start..).unwrap_or_default();
+        if text.first() != Some(&b'{') {
+            let found = match text.first() {
+                Some(b'[') => "an array",
+                Some(b'"') => "a string",
+                Some(b'n') => "null",
+                Some(b't' | b'f') => "a boolean",
+                _ => "a number",
+            };
+            return Err(invalid(DecodeErrorKind::HeaderNotObject { found }));
+        }
+        let (declared, _) = header::validate(text, self.profile(), None).map_err(invalid)?;
+        if declared.body_len != body_len {
+            if declared.body_len != 0 {
+                return Err(EncodeError::BodyLenMismatch {
+                    declared: declared.body_len,
+                    actual: body_len,
+                });
+            }
+            // No length member (or an explicit 0): add `body_len` before the closing brace.
+            let empty = text == b"{}";
+            dst.truncate(dst.len() - 1);
+            let mut digits = itoa::Buffer::new();
+            dst.extend_from_slice(if empty {
+                b"\"body_len\":"
+            } else {
+                b",\"body_len\":"
+            });
+            dst.extend_from_slice(digits.format(body_len).as_bytes());
+            dst.put_u8(b'}');
+            let text = dst.get(text_start..).unwrap_or_default();
+            // An explicit `"body_len":0` is now a duplicate: the caller's header disagrees.
+            match header::validate(text, self.profile(), None) {
+                Ok((c, _)) if c.body_len == body_len => {}
+                _ => {
+                    return Err(EncodeError::BodyLenMismatch {
+                        declared: 0,
+                        actual: body_len,
+                    })
+                }
+            }
+        }
+        self.write_prefix(start, dst)
+    }
+
+    /// Fills in the prefix of the frame whose header starts at `start + PREFIX_LEN` and runs to
+    /// the end of `dst`, after checking the header's length.
+    pub(crate) fn write_prefix(&self, start: usize, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let len = dst.len() - start - PREFIX_LEN;
+        let max = self.max_header_len();
+        let Some(h) = u32::try_from(len)
+            .ok()
+            .filter(|&h| h <= max && h >= MIN_HEADER_LEN)
+        else {
+            return Err(EncodeError::HeaderTooLarge { len, max });
+        };
+        let prefix = match self.profile() {
+            Profile::Lhp1 => h.to_be_bytes(),
+            Profile::SeedCompat => h.to_le_bytes(),
+        };
+        if let Some(p) = dst.get_mut(start..start + PREFIX_LEN) {
+            p.copy_from_slice(&prefix);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::{Decoder, Limits};
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Msg<'a> {
+        kind: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+    }
+
+    fn wire<T: Serialize>(h: &T, body: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        Encoder::new().encode_typed(h, body, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn typed_round_trip_borrows_and_fills_body_len() {
+        let m = Msg {
+            kind: "put",
+            id: Some(3),
+            name: "a\"b".into(),
+        };
+        let out = wire(&m, b"xyz");
+        assert_eq!(
+            &out[4..],
+            br#"{"kind":"put","id":3,"name":"a\"b","body_len":3}xyz"#
+        );
+        let f = Decoder::new().decode_ref(&out).unwrap().unwrap();
+        let back: Msg<'_> = f.header().unwrap();
+        assert_eq!(back, m);
+        assert!(
+            matches!(back.name, Cow::Owned(_)),
+            "escaped: unescaped copy"
+        );
+        assert_eq!(f.len(), out.len());
+        // Same text as the map-style encoder writes for the same members.
+        let mut h = Header::with_kind("put");
+        h.set_id(3).set_name("a\"b").set_body_len(3);
+        assert_eq!(f.to_header(), h);
+        let mut map_wire = BytesMut::new();
+        Encoder::new()
+            .encode(&Frame::new(h, "xyz".into()), &mut map_wire)
+            .unwrap();
+        assert_eq!(map_wire, out);
+        // Empty body: no `body_len`; empty object stays `{}`.
+        assert_eq!(&wire(&serde_json::json!({}), b"")[4..], b"{}");
+        assert_eq!(
+            &wire(&serde_json::json!({}), b"ab")[4..],
+            b"{\"body_len\":2}ab"
+        );
+    }
+
+    #[test]
+    fn typed_encode_applies_receiver_rules() {
+        let enc = Encoder::new();
+        let mut out = BytesMut::from(&b"keep"[..]);
+        let bad = [
+            (serde_json::json!({"kind": 1}), "invalid_member"),
+            (serde_json::json!({"v": 2}), "unsupported_version"),
+            (
+                serde_json::json!({"n": 9007199254740992u64}),
+                "number_out_of_range",
+            ),
+            (serde_json::json!([1]), "header_not_object"),
+        ];
+        for (h, code) in bad {
+            let e = enc.encode_typed(&h, b"", &mut out).unwrap_err();
+            match e {
+                EncodeError::InvalidHeader(d) => assert_eq!(d.code(), code, "{h}"),
+                other => panic!("{h}: {other}"),
+            }
+            assert_eq!(&out[..], b"keep");
+        }
+        for h in [
+            serde_json::json!({"body_len": 2}),
+            serde_json::json!({"body_len": 0}),
+        ] {
+            assert!(matches!(
+                enc.encode_typed(&h, b"abc", &mut out),
+                Err(EncodeError::BodyLenMismatch { actual: 3, .. })
+            ));
+            assert_eq!(&out[..], b"keep");
+        }
+        enc.encode_typed(&serde_json::json!({"body_len": 3}), b"abc", &mut out)
+            .unwrap();
+        let mut small = Encoder::new();
+        small.set_max_header_len(8);
+        assert!(matches!(
+            small.encode_typed(&serde_json::json!({"kind": "long"}), b"", &mut out),
+            Err(EncodeError::HeaderTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn a_header_that_does_not_fit_names_the_member() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Strict<'a> {
+            kind: &'a str,
+            id: u8,
+            #[serde(default)]
+            n: u8,
+        }
+        let cases: [(&str, Option<&str>); 5] = [
+            (r#"{"kind":"x","id":300}"#, Some("id")),
+            (r#"{"kind":5,"id":1}"#, None), // a receiver rejects this first: not reached
+            (r#"{"id":1}"#, Some("kind")),
+            (
+                r#"{"kind":"x","id":1,  "note":[1,{"n":"s"}],"n":"s"}"#,
+                Some("n"),
+            ),
+            (r#"{"kind":"a\nb","id":1}"#, Some("kind")), // escaped: cannot borrow
+        ];
+        for (text, member) in cases {
+            let mut buf = BytesMut::new();
+            buf.put_u32(text.len() as u32);
+            buf.extend_from_slice(text.as_bytes());
+            let mut dec = Decoder::new();
+            let f = match dec.decode_ref(&buf) {
+                Ok(Some(f)) => f,
+                Ok(None) => panic!("{text}: incomplete"),
+                Err(e) => {
+                    assert!(member.is_none(), "{text}: {e}");
+                    continue;
+                }
+            };
+            let e = f.header::<Strict<'_>>().unwrap_err();
+            assert_eq!(e.member(), member, "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn seed_compat_body_len_field_must_agree() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Put {
+            #[serde(default)]
+            body_len: u64,
+        }
+        let text = r#"{"file_size":2}"#;
+        let mut buf = BytesMut::new();
+        buf.put_u32_le(text.len() as u32);
+        buf.extend_from_slice(text.as_bytes());
+        buf.extend_from_slice(b"ab");
+        let mut dec = Decoder::with(Profile::SeedCompat, Limits::default());
+        let f = dec.decode_ref(&buf).unwrap().unwrap();
+        let e = f.header::<Put>().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TypedError::Disagrees {
+                    member: "body_len",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        #[derive(Deserialize)]
+        struct Any {}
+        assert!(f.header::<Any>().is_ok());
+    }
+
+    #[test]
+    fn top_level_members_skip_nested_names_and_strings() {
+        let text = r#"{"a":{"b":"x\":"},"c" : [ {"d":1} ],"\u0065":null}"#;
+        let names: Vec<String> = top_level(text).map(|m| m.name.into_owned()).collect();
+        assert_eq!(names, ["a", "c", "e"]);
+    }
+}
