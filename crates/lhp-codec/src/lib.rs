@@ -76,6 +76,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
+pub mod conn;
 mod decoder;
 mod encoder;
 mod error;
