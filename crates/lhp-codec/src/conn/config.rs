@@ -180,6 +180,12 @@ impl Config {
         self.backlog
     }
 
+    /// Whether a server with `open` connections accepts one more (E4: the one beyond
+    /// `max_connections` gets `busy`).
+    pub const fn admits(&self, open: usize) -> bool {
+        open < self.max_connections
+    }
+
     /// E4: the time a body of `body_len` octets may take after its header completed:
     /// `read_timeout + body_len / min_body_rate`.
     pub fn body_allowance(&self, body_len: u64) -> Duration {
