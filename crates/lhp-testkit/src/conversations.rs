@@ -68,8 +68,10 @@ pub fn load_group(dir: &Path, file: &str) -> Option<Vec<Conversation>> {
         return None;
     }
     // The loader reads a directory: give it one holding just this file.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = std::env::temp_dir().join(format!(
-        "lhp-conv-{}-{}",
+        "lhp-conv-{}-{n}-{}",
         std::process::id(),
         file.replace('.', "-")
     ));

@@ -567,7 +567,7 @@ impl Connection {
     }
 
     /// Queues a whole reply (server) or request (client) frame, encoded in the connection's
-    /// profile. For a server, this answers the oldest unanswered request.
+    /// profile. A server then calls [`finish_request`](Self::finish_request).
     pub fn send(&mut self, frame: &Frame, now: Instant) -> Result<(), EncodeError> {
         if !self.can_send() {
             return Ok(());
@@ -577,7 +577,6 @@ impl Connection {
             .encode_head(&frame.header, frame.body.len() as u64, &mut head)?;
         self.out.push_slice(&head, now);
         self.out.push_bytes(frame.body.clone(), now);
-        self.answered(now);
         Ok(())
     }
 
@@ -596,11 +595,7 @@ impl Connection {
         let mut head = BytesMut::new();
         self.encoder.encode_head(header, body_len, &mut head)?;
         self.out.push_slice(&head, now);
-        self.reply_remaining = Some(body_len);
-        if body_len == 0 {
-            self.reply_remaining = None;
-            self.answered(now);
-        }
+        self.reply_remaining = (body_len > 0).then_some(body_len);
         Ok(())
     }
 
@@ -615,12 +610,7 @@ impl Connection {
             self.out.push_bytes(chunk.slice(..n), now);
         }
         let rem = rem - n as u64;
-        if rem == 0 {
-            self.reply_remaining = None;
-            self.answered(now);
-        } else {
-            self.reply_remaining = Some(rem);
-        }
+        self.reply_remaining = (rem > 0).then_some(rem);
     }
 
     /// True while a frame begun with [`send_head`](Self::send_head) is incomplete.
@@ -628,13 +618,23 @@ impl Connection {
         self.reply_remaining.is_some()
     }
 
-    /// Refuses the oldest unanswered request with a request error frame (E2): `id` copied from
-    /// the request if it carried one, no `offset`.
+    /// Queues a request error frame refusing `request` (E2): `id` copied from the request if
+    /// it carried one, no `offset`. The connection goes on.
     pub fn refuse(&mut self, request: &Header, code: &str, message: &str, now: Instant) {
         if self.can_send() {
             let mut frame = BytesMut::new();
             encode_request_error(self.profile(), request.get("id"), code, message, &mut frame);
             self.out.push_slice(&frame, now);
+        }
+    }
+
+    /// The application is done with the oldest unanswered request (everything it sends for it
+    /// is queued). The next request is decoded only then, so replies stay in order (E5).
+    /// Finishing with a streamed reply incomplete aborts it (see
+    /// [`abort_reply`](Self::abort_reply)).
+    pub fn finish_request(&mut self, now: Instant) {
+        if self.reply_remaining.is_some() {
+            return self.abort_reply(now);
         }
         self.answered(now);
     }
@@ -659,7 +659,7 @@ impl Connection {
 
     /// A server answered a request.
     fn answered(&mut self, now: Instant) {
-        if self.role == Role::Client || self.reply_remaining.is_some() {
+        if self.role == Role::Client {
             return;
         }
         self.outstanding = self.outstanding.saturating_sub(1);
@@ -930,11 +930,7 @@ impl Connection {
                 error::put_prefix(self.profile(), text.len() as u32, &mut prefix);
                 self.out.push_slice(&prefix, now);
                 self.out.push_slice(text, now);
-                self.reply_remaining = Some(body_len);
-                if body_len == 0 {
-                    self.reply_remaining = None;
-                    self.answered(now);
-                }
+                self.reply_remaining = (body_len > 0).then_some(body_len);
             }
             None => {
                 // Unreachable: a server keeps the text of every header it decodes.
@@ -960,8 +956,9 @@ impl Connection {
             (Some(frame), Answer::Echo) => {
                 self.echo_head(raw.as_ref(), &frame.header, now);
                 self.send_body(frame.body, now);
+                self.answered(now);
             }
-            (None, Answer::Echo) => {}
+            (None, Answer::Echo) => self.answered(now),
             (_, Answer::NotEcho) => {
                 let header = refused.unwrap_or_default();
                 let what = header
@@ -969,6 +966,7 @@ impl Connection {
                     .map_or_else(|| "no kind".to_owned(), |k| format!("kind {k:?}"));
                 let message = format!("this is an echo server; a frame with {what} has no handler");
                 self.refuse(&header, "bad_request", &message, now);
+                self.answered(now);
             }
             (Some(frame), Answer::App) => {
                 if self.role == Role::Client {

@@ -249,6 +249,8 @@ fn half_close_answers_everything_then_closes_cleanly() {
     );
     assert!(!c.is_closed());
     c.refuse(&f.header, "not_found", "no", t);
+    assert!(!c.is_closed(), "not finished yet");
+    c.finish_request(t);
     let out = String::from_utf8_lossy(&c.take_pending(t)).into_owned();
     assert!(
         out.contains(r#"{"kind":"error","id":1,"code":"not_found","message":"no"}"#),
