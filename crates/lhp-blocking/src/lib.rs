@@ -70,7 +70,7 @@ pub use client::{Client, ClientConfig};
 pub use error::Error;
 pub use reader::{Body, FrameReader};
 pub use server::{
-    error_frame, Config, ConnReader, ConnWriter, EchoHandler, Handler, Replies, Request, Server,
-    ServerThread, ShutdownHandle, PROGRESS_WINDOW,
+    Config, EchoHandler, Handler, Replies, Request, RequestBody, Server, ServerThread,
+    ShutdownHandle,
 };
 pub use writer::{sha256_of, FrameWriter};
