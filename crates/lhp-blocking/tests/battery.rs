@@ -17,7 +17,7 @@ fn echo_server(config: &Config) -> ServerThread {
 /// Default limits and timeouts.
 fn default_server() -> ServerThread {
     let mut config = Config::new();
-    config.shutdown_grace(Duration::from_secs(1));
+    config.set_shutdown_grace(Duration::from_secs(1));
     echo_server(&config)
 }
 
@@ -25,8 +25,8 @@ fn default_server() -> ServerThread {
 fn impatient_server() -> ServerThread {
     let mut config = Config::new();
     config
-        .read_timeout(READ_TIMEOUT)
-        .shutdown_grace(Duration::from_secs(1));
+        .set_read_timeout(READ_TIMEOUT)
+        .set_shutdown_grace(Duration::from_secs(1));
     echo_server(&config)
 }
 

@@ -23,7 +23,7 @@ fn spawn<H: Handler>(config: &Config, handler: H) -> lhp_blocking::ServerThread 
 #[test]
 fn excess_connections_get_busy_and_others_keep_working() {
     let mut config = Config::new();
-    config.max_connections(2);
+    config.set_max_connections(2);
     let server = spawn(&config, EchoHandler::new());
     let addr = server.local_addr();
     let mut a = Client::connect(addr).unwrap();
@@ -65,7 +65,7 @@ impl Handler for Slow {
 fn graceful_shutdown_finishes_in_flight_frames_and_closes_idle_ones() {
     let started = Arc::new(AtomicUsize::new(0));
     let mut config = Config::new();
-    config.shutdown_grace(Duration::from_secs(5));
+    config.set_shutdown_grace(Duration::from_secs(5));
     let server = spawn(
         &config,
         Slow {
@@ -99,7 +99,7 @@ fn graceful_shutdown_finishes_in_flight_frames_and_closes_idle_ones() {
 fn grace_period_bounds_shutdown() {
     let started = Arc::new(AtomicUsize::new(0));
     let mut config = Config::new();
-    config.shutdown_grace(Duration::from_millis(200));
+    config.set_shutdown_grace(Duration::from_millis(200));
     let server = spawn(
         &config,
         Slow {
@@ -125,7 +125,7 @@ fn grace_period_bounds_shutdown() {
 #[test]
 fn idle_connections_are_closed_quietly() {
     let mut config = Config::new();
-    config.idle_timeout(Duration::from_millis(200));
+    config.set_idle_timeout(Duration::from_millis(200));
     let server = spawn(&config, EchoHandler::new());
     let mut c = TestConn::connect(server.local_addr(), "idle");
     let f = echo_frame(1, &b"one"[..]);
@@ -139,9 +139,9 @@ fn idle_connections_are_closed_quietly() {
 fn large_bodies_stream_through_the_echo_in_constant_memory() {
     const LEN: u64 = 256 << 20;
     let mut config = Config::new();
-    config.limits(Limits::new().with_max_body_len(1 << 40));
+    config.set_limits(Limits::new().with_max_body_len(1 << 40));
     // Stream everything over 1 MiB.
-    let server = spawn(&config, EchoHandler::new().buffer_limit(1 << 20));
+    let server = spawn(&config, EchoHandler::new());
     let mut cc = ClientConfig::new();
     cc.limits(Limits::new().with_max_body_len(1 << 40));
     let mut client = Client::connect_with(server.local_addr(), &cc).unwrap();
@@ -279,7 +279,7 @@ fn a_panicking_handler_loses_only_its_connection() {
 #[test]
 fn a_slow_handler_still_replies_after_the_write_timeout() {
     let mut config = Config::new();
-    config.write_timeout(Duration::from_millis(100));
+    config.set_write_timeout(Duration::from_millis(100));
     let server = spawn(
         &config,
         Slow {
@@ -338,7 +338,7 @@ impl Handler for SlowStream {
 fn a_streamed_reply_may_wait_on_its_source() {
     const LEN: u64 = 4 * (64 << 10);
     let mut config = Config::new();
-    config.write_timeout(Duration::from_millis(100));
+    config.set_write_timeout(Duration::from_millis(100));
     let server = spawn(&config, SlowStream { len: LEN });
     let mut client = Client::connect(server.local_addr()).unwrap();
     let reply = client.request(&echo_frame(1, &b""[..])).unwrap();

@@ -86,7 +86,7 @@ mod stream;
 pub use client::{Client, ClientConfig};
 pub use codec::{Error, LhpCodec};
 pub use server::{
-    echo, ConnRead, Connections, Handler, Replies, Server, ServerConfig, StreamHandler,
+    Config, Connections, EchoHandler, Handler, Replies, Request, RequestBody, Server,
 };
 pub use stream::{write_all_vectored, Body, FrameReader, FrameWriter};
 

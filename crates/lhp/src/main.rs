@@ -95,6 +95,8 @@ struct ServeArgs {
     /// Time limit of one exec, in seconds; the program's process group is killed after it.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     exec_timeout: u64,
+    #[command(flatten)]
+    limits: lhp::serve::LimitFlags,
 }
 
 #[derive(Args, Debug)]
@@ -327,7 +329,8 @@ fn serve(a: ServeArgs) -> io::Result<ExitCode> {
         EngineArg::Tokio => lhp::serve::Engine::Tokio,
         EngineArg::Blocking => lhp::serve::Engine::Blocking,
     };
-    lhp::serve::run_on(engine, &a.addr, &opts)?;
+    let config = a.limits.apply(lhp::serve::default_config(&opts));
+    lhp::serve::run_on(engine, &a.addr, &opts, config)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -31,6 +31,7 @@ pub struct Config {
     max_connections: usize,
     shutdown_grace: Duration,
     stream_threshold: u64,
+    deliver_whole: u64,
     backlog: i32,
 }
 
@@ -55,8 +56,13 @@ impl Config {
     pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
     /// `shutdown_grace` default: 5 s.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-    /// Default body size above which requests are delivered (and echoed) as a stream: 1 MiB.
-    pub const DEFAULT_STREAM_THRESHOLD: u64 = 1 << 20;
+    /// Default body size above which an echo is streamed back as the request arrives: 64 MiB
+    /// (the default `max_body_len`, so by default every echo is sent whole, after the request
+    /// body is complete and its digest checked, and a client may write a whole frame before
+    /// reading its echo).
+    pub const DEFAULT_STREAM_THRESHOLD: u64 = 64 << 20;
+    /// Default body size up to which a request is handed to the application whole: 64 KiB.
+    pub const DEFAULT_DELIVER_WHOLE: u64 = 64 << 10;
     /// Default listen backlog: 1024.
     pub const DEFAULT_BACKLOG: i32 = 1024;
 
@@ -73,6 +79,7 @@ impl Config {
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             stream_threshold: Self::DEFAULT_STREAM_THRESHOLD,
+            deliver_whole: Self::DEFAULT_DELIVER_WHOLE,
             backlog: Self::DEFAULT_BACKLOG,
         }
     }
@@ -124,9 +131,16 @@ impl Config {
         self.shutdown_grace = d;
         self
     }
-    /// Bodies longer than this are delivered (and echoed) as they arrive instead of whole.
+    /// The echo rule (E7): an `echo` whose body is longer than this is streamed back as it
+    /// arrives; shorter ones are sent whole once the request is complete.
     pub fn set_stream_threshold(&mut self, len: u64) -> &mut Self {
         self.stream_threshold = len;
+        self
+    }
+    /// Requests (and, for a client, replies) with bodies up to this are handed to the
+    /// application whole ([`Event::Frame`](super::Event::Frame)); longer ones as a stream.
+    pub fn set_deliver_whole(&mut self, len: u64) -> &mut Self {
+        self.deliver_whole = len;
         self
     }
     /// The listen backlog a server asks the OS for.
@@ -171,9 +185,13 @@ impl Config {
     pub const fn shutdown_grace(&self) -> Duration {
         self.shutdown_grace
     }
-    /// The streaming threshold.
+    /// The echo streaming threshold.
     pub const fn stream_threshold(&self) -> u64 {
         self.stream_threshold
+    }
+    /// The largest body handed to the application whole.
+    pub const fn deliver_whole(&self) -> u64 {
+        self.deliver_whole
     }
     /// The listen backlog.
     pub const fn backlog(&self) -> i32 {

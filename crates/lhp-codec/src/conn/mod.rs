@@ -87,7 +87,7 @@ pub enum Role {
 #[non_exhaustive]
 pub enum Event {
     /// A whole frame (a request to a server, a reply to a client), its body at most
-    /// [`Config::stream_threshold`] octets.
+    /// [`Config::deliver_whole`] octets.
     Frame(Frame),
     /// The head of a frame whose body is longer than the threshold: [`Event::Body`] chunks and
     /// [`Event::End`] follow.
@@ -895,12 +895,17 @@ impl Connection {
     fn begin_body(&mut self, header: Header, raw: Option<Bytes>, now: Instant) {
         let body_len = header.body_len();
         let deadline = now + self.config.body_allowance(body_len);
-        let streamed = body_len > self.config.stream_threshold();
         let answer = match (self.role, header.kind()) {
             (Role::Client, _) => Answer::App,
             (_, Some("echo")) => Answer::Echo,
             (Role::EchoServer, _) => Answer::NotEcho,
             (_, _) => Answer::App,
+        };
+        let streamed = match answer {
+            Answer::Echo => body_len > self.config.stream_threshold(),
+            Answer::App => body_len > self.config.deliver_whole(),
+            // A refused body is skipped as it arrives.
+            Answer::NotEcho => true,
         };
         if self.role != Role::Client {
             self.outstanding += 1;

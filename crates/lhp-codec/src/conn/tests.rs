@@ -324,7 +324,7 @@ fn app_requests_stream_above_the_threshold() {
     let t = Instant::now();
     let mut config = Config::new();
     config
-        .set_stream_threshold(2)
+        .set_deliver_whole(2)
         .set_limits(Limits::new().with_max_body_len(100));
     let mut c = Connection::app_server(config, t);
     c.handle_input(&lhp(r#"{"kind":"put","body_len":5}"#, b"abc"), t);
