@@ -636,8 +636,20 @@ fn serve(
     busy: Arc<AtomicBool>,
 ) {
     let _ = stream.set_nodelay(true);
+    tracing::info!(%peer, "connection accepted");
     let conn = Connection::new(shared.config, handler.role(), Instant::now());
     let driver = RefCell::new(Driver::new(stream, conn));
+    serve_loop(&driver, peer, shared, handler, &busy);
+    log_end(peer, &driver.borrow().conn);
+}
+
+fn serve_loop(
+    driver: &RefCell<Driver>,
+    peer: SocketAddr,
+    shared: &Shared,
+    handler: &dyn Handler,
+    busy: &AtomicBool,
+) {
     loop {
         let event = {
             let mut d = driver.borrow_mut();
@@ -673,7 +685,7 @@ fn serve(
                 head,
                 RequestBody {
                     whole: Bytes::new(),
-                    stream: Some(&driver),
+                    stream: Some(driver),
                     done: false,
                 },
             ),
@@ -687,11 +699,11 @@ fn serve(
             peer,
         };
         let mut replies = Replies {
-            driver: &driver,
+            driver,
             request: &head,
         };
         let result = handler.handle(request, &mut replies);
-        if streamed && skip_body(&driver).is_err() {
+        if streamed && skip_body(driver).is_err() {
             break;
         }
         match result {
@@ -701,6 +713,34 @@ fn serve(
             }
             Err(_) => break,
         }
+    }
+}
+
+/// Logs how a connection ended (`tracing`): errors and timeouts as warnings with the peer, the
+/// code and the octets moved; clean ends at info.
+fn log_end(peer: SocketAddr, conn: &Connection) {
+    let (rx, tx) = (conn.received(), conn.sent());
+    match conn.ending() {
+        Some(Ending::Busy) => {
+            tracing::warn!(%peer, code = "busy", "refused: at the connection limit")
+        }
+        Some(e @ (Ending::Decode(_) | Ending::Timeout { .. })) => tracing::warn!(
+            %peer,
+            code = e.code().unwrap_or_default(),
+            octets_in = rx,
+            octets_out = tx,
+            "connection error: {e:?}"
+        ),
+        Some(Ending::WriteStalled) => tracing::warn!(
+            %peer,
+            octets_in = rx,
+            octets_out = tx,
+            "closed: the peer stopped reading (write_timeout)"
+        ),
+        Some(Ending::Shutdown { forced }) => {
+            tracing::info!(%peer, forced, octets_in = rx, octets_out = tx, "closed by shutdown")
+        }
+        _ => tracing::info!(%peer, octets_in = rx, octets_out = tx, "connection closed"),
     }
 }
 
@@ -721,6 +761,9 @@ fn skip_body(driver: &RefCell<Driver>) -> Result<(), Error> {
 /// already holds: the accept thread never waits).
 fn reject_busy(stream: TcpStream, config: &Config) {
     let now = Instant::now();
+    if let Ok(peer) = stream.peer_addr() {
+        tracing::warn!(%peer, code = "busy", "refused: at the connection limit");
+    }
     let mut conn = Connection::busy(*config, now);
     let out = conn.take_pending(now);
     let _ = stream.set_nonblocking(true);

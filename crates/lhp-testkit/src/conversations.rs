@@ -489,6 +489,7 @@ pub fn behaviour_table<G>(engine: &str, mut start: impl FnMut(Config) -> (Socket
                 continue;
             }
         };
+        eprintln!("{engine}: {}", conv.id);
         let (addr, guard) = start(config_for(conv));
         match run_socket(conv, addr) {
             Ok(got) if got == want => {}

@@ -26,13 +26,13 @@
 //! ```
 //! use futures::{SinkExt, StreamExt};
 //! use lhp_codec::{Frame, Header};
-//! use lhp_tokio::{LhpCodec, Server, ServerConfig};
+//! use lhp_tokio::{Config, EchoHandler, LhpCodec, Server};
 //! use tokio_util::codec::Framed;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), lhp_tokio::Error> {
 //! // An echo server on an ephemeral loopback port.
-//! let server = Server::bind("127.0.0.1:0", ServerConfig::default(), lhp_tokio::echo)?;
+//! let server = Server::bind("127.0.0.1:0", Config::new(), EchoHandler::new())?;
 //! let (addr, stop) = (server.local_addr(), server.shutdown_token());
 //! let running = tokio::spawn(server.run());
 //!

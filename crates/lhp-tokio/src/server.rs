@@ -100,7 +100,9 @@ impl Handler for EchoHandler {
     async fn handle(&self, request: Request<'_>, replies: &mut Replies<'_>) -> Result<(), Error> {
         // Not reached: an echo server's connection answers every frame itself.
         let _ = request;
-        replies.error("internal", "echo server handler called").await
+        replies
+            .error("internal", "echo server handler called")
+            .await
     }
 
     fn role(&self) -> Role {
@@ -299,6 +301,8 @@ pub struct Driver {
     /// The read buffer while a frame is being received (freed between frames).
     buf: Vec<u8>,
     write_shut: bool,
+    /// The shutdown token was seen cancelled (and handed to the machine once).
+    shutdown_seen: bool,
 }
 
 /// Read buffer size during a frame.
@@ -348,6 +352,7 @@ impl Driver {
                 None => std::future::pending().await,
             }
         };
+        let shutdown = shutdown.filter(|_| !self.shutdown_seen);
         let cancelled = async {
             match shutdown {
                 Some(t) => t.cancelled().await,
@@ -376,6 +381,7 @@ impl Driver {
         };
         match woke {
             Woke::Shutdown => {
+                self.shutdown_seen = true;
                 self.conn.begin_shutdown(Instant::now());
                 return Ok(());
             }
@@ -430,13 +436,17 @@ async fn serve<H: Handler>(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    tracing::info!(%peer, "connection accepted");
     let conn = Connection::new(config, handler.role(), Instant::now());
-    let driver = Mutex::new(Driver {
+    // Boxed: an idle connection's future stays small (see `connection_task_stays_small`).
+    let driver = Box::new(Mutex::new(Driver {
         stream,
         conn,
         buf: Vec::new(),
         write_shut: false,
-    });
+        shutdown_seen: false,
+    }));
+    let driver = &*driver;
     loop {
         let event = {
             let mut d = driver.lock().await;
@@ -468,7 +478,7 @@ async fn serve<H: Handler>(
                 head,
                 RequestBody {
                     whole: Bytes::new(),
-                    stream: Some(&driver),
+                    stream: Some(driver),
                     done: false,
                 },
             ),
@@ -482,11 +492,11 @@ async fn serve<H: Handler>(
             peer,
         };
         let mut replies = Replies {
-            driver: &driver,
+            driver,
             request: &head,
         };
         let result = Box::pin(handler.handle(request, &mut replies)).await;
-        if streamed && Box::pin(skip_body(&driver)).await.is_err() {
+        if streamed && Box::pin(skip_body(driver)).await.is_err() {
             break;
         }
         match result {
@@ -496,6 +506,35 @@ async fn serve<H: Handler>(
             }
             Err(_) => break,
         }
+    }
+    log_end(peer, &driver.lock().await.conn);
+}
+
+/// Logs how a connection ended (`tracing`): errors and timeouts as warnings with the peer, the
+/// code and the octets moved; clean ends at info.
+fn log_end(peer: SocketAddr, conn: &Connection) {
+    let (rx, tx) = (conn.received(), conn.sent());
+    match conn.ending() {
+        Some(Ending::Busy) => {
+            tracing::warn!(%peer, code = "busy", "refused: at the connection limit")
+        }
+        Some(e @ (Ending::Decode(_) | Ending::Timeout { .. })) => tracing::warn!(
+            %peer,
+            code = e.code().unwrap_or_default(),
+            octets_in = rx,
+            octets_out = tx,
+            "connection error: {e:?}"
+        ),
+        Some(Ending::WriteStalled) => tracing::warn!(
+            %peer,
+            octets_in = rx,
+            octets_out = tx,
+            "closed: the peer stopped reading (write_timeout)"
+        ),
+        Some(Ending::Shutdown { forced }) => {
+            tracing::info!(%peer, forced, octets_in = rx, octets_out = tx, "closed by shutdown")
+        }
+        _ => tracing::info!(%peer, octets_in = rx, octets_out = tx, "connection closed"),
     }
 }
 
@@ -514,12 +553,16 @@ async fn skip_body(driver: &Mutex<Driver>) -> Result<(), Error> {
 
 /// Sends `busy` and closes (E4), lingering as after any connection error.
 async fn reject_busy(stream: TcpStream, config: Config) {
+    if let Ok(peer) = stream.peer_addr() {
+        tracing::warn!(%peer, code = "busy", "refused: at the connection limit");
+    }
     let conn = Connection::busy(config, Instant::now());
     let mut d = Driver {
         stream,
         conn,
         buf: Vec::new(),
         write_shut: false,
+        shutdown_seen: false,
     };
     while !d.conn.is_closed() {
         if d.step(None).await.is_err() {
@@ -558,7 +601,12 @@ pub struct Server {
     shutdown: CancellationToken,
 }
 
-type ServeFn = dyn Fn(TcpStream, SocketAddr, Config, CancellationToken) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+type ServeFn = dyn Fn(
+        TcpStream,
+        SocketAddr,
+        Config,
+        CancellationToken,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
     + Send
     + Sync;
 

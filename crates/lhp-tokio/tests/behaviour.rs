@@ -5,7 +5,10 @@
 use lhp_tokio::{EchoHandler, Server};
 
 /// Stops the server's runtime thread when dropped.
-struct Running(Option<tokio_util::sync::CancellationToken>, Option<std::thread::JoinHandle<()>>);
+struct Running(
+    Option<tokio_util::sync::CancellationToken>,
+    Option<std::thread::JoinHandle<()>>,
+);
 
 impl Drop for Running {
     fn drop(&mut self) {
