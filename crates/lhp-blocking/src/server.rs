@@ -200,10 +200,12 @@ impl Replies<'_> {
         let len = header.body_len();
         let expected = header.sha256().map(str::to_owned);
         let mut hasher = expected.as_ref().map(|_| Sha256::new());
-        self.driver
-            .borrow_mut()
-            .conn
-            .send_head(header, len, Instant::now())?;
+        {
+            // Flushed at once: the write deadline runs while octets wait to be written.
+            let mut d = self.driver.borrow_mut();
+            d.conn.send_head(header, len, Instant::now())?;
+            d.flush()?;
+        }
         let mut left = len;
         let mut buf = vec![0u8; (64 << 10).min(len.max(1)) as usize];
         while left > 0 {

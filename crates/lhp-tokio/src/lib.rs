@@ -15,11 +15,9 @@
 //!   `Framed::new(tcp, LhpCodec::new())` is a `Stream` and a `Sink` of [`Frame`]s.
 //! - [`FrameReader`] / [`FrameWriter`]: bodies larger than memory, streamed as an `AsyncRead`
 //!   in both directions; whole frames written as one vectored write with no copy of the body.
-//! - [`Server`]: listen backlog, connection limit (`busy`), per-frame read deadline, idle and
-//!   write timeouts, graceful shutdown by a `CancellationToken`, whole-frame ([`Handler`]:
-//!   one reply at most) or streaming ([`StreamHandler`]: the body as an `AsyncRead`, and a
-//!   [`Replies`] sink for any number of replies, whole or streamed from an `AsyncRead`)
-//!   handlers, and the [`echo`] handler (§8).
+//! - [`Server`]: listen backlog, connection limit (`busy`), graceful shutdown by a
+//!   `CancellationToken`, a [`Handler`] per request ([`Replies`] for any number of replies,
+//!   whole or streamed), and the [`EchoHandler`] (§8) — driving the sans-IO connection layer.
 //! - [`Client`]: connect with a timeout, requests pipelined on one connection, replies
 //!   matched by `id`.
 //!
@@ -51,29 +49,22 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Scale
+//! # The connection layer, and the same API as `lhp-blocking`
 //!
-//! Measured on the 2-core development machine, release build, server and client in separate
-//! processes over loopback, both with `RLIMIT_NOFILE` raised to 20,000
-//! (`cargo run --release -p lhp-tokio --example scale -- 10000 3`). The machine was shared
-//! with other compilations (load average 7–10) during these runs, so the throughput figures
-//! are a floor and vary between runs; two runs are shown.
+//! Every connection rule (§7.2, §8, §11.2, `busy`, half-close, shutdown) is made by the sans-IO
+//! [`lhp_codec::conn::Connection`]; [`Server`] only moves octets and time between it and a
+//! `TcpStream`. The names match `lhp-blocking` (the table is in its crate root):
 //!
-//! | measurement                                        | result                       |
-//! |----------------------------------------------------|------------------------------|
-//! | idle connections held at once                      | 10,000 (opened in 1.0–1.5 s) |
-//! | server RSS per idle connection                     | 2,542 bytes (3.4 → 27.6 MiB) |
-//! | echo, 100-byte bodies, 1 connection                | 8,100–9,900 frames/s         |
-//! | echo, 100-byte bodies, 10 connections              | 13,800–29,500 frames/s       |
-//! | echo, 100-byte bodies, 100 connections             | 16,800–37,400 frames/s       |
-//! | echo, 100-byte bodies, 1,000 connections           | 12,800–24,500 frames/s       |
+//! | | `lhp-tokio` | `lhp-blocking` |
+//! |---|---|---|
+//! | settings | [`Config`] (= `lhp_codec::conn::Config`) | `Config` (the same type) |
+//! | server | `Server::bind(addr, Config, handler)`, `run().await` | `Server::bind(addr, Config, handler)`, `run()` / `spawn()` |
+//! | handler | [`Handler::handle`]`(Request, &mut Replies)` async | `Handler::handle(Request, &mut Replies)` |
+//! | echo server | [`EchoHandler`] | `EchoHandler` |
+//! | request / body | [`Request`], [`RequestBody::chunk`] | `Request`, `RequestBody` (`chunk`, `Read`) |
+//! | replies | [`Replies`]: `send`, `send_stream(header, body)` (digest verified), `error(code, message)` | the same, blocking |
 //!
-//! Each connection does one request at a time (write a frame, read its echo); pipelining on
-//! one connection with [`Client`] goes further.
-//!
-//! An idle connection holds no read buffer (it is freed while the task waits, with a 1-octet
-//! `peek`, for the next frame), so its cost is the task (its future is under 2 KiB: the
-//! `connection_task_stays_small` test guards it), its timer and the socket's registration.
+//! Throughput figures live in `docs/performance.md` (measured side by side with `lhp-bench`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
