@@ -304,6 +304,9 @@ pub struct Driver {
     write_shut: bool,
     /// The shutdown token was seen cancelled (and handed to the machine once).
     shutdown_seen: bool,
+    /// The deadline timer, re-armed only when it must fire sooner or has fired (moving a
+    /// timer on every frame costs more than an early wake-up that finds nothing due).
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// Read buffer size during a frame.
@@ -346,10 +349,19 @@ impl Driver {
         if self.conn.is_closed() {
             return Ok(());
         }
-        let deadline = self.conn.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        if let Some(d) = self.conn.poll_timeout().map(tokio::time::Instant::from_std) {
+            match self.timer.as_mut() {
+                Some(t) if !t.is_elapsed() && t.deadline() <= d => {}
+                Some(t) => t.as_mut().reset(d),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(d))),
+            }
+        } else {
+            self.timer = None;
+        }
+        let timer = &mut self.timer;
+        let sleep = async move {
+            match timer.as_mut() {
+                Some(t) => t.as_mut().await,
                 None => std::future::pending().await,
             }
         };
@@ -446,6 +458,7 @@ async fn serve<H: Handler>(
         buf: Vec::new(),
         write_shut: false,
         shutdown_seen: false,
+        timer: None,
     }));
     let driver = &*driver;
     loop {
@@ -564,6 +577,7 @@ async fn reject_busy(stream: TcpStream, config: Config) {
         buf: Vec::new(),
         write_shut: false,
         shutdown_seen: false,
+        timer: None,
     };
     while !d.conn.is_closed() {
         if d.step(None).await.is_err() {
