@@ -9,7 +9,7 @@ use lhp_blocking::{Config, EchoHandler, Server, ServerThread};
 const READ_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn echo_server(config: &Config) -> ServerThread {
-    Server::bind("127.0.0.1:0", config.clone(), EchoHandler::new())
+    Server::bind("127.0.0.1:0", *config, EchoHandler::new())
         .and_then(Server::spawn)
         .unwrap_or_else(|e| panic!("cannot start the echo server: {e}"))
 }

@@ -23,7 +23,7 @@ fn work_frame(id: u64, body: impl Into<bytes::Bytes>) -> Frame {
 }
 
 fn spawn<H: Handler>(config: &Config, handler: H) -> lhp_blocking::ServerThread {
-    Server::bind("127.0.0.1:0", config.clone(), handler)
+    Server::bind("127.0.0.1:0", *config, handler)
         .and_then(Server::spawn)
         .unwrap()
 }
