@@ -698,6 +698,7 @@ impl Server {
     pub async fn run(self) -> io::Result<()> {
         let listener = TcpListener::from_std(self.listener)?;
         let tracker = TaskTracker::new();
+        let hard_stop = CancellationToken::new();
         loop {
             let accepted = tokio::select! {
                 biased;
@@ -720,15 +721,25 @@ impl Server {
             self.open.fetch_add(1, Ordering::SeqCst);
             let open = Arc::clone(&self.open);
             let serving = (self.serve)(stream, peer, self.config, self.shutdown.clone());
+            let hard_stop = hard_stop.clone();
             tracker.spawn(async move {
-                serving.await;
+                // A handler stuck in its own code is dropped once the grace is over.
+                tokio::select! {
+                    () = serving => {}
+                    () = hard_stop.cancelled() => {}
+                }
                 open.fetch_sub(1, Ordering::SeqCst);
             });
         }
         drop(listener);
         tracker.close();
-        // Each connection closes itself at a frame boundary or when its grace runs out.
-        tracker.wait().await;
+        // Each connection closes itself at a frame boundary or when its grace runs out (E4);
+        // a handler that does not return by then is dropped.
+        let grace = self.config.shutdown_grace() + self.config.close_linger();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            hard_stop.cancel();
+            tracker.wait().await;
+        }
         Ok(())
     }
 }
