@@ -106,8 +106,8 @@ fn server_mode_passes_blocking_and_tokio() {
 
     let server = lhp_tokio::Server::bind(
         "127.0.0.1:0",
-        lhp_tokio::ServerConfig::default(),
-        lhp_tokio::echo,
+        lhp_tokio::Config::new(),
+        lhp_tokio::EchoHandler::new(),
     )
     .expect("the tokio server binds");
     let addr = server.local_addr();

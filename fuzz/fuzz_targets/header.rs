@@ -108,6 +108,61 @@ fn out_of_range(t: &Tree) -> bool {
     }
 }
 
+/// Nesting depth: objects and arrays count, scalars add nothing (§4.2).
+fn depth(t: &Tree) -> usize {
+    match t {
+        Tree::Object(members) => 1 + members.iter().map(|(_, v)| depth(v)).max().unwrap_or(0),
+        Tree::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The most members any one object has.
+fn most_members(t: &Tree) -> usize {
+    match t {
+        Tree::Object(members) => members
+            .iter()
+            .map(|(_, v)| most_members(v))
+            .max()
+            .unwrap_or(0)
+            .max(members.len()),
+        Tree::Array(items) => items.iter().map(most_members).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The longest number token of a text `serde_json` accepted: outside strings, a number is a
+/// maximal run of `-+.0-9eE` (nothing else in valid JSON uses those characters outside
+/// strings).
+fn longest_number(text: &str) -> usize {
+    let (mut longest, mut run, mut in_string, mut escaped) = (0, 0, false, false);
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if matches!(c, '-' | '+' | '.' | '0'..='9' | 'e' | 'E') {
+            run += 1;
+            longest = longest.max(run);
+            continue;
+        }
+        run = 0;
+    }
+    longest
+}
+
+/// The spelling of the top-level `v` member's value (§4.5 rank 5 judges the literal).
+fn v_token(text: &str) -> Option<String> {
+    let members: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>> =
+        serde_json::from_str(text).ok()?;
+    members.get("v").map(|raw| raw.get().to_owned())
+}
+
 fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len
         && s.bytes()
@@ -133,11 +188,23 @@ fn oracle(
     let Ok(tree) = tree else {
         return Err("header_not_json");
     };
+    // §4.2 caps: depth 64, 1024 members per object, 64-octet number tokens.
+    if depth(&tree) > 64 || most_members(&tree) > 1024 || longest_number(text) > 64 {
+        return Err("header_not_json");
+    }
     if !matches!(tree, Tree::Object(_)) {
         return Err("header_not_object");
     }
     if has_duplicate(&tree) {
         return Err("duplicate_member");
+    }
+    // §4.5 rank 5: a top-level `v` that is an integer literal other than `1`, whatever its
+    // sign or size.
+    if let Some(t) = v_token(text) {
+        let number = t.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+        if number && !t.contains(['.', 'e', 'E']) && t != "1" {
+            return Err("unsupported_version");
+        }
     }
     if out_of_range(&tree) {
         return Err("number_out_of_range");

@@ -644,7 +644,7 @@ pub fn echo_lhp_blocking(rounds: usize) -> Vec<Duration> {
 /// returns (frames/s over all connections, every latency).
 pub fn echo_blocking_conc(conns: usize, duration: Duration) -> (f64, Vec<Duration>) {
     let mut config = lhp_blocking::Config::new();
-    config.max_connections(conns.max(1));
+    config.set_max_connections(conns.max(1));
     let server =
         lhp_blocking::Server::bind("127.0.0.1:0", config, lhp_blocking::EchoHandler::new())
             .and_then(|s| s.spawn())
@@ -709,8 +709,8 @@ pub fn echo_tokio(
             TokioEcho::Lhp => {
                 let s = lhp_tokio::Server::bind(
                     "127.0.0.1:0",
-                    lhp_tokio::ServerConfig::default(),
-                    lhp_tokio::echo,
+                    lhp_tokio::Config::new(),
+                    lhp_tokio::EchoHandler::new(),
                 )
                 .expect("lhp-tokio server");
                 let addr = s.local_addr();

@@ -15,8 +15,8 @@ fn main() -> Result<(), lhp_blocking::Error> {
         .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
     let mut config = Config::new();
     config
-        .max_connections(512)
-        .idle_timeout(Duration::from_secs(300));
+        .set_max_connections(512)
+        .set_idle_timeout(Duration::from_secs(300));
     let server = Server::bind(addr, config, EchoHandler::new())?;
     println!("listening on {}", server.local_addr());
     server.run()

@@ -9,10 +9,8 @@
 //!   4 KiB, so the body is never copied; smaller ones are copied behind the head and sent
 //!   with one plain write, which is cheaper on Linux); bodies streamed from any
 //!   `Read`; `sha256` digests computed on the way or in two passes over a file.
-//! - [`Server`]: `SO_REUSEADDR`, an explicit listen backlog (1024), a thread per connection up
-//!   to a maximum (excess connections get an `error` frame `busy`), idle, frame and reply
-//!   deadlines, graceful shutdown. A peer that breaks the protocol gets the best-effort `error`
-//!   frame of §7 and is disconnected; the others are not affected.
+//! - [`Server`]: `SO_REUSEADDR`, an explicit listen backlog, a thread per connection up to
+//!   `max_connections` (one more gets `busy`), driving the sans-IO connection layer.
 //! - [`Client`]: connect with a timeout, request/reply, streaming upload and download.
 //! - [`udp`]: LHP/1 over UDP (`spec/lhp-udp.md`): [`udp::UdpServer`] and [`udp::UdpClient`],
 //!   one frame per datagram, fixed memory, rate limits and the amplification bound.
@@ -75,14 +73,28 @@
 //!
 //! `examples/echo_server.rs` is the echo server of §8 as a program.
 //!
-//! ## Deadlines
+//! ## Deadlines, error frames, echo: the connection layer
 //!
-//! A per-read timeout alone lets a peer that sends one octet every few seconds hold a thread
-//! forever. The server instead gives each frame a deadline: once its first octet arrives, the
-//! head must be complete within `read_timeout`, and the body must keep up a pace of
-//! [`PROGRESS_WINDOW`] octets per `read_timeout` (64 KiB per 30 s by default). Replies have the
-//! same rule with `write_timeout`. Between frames, `idle_timeout` applies and the connection is
-//! closed quietly.
+//! Every connection rule (§7.2 error frames and close, §8 echo, §11.2 deadlines, `busy`,
+//! half-close, graceful shutdown) is made by the sans-IO [`lhp_codec::conn::Connection`]; the
+//! server here only moves octets and time between it and a `TcpStream`. The deadlines are
+//! [`Config`]'s (decisions E4): `idle_timeout` between requests, `read_timeout` for a frame's
+//! head and `read_timeout + body_len / min_body_rate` for its body, `write_timeout` without
+//! progress; the same type, defaults and meanings as in `lhp-tokio`.
+//!
+//! ## The same API in both engines
+//!
+//! | | `lhp-blocking` | `lhp-tokio` |
+//! |---|---|---|
+//! | settings | [`Config`] (= `lhp_codec::conn::Config`) | `Config` (the same type) |
+//! | server | `Server::bind(addr, Config, handler)`, `run()` / `spawn()` | `Server::bind(addr, Config, handler)`, `run().await` |
+//! | handler | [`Handler::handle`]`(Request, &mut Replies) -> Result` | `Handler::handle(Request, &mut Replies)` async |
+//! | whole-frame handler | `Fn(Frame) -> Option<Frame>` | `Fn(Frame) -> impl Future<Output = Option<Frame>>` |
+//! | echo server | [`EchoHandler`] | `EchoHandler` |
+//! | request | [`Request`]: `head()`, `peer_addr()`, `body()`, `into_frame()`, `into_parts()` | the same (`into_frame().await`) |
+//! | request body | [`RequestBody`]: `chunk()`, `Read` | `RequestBody`: `chunk().await` |
+//! | replies | [`Replies`]: `send`, `send_stream(header, body)` (digest verified), `error(code, message)` | the same, async |
+//! | stop | [`ShutdownHandle::shutdown`] | `CancellationToken::cancel` |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -98,7 +110,7 @@ pub use client::{Client, ClientConfig};
 pub use error::Error;
 pub use reader::{Body, FrameReader};
 pub use server::{
-    error_frame, Config, ConnReader, ConnWriter, EchoHandler, Handler, Replies, Request, Server,
-    ServerThread, ShutdownHandle, PROGRESS_WINDOW,
+    Config, EchoHandler, Handler, Replies, Request, RequestBody, Server, ServerThread,
+    ShutdownHandle,
 };
 pub use writer::{sha256_of, FrameWriter};

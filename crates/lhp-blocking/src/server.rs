@@ -1,159 +1,48 @@
-//! [`Server`]: accept loop, one thread per connection (bounded), deadlines, graceful shutdown.
+//! [`Server`]: accept loop, one thread per connection (bounded), graceful shutdown — a driver
+//! for the sans-IO [`lhp_codec::conn::Connection`], which makes every protocol decision (error
+//! frames, echo, deadlines, `busy`, half-close, shutdown). This file only moves octets and time
+//! between a `TcpStream` and the machine, and runs the handler.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use lhp_codec::{Frame, Header, Limits, Map, Profile, Value};
+use bytes::Bytes;
+use lhp_codec::conn::{Connection, Ending, Event, Role};
+use lhp_codec::{Frame, Header};
+use sha2::{Digest, Sha256};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::reader::{Body, FrameReader};
-use crate::writer::FrameWriter;
 use crate::Error;
 
-/// Octets a peer must move per `read_timeout` (or `write_timeout`) once a frame has begun:
-/// the frame deadline is extended by one timeout for every window of octets.
-pub const PROGRESS_WINDOW: u64 = 64 << 10;
+/// What a server accepts and how long it waits: the sans-IO layer's settings, the same type
+/// in `lhp-tokio` (decisions E4: one meaning and one default everywhere).
+pub use lhp_codec::conn::Config;
 
-/// How long a closing connection keeps reading (and discarding) so that the error frame it
-/// just sent is not destroyed by a TCP reset.
-const LINGER: Duration = Duration::from_millis(200);
-
-/// What a server accepts and how long it waits. Setters take `&mut self` and chain.
+/// What a server does with each request other than `echo` (which the connection layer answers
+/// itself, §8).
 ///
-/// ```
-/// use std::time::Duration;
-/// use lhp_blocking::Config;
-/// use lhp_codec::Limits;
-///
-/// let mut config = Config::new();
-/// config
-///     .max_connections(100)
-///     .read_timeout(Duration::from_secs(5))
-///     .limits(Limits::new().with_max_body_len(1 << 30));
-/// assert_eq!(config.get_max_connections(), 100);
-/// ```
-#[derive(Clone, Debug)]
-pub struct Config {
-    profile: Profile,
-    limits: Limits,
-    max_connections: usize,
-    backlog: i32,
-    idle_timeout: Duration,
-    read_timeout: Duration,
-    write_timeout: Duration,
-    shutdown_grace: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config::new()
-    }
-}
-
-impl Config {
-    /// The defaults: `lhp1`, default [`Limits`], 1024 connections, backlog 1024, idle 60 s,
-    /// read and write 30 s, shutdown grace 5 s.
-    pub fn new() -> Self {
-        Config {
-            profile: Profile::Lhp1,
-            limits: Limits::default(),
-            max_connections: 1024,
-            backlog: 1024,
-            idle_timeout: Duration::from_secs(60),
-            read_timeout: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(5),
-        }
-    }
-
-    /// The wire profile.
-    pub fn profile(&mut self, profile: Profile) -> &mut Self {
-        self.profile = profile;
-        self
-    }
-
-    /// Header and body limits (§5). `max_body_len` bounds streamed bodies too; whole-frame
-    /// handlers buffer up to it.
-    pub fn limits(&mut self, limits: Limits) -> &mut Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Connections served at once (each holds a thread). Excess connections get an `error`
-    /// frame with code `busy` and are closed.
-    pub fn max_connections(&mut self, max: usize) -> &mut Self {
-        self.max_connections = max.max(1);
-        self
-    }
-
-    /// The listen backlog (at least 1024 is recommended; the OS may cap it at
-    /// `net.core.somaxconn`).
-    pub fn backlog(&mut self, backlog: i32) -> &mut Self {
-        self.backlog = backlog;
-        self
-    }
-
-    /// How long a connection may sit between frames before it is closed (quietly).
-    pub fn idle_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.idle_timeout = timeout;
-        self
-    }
-
-    /// The frame deadline: once the first octet of a frame arrives, its head must be complete
-    /// within this time, and its body must keep arriving at [`PROGRESS_WINDOW`] octets per
-    /// this time. A peer trickling one octet per second is cut off with an `error` frame
-    /// `timeout`, however often it sends.
-    pub fn read_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.read_timeout = timeout;
-        self
-    }
-
-    /// The reply deadline, computed like the read deadline: a peer that stops reading cannot
-    /// hold a thread for longer than this per [`PROGRESS_WINDOW`] of reply.
-    ///
-    /// The clock runs only while a reply is being written and the socket does not take it: a
-    /// handler may take as long as it likes before it replies, and a streamed reply may wait
-    /// on its source (say, the request body it echoes) without that time counting against the
-    /// peer.
-    pub fn write_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.write_timeout = timeout;
-        self
-    }
-
-    /// How long a graceful shutdown lets in-flight frames finish before closing connections.
-    pub fn shutdown_grace(&mut self, grace: Duration) -> &mut Self {
-        self.shutdown_grace = grace;
-        self
-    }
-
-    /// The configured maximum number of connections.
-    pub fn get_max_connections(&self) -> usize {
-        self.max_connections
-    }
-
-    /// The configured limits.
-    pub fn get_limits(&self) -> Limits {
-        self.limits
-    }
-}
-
-/// What a server does with each frame.
-///
-/// A handler is called once per frame, on the connection's thread, with the frame's head and
-/// its body still to be read, and replies through [`Replies`]. Returning an error closes the
-/// connection (after a best-effort `error` frame, see [`Error::code`]); other connections are
-/// not affected.
+/// A handler is called once per request, on the connection's thread, with the request's head
+/// and its body still to be read, and replies through [`Replies`]: any number of frames, then it
+/// returns. A request refused with [`Replies::error`] leaves the connection open. Returning an
+/// error closes the connection (a decode error or timeout has already been answered with its
+/// error frame by the connection layer); other connections are not affected.
 ///
 /// A closure `Fn(Frame) -> Option<Frame>` is a handler: it gets whole frames (bodies up to the
 /// limits' `max_body_len` in memory) and its `Some` is the reply.
 pub trait Handler: Send + Sync + 'static {
-    /// Handles one frame.
+    /// Handles one request.
     fn handle(&self, request: Request<'_>, replies: &mut Replies<'_>) -> Result<(), Error>;
+
+    /// The connection role: [`Role::AppServer`] (the default) or [`Role::EchoServer`].
+    fn role(&self) -> Role {
+        Role::AppServer
+    }
 }
 
 impl<F> Handler for F
@@ -168,11 +57,11 @@ where
     }
 }
 
-/// One incoming frame: its head, and its body still on the wire.
+/// One incoming request: its head, and its body (in memory, or still arriving).
 #[derive(Debug)]
 pub struct Request<'a> {
     head: Header,
-    body: Body<'a, ConnReader>,
+    body: RequestBody<'a>,
     peer: SocketAddr,
 }
 
@@ -189,7 +78,7 @@ impl<'a> Request<'a> {
 
     /// The body as a [`Read`] of `body_len` octets (digest verified at its end). The part a
     /// handler does not read is discarded after it returns.
-    pub fn body(&mut self) -> &mut Body<'a, ConnReader> {
+    pub fn body(&mut self) -> &mut RequestBody<'a> {
         &mut self.body
     }
 
@@ -199,116 +88,202 @@ impl<'a> Request<'a> {
     }
 
     /// The header and the body reader.
-    pub fn into_parts(self) -> (Header, Body<'a, ConnReader>) {
+    pub fn into_parts(self) -> (Header, RequestBody<'a>) {
         (self.head, self.body)
     }
 }
 
-/// Sends replies on a connection.
+/// A request's body: a [`Read`] of its `body_len` octets. Bodies up to the connection's
+/// `stream_threshold` arrive whole; longer ones are read from the connection as the handler
+/// reads. A read fails if the connection fails (`unexpected_eof`, `digest_mismatch`, a
+/// deadline): the connection layer has then already sent its error frame.
+#[derive(Debug)]
+pub struct RequestBody<'a> {
+    whole: Bytes,
+    stream: Option<&'a RefCell<Driver>>,
+    done: bool,
+}
+
+impl RequestBody<'_> {
+    /// The whole body in memory, with `header`.
+    pub fn into_frame(mut self, header: Header) -> Result<Frame, Error> {
+        if self.stream.is_none() {
+            return Ok(Frame {
+                header,
+                body: std::mem::take(&mut self.whole),
+            });
+        }
+        let mut body = Vec::new();
+        self.read_to_end(&mut body)?;
+        Ok(Frame {
+            header,
+            body: body.into(),
+        })
+    }
+
+    /// True once every octet has been read.
+    pub fn is_done(&self) -> bool {
+        self.done || (self.stream.is_none() && self.whole.is_empty())
+    }
+
+    /// The next chunk of the body as it arrived, without copying; `None` at its end.
+    pub fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        if self.stream.is_none() || self.done {
+            if self.whole.is_empty() {
+                return Ok(None);
+            }
+            return Ok(Some(std::mem::take(&mut self.whole)));
+        }
+        if !self.whole.is_empty() {
+            return Ok(Some(std::mem::take(&mut self.whole)));
+        }
+        let Some(driver) = self.stream else {
+            return Ok(None);
+        };
+        loop {
+            let mut d = driver.borrow_mut();
+            match d.conn.poll_event() {
+                Some(Event::Body(b)) => return Ok(Some(b)),
+                Some(Event::End) => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Some(_) => {}
+                None => {
+                    if d.conn.is_closed() || d.conn.ending().is_some() {
+                        self.done = true;
+                        return Err(d.failure());
+                    }
+                    d.step()?;
+                }
+            }
+        }
+    }
+}
+
+impl Read for RequestBody<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.whole.is_empty() {
+            match self.chunk() {
+                Ok(Some(b)) => self.whole = b,
+                Ok(None) => return Ok(0),
+                Err(e) => return Err(e.into_io()),
+            }
+        }
+        let n = out.len().min(self.whole.len());
+        out[..n].copy_from_slice(&self.whole[..n]);
+        bytes::Buf::advance(&mut self.whole, n);
+        Ok(n)
+    }
+}
+
+/// Sends replies to one request, through the connection layer.
 #[derive(Debug)]
 pub struct Replies<'a> {
-    writer: &'a mut FrameWriter<ConnWriter>,
-    frame_start: u64,
+    driver: &'a RefCell<Driver>,
+    request: &'a Header,
 }
 
 impl Replies<'_> {
-    /// Sends a whole frame (one write call). Its write deadline starts now.
+    /// Sends a whole frame.
     pub fn send(&mut self, frame: &Frame) -> Result<(), Error> {
-        self.writer.get_mut().start_reply();
-        self.writer.write_frame(frame)
+        let mut d = self.driver.borrow_mut();
+        d.conn.send(frame, Instant::now())?;
+        d.flush()
     }
 
-    /// Sends `header` and a body of `header.body_len()` octets from `body`. Its write
-    /// deadline starts now and grows with the octets sent; time spent waiting on `body` does
-    /// not count.
-    pub fn send_stream<B: Read>(&mut self, header: &Header, body: B) -> Result<u64, Error> {
-        self.writer.get_mut().start_reply();
-        self.writer.write_stream(header, body)
+    /// Sends `header` and a body of `header.body_len()` octets read from `body`, as they are
+    /// read. A `sha256` in `header` is verified on the way: if the octets do not match, or
+    /// `body` ends early, the frame cannot be completed and the connection is closed (nothing
+    /// is written after a partial frame, E3). Returns the octets sent.
+    pub fn send_stream<B: Read>(&mut self, header: &Header, mut body: B) -> Result<u64, Error> {
+        let len = header.body_len();
+        let expected = header.sha256().map(str::to_owned);
+        let mut hasher = expected.as_ref().map(|_| Sha256::new());
+        {
+            // Flushed at once: the write deadline runs while octets wait to be written.
+            let mut d = self.driver.borrow_mut();
+            d.conn.send_head(header, len, Instant::now())?;
+            d.flush()?;
+        }
+        let mut left = len;
+        let mut buf = vec![0u8; (64 << 10).min(len.max(1)) as usize];
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match body.read(&mut buf[..want]) {
+                Ok(0) => {
+                    self.abort();
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the reply body ended {left} octets early"),
+                    )));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.abort();
+                    return Err(Error::Io(e));
+                }
+            };
+            let chunk = &buf[..n];
+            if let Some(h) = hasher.as_mut() {
+                h.update(chunk);
+            }
+            left -= n as u64;
+            if left == 0 {
+                if let (Some(h), Some(want)) = (hasher.take(), expected.as_deref()) {
+                    if lhp_codec::hex_lower(&h.finalize()) != want {
+                        self.abort();
+                        return Err(Error::Io(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "the reply body does not match its sha256: not sent",
+                        )));
+                    }
+                }
+            }
+            let mut d = self.driver.borrow_mut();
+            d.conn
+                .send_body(Bytes::copy_from_slice(chunk), Instant::now());
+            d.flush()?;
+        }
+        Ok(len)
     }
 
-    /// Sends an application `error` frame (`bad_request`, `not_found`, ...) whose `offset` is
-    /// the first octet of the frame being handled, and keeps the connection.
+    /// Refuses the request with a request error frame (E2): `{"kind":"error","id":I,"code":C,
+    /// "message":M}`, `id` copied from the request if it had one, no `offset`. The connection
+    /// stays open.
     pub fn error(&mut self, code: &str, message: &str) -> Result<(), Error> {
-        self.writer.get_mut().start_reply();
-        self.writer
-            .write_frame(&error_frame(code, message, self.frame_start))
+        let mut d = self.driver.borrow_mut();
+        d.conn.refuse(self.request, code, message, Instant::now());
+        d.flush()
     }
 
-    /// Absolute stream offset of the first octet of the frame being handled.
-    pub fn frame_start(&self) -> u64 {
-        self.frame_start
+    fn abort(&mut self) {
+        self.driver.borrow_mut().conn.abort_reply(Instant::now());
     }
 }
 
-/// The `error` frame of §7: `{"kind":"error","code":..,"message":..,"offset":..}`, empty body.
-pub fn error_frame(code: &str, message: &str, offset: u64) -> Frame {
-    let mut members = Map::new();
-    members.insert("kind".into(), Value::from("error"));
-    members.insert("code".into(), Value::from(code));
-    members.insert("message".into(), Value::from(message));
-    members.insert("offset".into(), Value::from(offset));
-    Frame::new(
-        Header::from_members(members, Profile::Lhp1).unwrap_or_else(|_| Header::with_kind("error")),
-        bytes::Bytes::new(),
-    )
-}
-
-/// The echo handler (§8): a frame of kind `echo` comes back with the same members, in the
-/// same order, and the same body. Other kinds get an `error` frame `bad_request` and the
-/// connection stays open.
-///
-/// Bodies up to [`buffer_limit`](Self::buffer_limit) (default 64 MiB) are read whole, so a
-/// digest mismatch is reported before anything is echoed. Larger bodies are echoed as they
-/// arrive, in constant memory: such a client must read while it sends.
-#[derive(Clone, Copy, Debug)]
-pub struct EchoHandler {
-    buffer_limit: u64,
-}
-
-impl Default for EchoHandler {
-    fn default() -> Self {
-        EchoHandler::new()
-    }
-}
+/// The echo server (§8): the connection layer answers a frame of kind `echo` with its own
+/// octets (E7) and refuses any other kind with `bad_request`, keeping the connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EchoHandler;
 
 impl EchoHandler {
-    /// An echo handler buffering bodies up to 64 MiB.
+    /// The echo handler.
     pub fn new() -> Self {
-        EchoHandler {
-            buffer_limit: Limits::DEFAULT_MAX_BODY_LEN,
-        }
-    }
-
-    /// Bodies larger than this are streamed back as they arrive.
-    pub fn buffer_limit(mut self, limit: u64) -> Self {
-        self.buffer_limit = limit;
-        self
+        EchoHandler
     }
 }
 
 impl Handler for EchoHandler {
     fn handle(&self, request: Request<'_>, replies: &mut Replies<'_>) -> Result<(), Error> {
-        if request.head().kind() != Some("echo") {
-            let what = request
-                .head()
-                .kind()
-                .map_or_else(|| "no kind".to_owned(), |k| format!("kind {k:?}"));
-            let (_, mut body) = request.into_parts();
-            io::copy(&mut body, &mut io::sink())?;
-            return replies.error(
-                "bad_request",
-                &format!("this is an echo server; a frame with {what} has no handler"),
-            );
-        }
-        if request.head().body_len() <= self.buffer_limit {
-            // The echo reply is the frame itself (`Frame::echo_reply` is a clone of it): send
-            // it as it is rather than copy its header.
-            let frame = request.into_frame()?;
-            return replies.send(&frame);
-        }
-        let (head, mut body) = request.into_parts();
-        replies.send_stream(&head, &mut body)?;
-        Ok(())
+        // Not reached: an echo server's connection answers every frame itself.
+        let _ = request;
+        replies.error("internal", "echo server handler called")
+    }
+
+    fn role(&self) -> Role {
+        Role::EchoServer
     }
 }
 
@@ -349,7 +324,7 @@ impl Server {
     ) -> Result<Server, Error> {
         let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
         for a in addr.to_socket_addrs()? {
-            match listen(a, config.backlog) {
+            match listen(a, config.backlog()) {
                 Ok(listener) => {
                     let local_addr = listener.local_addr()?;
                     return Ok(Server {
@@ -422,9 +397,9 @@ impl Server {
         let busy = Arc::new(AtomicBool::new(false));
         {
             let mut conns = self.shared.lock();
-            if conns.len() >= self.shared.config.max_connections {
+            if !self.shared.config.admits(conns.len()) {
                 drop(conns);
-                reject_busy(stream);
+                reject_busy(stream, &self.shared.config);
                 return;
             }
             let Ok(clone) = stream.try_clone() else {
@@ -533,270 +508,124 @@ impl ShutdownHandle {
     }
 }
 
-/// The reading side of a server connection: a `TcpStream` whose reads enforce the server's
-/// idle and frame deadlines. Handlers see it only inside a [`Body`].
+/// One connection: its socket and its sans-IO machine. The driver only moves octets and
+/// time; the [`Connection`] decides.
 #[derive(Debug)]
-pub struct ConnReader {
+pub struct Driver {
     stream: TcpStream,
-    idle: Duration,
-    per_window: Duration,
-    phase: Phase,
-    busy: Arc<AtomicBool>,
-    /// The `SO_RCVTIMEO` last set, so that it is set again only when it must change.
-    timeout: SocketTimeout,
+    conn: Connection,
+    /// The read buffer while a frame is being received (freed between frames).
+    buf: Vec<u8>,
+    rcv: SocketTimeout,
+    snd: SocketTimeout,
+    write_shut: bool,
 }
 
-/// The writing side of a server connection: a `TcpStream` whose writes enforce the reply
-/// deadline. Handlers see it only inside [`Replies`].
-#[derive(Debug)]
-pub struct ConnWriter {
-    stream: TcpStream,
-    per_window: Duration,
-    /// Time the current reply has spent inside write calls (blocked on the peer).
-    spent: Duration,
-    /// Octets of the current reply written.
-    moved: u64,
-    /// The `SO_SNDTIMEO` last set.
-    timeout: SocketTimeout,
-}
+/// Read buffer size during a frame.
+const READ_BUF: usize = 64 << 10;
 
-/// Where the reading side is, which decides its deadline.
-///
-/// The clock is read once per read call: a phase begins with its instant unset, and the next
-/// read sets it. A frame whose octets all arrive in the read that began it never reads the
-/// clock again; one that needs more reads starts its deadline at the second read, a few
-/// microseconds after its first octet (or, if a handler reads its body later, when the server
-/// starts waiting on the peer for it).
-#[derive(Clone, Copy, Debug)]
-enum Phase {
-    /// Between frames: the next octet is due by `until` (the idle timeout).
-    Idle { until: Option<Instant> },
-    /// Inside a frame begun at `start`, `moved` octets read since then.
-    Frame { start: Option<Instant>, moved: u64 },
-}
+impl Driver {
+    fn new(stream: TcpStream, conn: Connection) -> Self {
+        Driver {
+            stream,
+            conn,
+            buf: Vec::new(),
+            rcv: SocketTimeout::default(),
+            snd: SocketTimeout::default(),
+            write_shut: false,
+        }
+    }
 
-/// One `per_window` for every [`PROGRESS_WINDOW`] octets moved, plus one.
-fn progress_budget(moved: u64, per_window: Duration) -> Duration {
-    let windows = u32::try_from(1 + moved / PROGRESS_WINDOW).unwrap_or(u32::MAX);
-    per_window.saturating_mul(windows)
-}
+    /// Writes everything the machine has queued, each write bounded by the machine's next
+    /// deadline (E4 `write_timeout`: no progress for that long closes the connection).
+    fn flush(&mut self) -> Result<(), Error> {
+        while self.conn.pending_len() > 0 && !self.conn.is_closed() {
+            let now = Instant::now();
+            if let Some(d) = self.conn.poll_timeout() {
+                let Some(left) = d.checked_duration_since(now).filter(|l| !l.is_zero()) else {
+                    self.conn.handle_timeout(now);
+                    continue;
+                };
+                let stream = &self.stream;
+                self.snd.ensure(left, |t| stream.set_write_timeout(t))?;
+            }
+            let mut slices = [IoSlice::new(&[]); 16];
+            let mut k = 0;
+            for (slot, chunk) in slices.iter_mut().zip(self.conn.pending()) {
+                *slot = IoSlice::new(chunk);
+                k += 1;
+            }
+            match (&self.stream).write_vectored(&slices[..k]) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.conn.handle_sent(n, Instant::now()),
+                Err(e) if is_timeout(&e) => self.conn.handle_timeout(Instant::now()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        if self.conn.is_write_closed() && !self.write_shut {
+            self.write_shut = true;
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
+        Ok(())
+    }
 
-/// `start` plus the [`progress_budget`] of `moved` octets.
-fn progress_deadline(start: Instant, moved: u64, per_window: Duration) -> Instant {
-    start
-        .checked_add(progress_budget(moved, per_window))
-        .unwrap_or_else(|| start + Duration::from_secs(1 << 40))
-}
-
-/// A socket timeout (`SO_RCVTIMEO` or `SO_SNDTIMEO`) set coarsely: a system call only when
-/// the wanted value moved by more than a tenth (at least 50 ms) from the one in force.
-///
-/// The timeout in force bounds one blocking call, not the deadline: a call that times out
-/// while the deadline is still ahead is simply made again, so a timeout shorter than the time
-/// left only costs a wake-up, and a longer one overshoots the deadline by at most the slack.
-#[derive(Debug, Default)]
-struct SocketTimeout {
-    set: Option<Duration>,
-    /// System calls made (for tests).
-    applied: u64,
-}
-
-/// The least change of a socket timeout worth a system call.
-const TIMEOUT_SLACK: Duration = Duration::from_millis(50);
-
-impl SocketTimeout {
-    /// Makes the timeout in force close to `want`; `apply` is the system call.
-    fn ensure(
-        &mut self,
-        want: Duration,
-        apply: impl FnOnce(Option<Duration>) -> io::Result<()>,
-    ) -> io::Result<()> {
-        let slack = (want / 10).max(TIMEOUT_SLACK);
-        // (`Duration::abs_diff` is newer than the workspace's rust-version.)
-        let close = |set: Duration| set.max(want) - set.min(want) <= slack;
-        if self.set.is_some_and(close) {
+    /// Flushes, then waits for input (or the machine's next deadline) once.
+    fn step(&mut self) -> Result<(), Error> {
+        self.flush()?;
+        if self.conn.is_closed() {
             return Ok(());
         }
-        // Forget the old value first: if the call fails, the next one tries again.
-        self.set = None;
-        self.applied += 1;
-        apply(Some(want))?;
-        self.set = Some(want);
+        let now = Instant::now();
+        let deadline = self.conn.poll_timeout();
+        if let Some(d) = deadline {
+            let Some(left) = d.checked_duration_since(now).filter(|l| !l.is_zero()) else {
+                self.conn.handle_timeout(now);
+                return Ok(());
+            };
+            let stream = &self.stream;
+            self.rcv.ensure(left, |t| stream.set_read_timeout(t))?;
+        }
+        if !self.conn.wants_input() {
+            // Waiting for the peer to close while lingering, or for an answer: only time.
+            thread::sleep(
+                deadline
+                    .and_then(|d| d.checked_duration_since(now))
+                    .unwrap_or(Duration::from_millis(10))
+                    .min(Duration::from_millis(10)),
+            );
+            self.conn.handle_timeout(Instant::now());
+            return Ok(());
+        }
+        let mut small = [0u8; 4096];
+        let in_frame = self.conn.in_frame();
+        if in_frame && self.buf.is_empty() {
+            self.buf = vec![0u8; READ_BUF];
+        } else if !in_frame && !self.buf.is_empty() {
+            // Between frames a connection holds no read buffer.
+            self.buf = Vec::new();
+        }
+        let buf: &mut [u8] = if in_frame { &mut self.buf } else { &mut small };
+        match (&self.stream).read(buf) {
+            Ok(0) => self.conn.handle_eof(Instant::now()),
+            Ok(n) => self.conn.handle_input(&buf[..n], Instant::now()),
+            Err(e) if is_timeout(&e) => self.conn.handle_timeout(Instant::now()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A reset is a transport error, never a clean end (E5).
+            Err(e) => return Err(Error::Io(e)),
+        }
         Ok(())
     }
 
-    /// The timeout in force is not to be trusted (after a timed-out call, set it exactly).
-    fn forget(&mut self) {
-        self.set = None;
-    }
-}
-
-fn time_left(deadline: Instant, what: &str) -> io::Result<Duration> {
-    time_left_at(deadline, Instant::now(), what)
-}
-
-fn time_left_at(deadline: Instant, now: Instant, what: &str) -> io::Result<Duration> {
-    deadline
-        .checked_duration_since(now)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, what.to_owned()))
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-impl ConnReader {
-    /// Between frames: the idle deadline starts at the next read.
-    fn set_idle(&mut self) {
-        self.busy.store(false, Ordering::SeqCst);
-        self.phase = Phase::Idle { until: None };
-    }
-
-    /// A frame begins now (its first octets are already buffered).
-    fn start_frame(&mut self) {
-        self.busy.store(true, Ordering::SeqCst);
-        self.phase = Phase::Frame {
-            start: None,
-            moved: 0,
-        };
-    }
-
-    /// Sets the phase's instant if it is still open, from `now`.
-    fn anchor(&mut self, now: Instant) {
-        match &mut self.phase {
-            Phase::Idle {
-                until: until @ None,
-            } => *until = Some(now + self.idle),
-            Phase::Frame {
-                start: start @ None,
-                ..
-            } => *start = Some(now),
-            _ => {}
-        }
-    }
-
-    /// The longest one read may block: the time left, at most one timeout of the phase.
-    fn read_timeout(&self, now: Instant) -> io::Result<Duration> {
-        let cap = match self.phase {
-            Phase::Idle { .. } => self.idle,
-            Phase::Frame { .. } => self.per_window,
-        };
-        Ok(self.left(now)?.min(cap))
-    }
-
-    fn left(&self, now: Instant) -> io::Result<Duration> {
-        match self.phase {
-            Phase::Idle { until } => time_left_at(
-                until.unwrap_or(now + self.idle),
-                now,
-                "idle deadline passed between frames",
+    /// The error a handler sees when the connection failed under it.
+    fn failure(&self) -> Error {
+        match self.conn.ending() {
+            Some(Ending::Decode(e)) => Error::Decode(e.clone()),
+            Some(Ending::Timeout { .. }) | Some(Ending::WriteStalled) => Error::Timeout(
+                io::Error::new(io::ErrorKind::TimedOut, "a connection deadline passed"),
             ),
-            Phase::Frame { start, moved } => time_left_at(
-                progress_deadline(start.unwrap_or(now), moved, self.per_window),
-                now,
-                "read deadline passed inside a frame: the peer is sending too slowly",
-            ),
+            _ => Error::Closed,
         }
-    }
-}
-
-impl Read for ConnReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let now = Instant::now();
-            self.anchor(now);
-            let want = self.read_timeout(now)?;
-            let stream = &self.stream;
-            self.timeout.ensure(want, |t| stream.set_read_timeout(t))?;
-            match self.stream.read(out) {
-                Ok(n) => {
-                    match &mut self.phase {
-                        Phase::Idle { .. } if n > 0 => {
-                            self.busy.store(true, Ordering::SeqCst);
-                            self.phase = Phase::Frame {
-                                start: None,
-                                moved: n as u64,
-                            };
-                        }
-                        Phase::Frame { moved, .. } => *moved += n as u64,
-                        Phase::Idle { .. } => {}
-                    }
-                    return Ok(n);
-                }
-                // The timeout in force ran out, the deadline perhaps not: look again.
-                Err(e) if is_timeout(&e) => {
-                    self.timeout.forget();
-                    self.left(Instant::now())?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-impl ConnWriter {
-    /// A reply begins: its budget is one `write_timeout`, plus one for every
-    /// [`PROGRESS_WINDOW`] octets the peer takes, spent only while writes block.
-    fn start_reply(&mut self) {
-        self.spent = Duration::ZERO;
-        self.moved = 0;
-    }
-
-    fn left(&self) -> io::Result<Duration> {
-        progress_budget(self.moved, self.per_window)
-            .checked_sub(self.spent)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "write deadline passed: the peer is not reading",
-                )
-            })
-    }
-
-    /// One write call under the reply deadline, made again while a timeout of the socket
-    /// runs out before the deadline does.
-    fn timed(
-        &mut self,
-        mut call: impl FnMut(&mut TcpStream) -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        loop {
-            let want = self.left()?.min(self.per_window);
-            let stream = &self.stream;
-            self.timeout.ensure(want, |t| stream.set_write_timeout(t))?;
-            let began = Instant::now();
-            let result = call(&mut self.stream);
-            self.spent += began.elapsed();
-            match result {
-                Ok(n) => {
-                    self.moved += n as u64;
-                    return Ok(n);
-                }
-                Err(e) if is_timeout(&e) => {
-                    self.timeout.forget();
-                    self.left()?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-impl Write for ConnWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.timed(|s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.timed(|s| s.write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -808,114 +637,139 @@ fn serve(
     handler: &dyn Handler,
     busy: Arc<AtomicBool>,
 ) {
-    let config = &shared.config;
     let _ = stream.set_nodelay(true);
-    let Ok(read_side) = stream.try_clone() else {
-        return;
-    };
-    let conn_reader = ConnReader {
-        stream: read_side,
-        idle: config.idle_timeout,
-        per_window: config.read_timeout,
-        phase: Phase::Frame {
-            start: None,
-            moved: 0,
-        },
-        busy,
-        timeout: SocketTimeout::default(),
-    };
-    let conn_writer = ConnWriter {
-        stream,
-        per_window: config.write_timeout,
-        spent: Duration::ZERO,
-        moved: 0,
-        timeout: SocketTimeout::default(),
-    };
-    let mut reader = FrameReader::with(conn_reader, config.profile, config.limits);
-    let mut writer = FrameWriter::with_profile(conn_writer, config.profile);
-    let failure = loop {
-        if reader.buffered() == 0 {
-            reader.get_mut().set_idle();
-        } else {
-            reader.get_mut().start_frame();
-        }
-        // A shutdown that saw this connection busy is seen here (both sides use SeqCst).
-        if shared.stopping() {
-            break None;
-        }
-        let head = match reader.read_head() {
-            Ok(Some(head)) => head,
-            Ok(None) => break None,
-            // Idle too long between frames: close quietly, like an HTTP keep-alive timeout.
-            Err(Error::Timeout(_)) if reader.is_idle() => break None,
-            Err(e) => break Some(e),
+    tracing::info!(%peer, "connection accepted");
+    let conn = Connection::new(shared.config, handler.role(), Instant::now());
+    let driver = RefCell::new(Driver::new(stream, conn));
+    serve_loop(&driver, peer, shared, handler, &busy);
+    log_end(peer, &driver.borrow().conn);
+}
+
+fn serve_loop(
+    driver: &RefCell<Driver>,
+    peer: SocketAddr,
+    shared: &Shared,
+    handler: &dyn Handler,
+    busy: &AtomicBool,
+) {
+    loop {
+        let event = {
+            let mut d = driver.borrow_mut();
+            if d.flush().is_err() || d.conn.is_closed() {
+                break;
+            }
+            // A shutdown that saw this connection busy is seen here (both sides use SeqCst).
+            if shared.stopping() {
+                d.conn.begin_shutdown(Instant::now());
+            }
+            busy.store(
+                d.conn.in_frame() || d.conn.outstanding() > 0,
+                Ordering::SeqCst,
+            );
+            d.conn.poll_event()
         };
-        let mut replies = Replies {
-            frame_start: reader.frame_start(),
-            writer: &mut writer,
+        let (head, body) = match event {
+            None => {
+                if driver.borrow_mut().step().is_err() {
+                    break;
+                }
+                continue;
+            }
+            Some(Event::Frame(frame)) => (
+                frame.header,
+                RequestBody {
+                    whole: frame.body,
+                    stream: None,
+                    done: true,
+                },
+            ),
+            Some(Event::Head(head)) => (
+                head,
+                RequestBody {
+                    whole: Bytes::new(),
+                    stream: Some(driver),
+                    done: false,
+                },
+            ),
+            // Leftovers of a body the handler did not read are skipped.
+            Some(_) => continue,
         };
+        let streamed = body.stream.is_some();
         let request = Request {
-            head,
-            body: reader.body(),
+            head: head.clone(),
+            body,
             peer,
         };
-        if let Err(e) = handler
-            .handle(request, &mut replies)
-            .and_then(|()| reader.finish_body())
-        {
-            break Some(e);
-        }
-    };
-    if let Some(e) = failure {
-        // An IO error means the peer is gone or broken: nobody to tell.
-        if !matches!(e, Error::Io(_)) {
-            let offset = match &e {
-                Error::Decode(d) => d.offset(),
-                _ => reader.offset() + reader.buffered() as u64,
-            };
-            let message = match &e {
-                Error::Decode(d) => d.to_string(),
-                other => other.to_string(),
-            };
-            writer.get_mut().start_reply();
-            let _ = writer.write_frame(&error_frame(e.code(), &message, offset));
-        }
-    }
-    linger_close(&writer.get_ref().stream);
-}
-
-/// Closes after sending: shuts down our direction, then reads and discards what the peer still
-/// sends for a moment, so that closing with unread data does not reset the connection and
-/// destroy the reply (an `error` frame) still in flight.
-fn linger_close(stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + LINGER;
-    let mut scratch = [0u8; 4096];
-    let mut budget: usize = 1 << 20;
-    while budget > 0 {
-        let Ok(left) = time_left(deadline, "") else {
-            break;
+        let mut replies = Replies {
+            driver,
+            request: &head,
         };
-        if stream.set_read_timeout(Some(left)).is_err() {
+        let result = handler.handle(request, &mut replies);
+        if streamed && skip_body(driver).is_err() {
             break;
         }
-        match (&*stream).read(&mut scratch) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => budget = budget.saturating_sub(n),
+        match result {
+            // Decode errors and timeouts were answered by the connection layer: it is closing.
+            Ok(()) | Err(Error::Decode(_)) | Err(Error::Timeout(_)) => {
+                driver.borrow_mut().conn.finish_request(Instant::now());
+            }
+            Err(_) => break,
         }
     }
-    let _ = stream.shutdown(Shutdown::Both);
 }
 
-/// Sends `busy` and closes, without blocking the accept loop.
-fn reject_busy(stream: TcpStream) {
-    let frame = error_frame(
-        "busy",
-        "the server is at its connection limit; try again later",
-        0,
-    );
+/// Logs how a connection ended (`tracing`): errors and timeouts as warnings with the peer, the
+/// code and the octets moved; clean ends at info.
+fn log_end(peer: SocketAddr, conn: &Connection) {
+    let (rx, tx) = (conn.received(), conn.sent());
+    match conn.ending() {
+        Some(Ending::Busy) => {
+            tracing::warn!(%peer, code = "busy", "refused: at the connection limit")
+        }
+        Some(e @ (Ending::Decode(_) | Ending::Timeout { .. })) => tracing::warn!(
+            %peer,
+            code = e.code().unwrap_or_default(),
+            octets_in = rx,
+            octets_out = tx,
+            "connection error: {e:?}"
+        ),
+        Some(Ending::WriteStalled) => tracing::warn!(
+            %peer,
+            octets_in = rx,
+            octets_out = tx,
+            "closed: the peer stopped reading (write_timeout)"
+        ),
+        Some(Ending::Shutdown { forced }) => {
+            tracing::info!(%peer, forced, octets_in = rx, octets_out = tx, "closed by shutdown")
+        }
+        _ => tracing::info!(%peer, octets_in = rx, octets_out = tx, "connection closed"),
+    }
+}
+
+/// Reads and drops what remains of a streamed request body.
+fn skip_body(driver: &RefCell<Driver>) -> Result<(), Error> {
+    loop {
+        let mut d = driver.borrow_mut();
+        match d.conn.poll_event() {
+            Some(Event::End) => return Ok(()),
+            Some(_) => {}
+            None if d.conn.ending().is_some() => return Ok(()),
+            None => d.step()?,
+        }
+    }
+}
+
+/// Sends `busy` and closes, without blocking the accept loop (the linger is what the socket
+/// already holds: the accept thread never waits).
+fn reject_busy(stream: TcpStream, config: &Config) {
+    let now = Instant::now();
+    if let Ok(peer) = stream.peer_addr() {
+        tracing::warn!(%peer, code = "busy", "refused: at the connection limit");
+    }
+    let mut conn = Connection::busy(*config, now);
+    let out = conn.take_pending(now);
     let _ = stream.set_nonblocking(true);
-    let _ = FrameWriter::new(&stream).write_frame(&frame);
+    let _ = (&stream).write(&out);
     let _ = stream.shutdown(Shutdown::Write);
     // Read what already arrived so that closing does not reset the connection.
     let mut scratch = [0u8; 4096];
@@ -924,6 +778,43 @@ fn reject_busy(stream: TcpStream) {
             break;
         }
     }
+}
+
+/// The `SO_RCVTIMEO` / `SO_SNDTIMEO` last set, so that it is set again only when it must
+/// change (one system call saved per read on a busy connection).
+#[derive(Debug, Default)]
+struct SocketTimeout {
+    set: Option<Duration>,
+}
+
+/// How far a socket timeout may be from the wanted one and still be kept.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(20);
+
+impl SocketTimeout {
+    fn ensure(
+        &mut self,
+        want: Duration,
+        apply: impl FnOnce(Option<Duration>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let want = want.max(Duration::from_millis(1));
+        // Keep the old value if it is at most the slack longer, or not much shorter (an early
+        // wake-up only costs a loop).
+        let keep = |set: Duration| set <= want + TIMEOUT_SLACK && set >= want / 2;
+        if self.set.is_some_and(keep) {
+            return Ok(());
+        }
+        self.set = None;
+        apply(Some(want))?;
+        self.set = Some(want);
+        Ok(())
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
@@ -1005,7 +896,7 @@ impl Shared {
     /// Graceful shutdown after the listener is closed: idle connections are closed now, busy
     /// ones when their frame is done or the grace period ends.
     fn drain(&self) {
-        let grace_end = Instant::now() + self.config.shutdown_grace;
+        let grace_end = Instant::now() + self.config.shutdown_grace();
         let mut conns = self.lock();
         loop {
             for c in conns.values() {
@@ -1047,118 +938,25 @@ impl Shared {
 
 #[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
-
     use super::*;
-
-    /// A connected loopback pair: (our side, the peer's side).
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (theirs, _) = listener.accept().unwrap();
-        (ours, theirs)
-    }
-
-    fn conn_reader(stream: TcpStream, timeout: Duration) -> ConnReader {
-        ConnReader {
-            stream,
-            idle: timeout,
-            per_window: timeout,
-            phase: Phase::Frame {
-                start: None,
-                moved: 0,
-            },
-            busy: Arc::new(AtomicBool::new(false)),
-            timeout: SocketTimeout::default(),
-        }
-    }
 
     #[test]
     fn socket_timeouts_are_set_only_when_they_change_much() {
         let mut t = SocketTimeout::default();
-        let mut calls = Vec::new();
-        for want in [1000, 990, 950, 920, 1080, 800, 790, 30, 29, 100] {
-            t.ensure(Duration::from_millis(want), |d| {
-                calls.push(d);
-                Ok(())
-            })
-            .unwrap();
-        }
-        let ms = |v: u64| Some(Duration::from_millis(v));
-        assert_eq!(calls, [ms(1000), ms(800), ms(30), ms(100)]);
-    }
-
-    /// Many small reads inside one frame set `SO_RCVTIMEO` once, not once per read.
-    #[test]
-    fn reads_do_not_set_the_socket_timeout_every_time() {
-        let (ours, mut theirs) = pair();
-        let mut reader = conn_reader(ours, Duration::from_secs(30));
-        let mut got = 0;
-        let mut octet = [0u8; 1];
-        for i in 0..500u32 {
-            theirs.write_all(&i.to_le_bytes()[..1]).unwrap();
-            got += reader.read(&mut octet).unwrap();
-        }
-        assert_eq!(got, 500);
-        assert!(
-            reader.timeout.applied <= 2,
-            "SO_RCVTIMEO set {} times for 500 reads",
-            reader.timeout.applied
-        );
-    }
-
-    /// Writes of one reply set `SO_SNDTIMEO` once, not once per write.
-    #[test]
-    fn writes_do_not_set_the_socket_timeout_every_time() {
-        let (ours, theirs) = pair();
-        let mut writer = ConnWriter {
-            stream: ours,
-            per_window: Duration::from_secs(30),
-            spent: Duration::ZERO,
-            moved: 0,
-            timeout: SocketTimeout::default(),
+        let applied = std::cell::Cell::new(0);
+        let apply = |_: Option<Duration>| {
+            applied.set(applied.get() + 1);
+            Ok(())
         };
-        writer.start_reply();
-        for _ in 0..500 {
-            writer.write_all(b"x").unwrap();
-        }
-        assert!(writer.timeout.applied <= 2, "{}", writer.timeout.applied);
-        drop(writer);
-        let mut all = Vec::new();
-        (&theirs).read_to_end(&mut all).unwrap();
-        assert_eq!(all.len(), 500);
-    }
-
-    /// After three windows moved, a pause longer than one read timeout (the longest one read
-    /// blocks) but well inside the frame's budget (four timeouts) is not a timeout: the read
-    /// that times out early is made again.
-    #[test]
-    fn a_socket_timeout_shorter_than_the_deadline_is_retried() {
-        let (ours, mut theirs) = pair();
-        let mut reader = conn_reader(ours, Duration::from_millis(200));
-        let first = vec![1u8; 3 * PROGRESS_WINDOW as usize];
-        let sender = thread::spawn(move || {
-            theirs.write_all(&first).unwrap();
-            thread::sleep(Duration::from_millis(250));
-            theirs.write_all(b"late").unwrap();
-        });
-        let mut all = Vec::new();
-        let mut buf = vec![0u8; 64 << 10];
-        while all.len() < 3 * PROGRESS_WINDOW as usize + 4 {
-            let n = reader.read(&mut buf).unwrap();
-            assert!(n > 0, "early end");
-            all.extend_from_slice(&buf[..n]);
-        }
-        assert!(all.ends_with(b"late"));
-        sender.join().unwrap();
-    }
-
-    /// The deadline still holds when the socket timeout is coarse.
-    #[test]
-    fn a_silent_peer_still_times_out() {
-        let (ours, _theirs) = pair();
-        let mut reader = conn_reader(ours, Duration::from_millis(100));
-        let err = reader.read(&mut [0u8; 16]).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        t.ensure(Duration::from_secs(60), apply).unwrap();
+        t.ensure(Duration::from_millis(59_990), apply).unwrap();
+        t.ensure(Duration::from_secs(100), apply).unwrap();
+        assert_eq!(applied.get(), 1, "within the slack, or waking early: kept");
+        t.ensure(Duration::from_secs(10), apply).unwrap();
+        assert_eq!(applied.get(), 2, "a shorter wait must not be overshot");
+        t.ensure(Duration::from_secs(11), apply).unwrap();
+        assert_eq!(applied.get(), 2);
+        t.ensure(Duration::from_secs(30), apply).unwrap();
+        assert_eq!(applied.get(), 3, "waking far too early: set again");
     }
 }

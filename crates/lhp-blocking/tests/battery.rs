@@ -9,7 +9,7 @@ use lhp_blocking::{Config, EchoHandler, Server, ServerThread};
 const READ_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn echo_server(config: &Config) -> ServerThread {
-    Server::bind("127.0.0.1:0", config.clone(), EchoHandler::new())
+    Server::bind("127.0.0.1:0", *config, EchoHandler::new())
         .and_then(Server::spawn)
         .unwrap_or_else(|e| panic!("cannot start the echo server: {e}"))
 }
@@ -17,7 +17,7 @@ fn echo_server(config: &Config) -> ServerThread {
 /// Default limits and timeouts.
 fn default_server() -> ServerThread {
     let mut config = Config::new();
-    config.shutdown_grace(Duration::from_secs(1));
+    config.set_shutdown_grace(Duration::from_secs(1));
     echo_server(&config)
 }
 
@@ -25,8 +25,8 @@ fn default_server() -> ServerThread {
 fn impatient_server() -> ServerThread {
     let mut config = Config::new();
     config
-        .read_timeout(READ_TIMEOUT)
-        .shutdown_grace(Duration::from_secs(1));
+        .set_read_timeout(READ_TIMEOUT)
+        .set_shutdown_grace(Duration::from_secs(1));
     echo_server(&config)
 }
 

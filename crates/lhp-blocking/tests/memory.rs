@@ -13,10 +13,10 @@ fn idle_large_declarations_hold_little_memory() {
     const MAX_GROWTH_PER_CONN: u64 = 1 << 20;
     let mut config = Config::new();
     config
-        .limits(Limits::new().with_max_body_len(4 << 30))
-        .read_timeout(Duration::from_secs(120))
-        .idle_timeout(Duration::from_secs(120))
-        .shutdown_grace(Duration::from_millis(100));
+        .set_limits(Limits::new().with_max_body_len(4 << 30))
+        .set_read_timeout(Duration::from_secs(120))
+        .set_idle_timeout(Duration::from_secs(120))
+        .set_shutdown_grace(Duration::from_millis(100));
     let server = Server::bind("127.0.0.1:0", config, EchoHandler::new())
         .and_then(Server::spawn)
         .unwrap_or_else(|e| panic!("cannot start the echo server: {e}"));

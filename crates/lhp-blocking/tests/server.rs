@@ -14,8 +14,16 @@ use lhp_blocking::{
 use lhp_codec::{Frame, Header, Limits, Value};
 use lhp_testkit::{echo_frame, encode, TestConn};
 
+/// A request for the custom handlers below: kind `work` (an `echo` is answered by the
+/// connection layer itself, E7, and never reaches a handler).
+fn work_frame(id: u64, body: impl Into<bytes::Bytes>) -> Frame {
+    let mut h = Header::with_kind("work");
+    h.set_id(id);
+    Frame::new(h, body.into())
+}
+
 fn spawn<H: Handler>(config: &Config, handler: H) -> lhp_blocking::ServerThread {
-    Server::bind("127.0.0.1:0", config.clone(), handler)
+    Server::bind("127.0.0.1:0", *config, handler)
         .and_then(Server::spawn)
         .unwrap()
 }
@@ -23,7 +31,7 @@ fn spawn<H: Handler>(config: &Config, handler: H) -> lhp_blocking::ServerThread 
 #[test]
 fn excess_connections_get_busy_and_others_keep_working() {
     let mut config = Config::new();
-    config.max_connections(2);
+    config.set_max_connections(2);
     let server = spawn(&config, EchoHandler::new());
     let addr = server.local_addr();
     let mut a = Client::connect(addr).unwrap();
@@ -65,7 +73,7 @@ impl Handler for Slow {
 fn graceful_shutdown_finishes_in_flight_frames_and_closes_idle_ones() {
     let started = Arc::new(AtomicUsize::new(0));
     let mut config = Config::new();
-    config.shutdown_grace(Duration::from_secs(5));
+    config.set_shutdown_grace(Duration::from_secs(5));
     let server = spawn(
         &config,
         Slow {
@@ -76,7 +84,7 @@ fn graceful_shutdown_finishes_in_flight_frames_and_closes_idle_ones() {
     let addr = server.local_addr();
     let mut idle = TestConn::connect(addr, "idle connection");
     let mut busy = Client::connect(addr).unwrap();
-    let f = echo_frame(5, &b"in flight"[..]);
+    let f = work_frame(5, &b"in flight"[..]);
     busy.send(&f).unwrap();
     while started.load(Ordering::SeqCst) == 0 {
         thread::sleep(Duration::from_millis(5));
@@ -99,7 +107,7 @@ fn graceful_shutdown_finishes_in_flight_frames_and_closes_idle_ones() {
 fn grace_period_bounds_shutdown() {
     let started = Arc::new(AtomicUsize::new(0));
     let mut config = Config::new();
-    config.shutdown_grace(Duration::from_millis(200));
+    config.set_shutdown_grace(Duration::from_millis(200));
     let server = spawn(
         &config,
         Slow {
@@ -108,7 +116,7 @@ fn grace_period_bounds_shutdown() {
         },
     );
     let mut busy = Client::connect(server.local_addr()).unwrap();
-    busy.send(&echo_frame(1, &b"slow"[..])).unwrap();
+    busy.send(&work_frame(1, &b"slow"[..])).unwrap();
     while started.load(Ordering::SeqCst) == 0 {
         thread::sleep(Duration::from_millis(5));
     }
@@ -123,15 +131,16 @@ fn grace_period_bounds_shutdown() {
 }
 
 #[test]
-fn idle_connections_are_closed_quietly() {
+fn idle_connections_get_timeout_then_close() {
     let mut config = Config::new();
-    config.idle_timeout(Duration::from_millis(200));
+    config.set_idle_timeout(Duration::from_millis(200));
     let server = spawn(&config, EchoHandler::new());
     let mut c = TestConn::connect(server.local_addr(), "idle");
     let f = echo_frame(1, &b"one"[..]);
     c.send(&encode(&f));
     c.expect_frame("echo");
-    // No error frame: a clean close between frames.
+    // E3: an idle close sends `timeout`, offset = the octets received (was a silent close).
+    c.expect_error("timeout", Some(encode(&f).len() as u64), "idle timeout");
     c.expect_close(Duration::from_secs(3), "idle timeout");
 }
 
@@ -139,9 +148,9 @@ fn idle_connections_are_closed_quietly() {
 fn large_bodies_stream_through_the_echo_in_constant_memory() {
     const LEN: u64 = 256 << 20;
     let mut config = Config::new();
-    config.limits(Limits::new().with_max_body_len(1 << 40));
+    config.set_limits(Limits::new().with_max_body_len(1 << 40));
     // Stream everything over 1 MiB.
-    let server = spawn(&config, EchoHandler::new().buffer_limit(1 << 20));
+    let server = spawn(&config, EchoHandler::new());
     let mut cc = ClientConfig::new();
     cc.limits(Limits::new().with_max_body_len(1 << 40));
     let mut client = Client::connect_with(server.local_addr(), &cc).unwrap();
@@ -226,7 +235,7 @@ fn closure_handlers_and_errors_close_only_their_connection() {
     bad.send(b"\x00\x00\x00\x05{\"a\":");
     bad.expect_error("header_not_json", Some(4), "bad JSON");
     bad.expect_close(Duration::from_secs(2), "after the error");
-    let reply = good.request(&echo_frame(1, vec![0u8; 1234])).unwrap();
+    let reply = good.request(&work_frame(1, vec![0u8; 1234])).unwrap();
     assert_eq!(reply.header.get("n").and_then(Value::as_u64), Some(1234));
 }
 
@@ -270,7 +279,7 @@ fn a_panicking_handler_loses_only_its_connection() {
         0,
         "the panicked connection is still registered"
     );
-    let f = echo_frame(2, &b"fine"[..]);
+    let f = work_frame(2, &b"fine"[..]);
     assert_eq!(Client::connect(addr).unwrap().request(&f).unwrap(), f);
 }
 
@@ -279,7 +288,7 @@ fn a_panicking_handler_loses_only_its_connection() {
 #[test]
 fn a_slow_handler_still_replies_after_the_write_timeout() {
     let mut config = Config::new();
-    config.write_timeout(Duration::from_millis(100));
+    config.set_write_timeout(Duration::from_millis(100));
     let server = spawn(
         &config,
         Slow {
@@ -289,7 +298,7 @@ fn a_slow_handler_still_replies_after_the_write_timeout() {
     );
     let mut client = Client::connect(server.local_addr()).unwrap();
     for id in 1..=2 {
-        let f = echo_frame(id, &b"worth the wait"[..]);
+        let f = work_frame(id, &b"worth the wait"[..]);
         assert_eq!(client.request(&f).unwrap(), f, "request {id}");
     }
 }
@@ -338,10 +347,10 @@ impl Handler for SlowStream {
 fn a_streamed_reply_may_wait_on_its_source() {
     const LEN: u64 = 4 * (64 << 10);
     let mut config = Config::new();
-    config.write_timeout(Duration::from_millis(100));
+    config.set_write_timeout(Duration::from_millis(100));
     let server = spawn(&config, SlowStream { len: LEN });
     let mut client = Client::connect(server.local_addr()).unwrap();
-    let reply = client.request(&echo_frame(1, &b""[..])).unwrap();
+    let reply = client.request(&work_frame(1, &b""[..])).unwrap();
     assert_eq!(reply.body.len() as u64, LEN);
     assert!(reply.body.iter().all(|&b| b == b'd'));
 }

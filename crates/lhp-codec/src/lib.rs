@@ -113,6 +113,7 @@ use bytes::Bytes;
 
 mod caps;
 pub mod datagram;
+pub mod conn;
 mod decoder;
 mod encoder;
 mod error;

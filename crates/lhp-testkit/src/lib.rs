@@ -38,6 +38,7 @@ use bytes::{Bytes, BytesMut};
 use lhp_codec::{Decoder, Encoder, Event, Frame, Header, Limits, Map, Profile, Value};
 
 pub mod alloc;
+pub mod conversations;
 mod hostile;
 mod load;
 mod vectors;

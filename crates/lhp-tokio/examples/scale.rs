@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lhp_codec::{Frame, Header};
-use lhp_tokio::{FrameReader, FrameWriter, Server, ServerConfig};
+use lhp_tokio::{Config, FrameReader, FrameWriter, Server};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     raise_nofile(20_000);
@@ -40,10 +40,10 @@ fn orchestrate(idle: usize, secs: u64) -> Result<(), Box<dyn std::error::Error>>
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut config = ServerConfig::default();
-    config.max_connections = 15_000;
-    config.idle_timeout = Duration::from_secs(600);
-    let server = Server::bind("127.0.0.1:0", config, lhp_tokio::echo)?;
+    let mut config = Config::new();
+    config.set_max_connections(15_000);
+    config.set_idle_timeout(Duration::from_secs(600));
+    let server = Server::bind("127.0.0.1:0", config, lhp_tokio::EchoHandler::new())?;
     let addr = server.local_addr();
     let gauge = server.connections();
     let stop = server.shutdown_token();

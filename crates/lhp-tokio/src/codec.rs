@@ -20,7 +20,6 @@
 //!   16 KiB of body          →  32 KiB     ... in step with what arrived
 //! ```
 
-use std::fmt;
 use std::io;
 
 use bytes::BytesMut;
@@ -337,17 +336,6 @@ pub(crate) fn reserve_for(buf: &mut BytesMut, wanted: u64) {
     if want > spare {
         buf.reserve(want);
     }
-}
-
-/// The members of an error frame (§7): `{"kind":"error","code":..,"message":..[,"offset":..]}`.
-pub(crate) fn error_frame(code: &str, message: impl fmt::Display, offset: Option<u64>) -> Frame {
-    let mut h = lhp_codec::Header::with_kind("error");
-    h.insert("code", code)
-        .insert("message", message.to_string());
-    if let Some(offset) = offset {
-        h.insert("offset", offset);
-    }
-    Frame::new(h, bytes::Bytes::new())
 }
 
 #[cfg(test)]

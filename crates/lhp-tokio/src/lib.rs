@@ -15,13 +15,11 @@
 //!   `Framed::new(tcp, LhpCodec::new())` is a `Stream` and a `Sink` of [`Frame`]s.
 //! - [`FrameReader`] / [`FrameWriter`]: bodies larger than memory, streamed as an `AsyncRead`
 //!   in both directions; whole frames written as one vectored write with no copy of the body.
+//! - [`Server`]: listen backlog, connection limit (`busy`), graceful shutdown by a
+//!   `CancellationToken`, a [`Handler`] per request ([`Replies`] for any number of replies,
+//!   whole or streamed), and the [`EchoHandler`] (§8) — driving the sans-IO connection layer.
 //! - [`udp`]: LHP/1 over UDP (`spec/lhp-udp.md`): [`udp::UdpServer`] and [`udp::UdpClient`],
 //!   one frame per datagram, fixed memory, rate limits and the amplification bound.
-//! - [`Server`]: listen backlog, connection limit (`busy`), per-frame read deadline, idle and
-//!   write timeouts, graceful shutdown by a `CancellationToken`, whole-frame ([`Handler`]:
-//!   one reply at most) or streaming ([`StreamHandler`]: the body as an `AsyncRead`, and a
-//!   [`Replies`] sink for any number of replies, whole or streamed from an `AsyncRead`)
-//!   handlers, and the [`echo`] handler (§8).
 //! - [`Client`]: connect with a timeout, requests pipelined on one connection, replies
 //!   matched by `id`.
 //! - [`RawCodec`] / [`TypedCodec`]: your own `#[derive(Serialize, Deserialize)]` struct as
@@ -55,13 +53,13 @@
 //! ```
 //! use futures::{SinkExt, StreamExt};
 //! use lhp_codec::{Frame, Header};
-//! use lhp_tokio::{LhpCodec, Server, ServerConfig};
+//! use lhp_tokio::{Config, EchoHandler, LhpCodec, Server};
 //! use tokio_util::codec::Framed;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), lhp_tokio::Error> {
 //! // An echo server on an ephemeral loopback port.
-//! let server = Server::bind("127.0.0.1:0", ServerConfig::default(), lhp_tokio::echo)?;
+//! let server = Server::bind("127.0.0.1:0", Config::new(), EchoHandler::new())?;
 //! let (addr, stop) = (server.local_addr(), server.shutdown_token());
 //! let running = tokio::spawn(server.run());
 //!
@@ -80,16 +78,22 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Scale
+//! # The connection layer, and the same API as `lhp-blocking`
 //!
-//! One task per connection; `examples/scale.rs` holds thousands of idle connections and
-//! measures echo throughput at 1 to 1,000 connections
-//! (`cargo run --release -p lhp-tokio --example scale -- 10000 3`). The results, with the
-//! machine and the run they come from, are in the repository's `docs/performance.md`.
+//! Every connection rule (§7.2, §8, §11.2, `busy`, half-close, shutdown) is made by the sans-IO
+//! [`lhp_codec::conn::Connection`]; [`Server`] only moves octets and time between it and a
+//! `TcpStream`. The names match `lhp-blocking` (the table is in its crate root):
 //!
-//! An idle connection holds no read buffer (it is freed while the task waits, with a 1-octet
-//! `peek`, for the next frame), so its cost is the task (its future is under 2 KiB: the
-//! `connection_task_stays_small` test guards it), its timer and the socket's registration.
+//! | | `lhp-tokio` | `lhp-blocking` |
+//! |---|---|---|
+//! | settings | [`Config`] (= `lhp_codec::conn::Config`) | `Config` (the same type) |
+//! | server | `Server::bind(addr, Config, handler)`, `run().await` | `Server::bind(addr, Config, handler)`, `run()` / `spawn()` |
+//! | handler | [`Handler::handle`]`(Request, &mut Replies)` async | `Handler::handle(Request, &mut Replies)` |
+//! | echo server | [`EchoHandler`] | `EchoHandler` |
+//! | request / body | [`Request`], [`RequestBody::chunk`] | `Request`, `RequestBody` (`chunk`, `Read`) |
+//! | replies | [`Replies`]: `send`, `send_stream(header, body)` (digest verified), `error(code, message)` | the same, blocking |
+//!
+//! Throughput figures live in `docs/performance.md` (measured side by side with `lhp-bench`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -103,7 +107,7 @@ pub mod udp;
 pub use client::{Client, ClientConfig};
 pub use codec::{Error, LhpCodec, RawCodec, TypedCodec};
 pub use server::{
-    echo, ConnRead, Connections, Handler, Replies, Server, ServerConfig, StreamHandler,
+    Config, Connections, EchoHandler, Handler, Replies, Request, RequestBody, Server,
 };
 pub use stream::{write_all_vectored, Body, FrameReader, FrameWriter};
 

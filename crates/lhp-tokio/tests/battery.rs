@@ -6,7 +6,7 @@ use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use lhp_codec::Limits;
-use lhp_tokio::ServerConfig;
+use lhp_tokio::Config;
 
 use common::start_echo;
 
@@ -21,21 +21,21 @@ fn alongside_others() -> RwLockReadGuard<'static, ()> {
 #[test]
 fn battery_vectors_at_split_points() {
     let _running = alongside_others();
-    let server = start_echo(ServerConfig::default());
+    let server = start_echo(Config::new());
     lhp_testkit::vectors_at_split_points(server.addr);
 }
 
 #[test]
 fn battery_all_vectors_coalesced() {
     let _running = alongside_others();
-    let server = start_echo(ServerConfig::default());
+    let server = start_echo(Config::new());
     lhp_testkit::all_vectors_coalesced(server.addr);
 }
 
 #[test]
 fn battery_concurrent_random_frames() {
     let _running = alongside_others();
-    let server = start_echo(ServerConfig::default());
+    let server = start_echo(Config::new());
     lhp_testkit::concurrent_random_frames(server.addr, 200, 500, 0x1f2e3d);
 }
 
@@ -43,8 +43,8 @@ fn battery_concurrent_random_frames() {
 fn battery_hostile_peers() {
     let _running = alongside_others();
     let read_timeout = Duration::from_millis(500);
-    let mut config = ServerConfig::default();
-    config.read_timeout = read_timeout;
+    let mut config = Config::new();
+    config.set_read_timeout(read_timeout);
     let server = start_echo(config);
     lhp_testkit::hostile_peers(server.addr, read_timeout);
 }
@@ -53,8 +53,8 @@ fn battery_hostile_peers() {
 fn battery_idle_large_declarations_hold_little_memory() {
     let _alone = MEASURING.write().unwrap_or_else(|p| p.into_inner());
     let conns = 500;
-    let mut config = ServerConfig::default();
-    config.limits = Limits::new().with_max_body_len(1 << 30);
+    let mut config = Config::new();
+    config.set_limits(Limits::new().with_max_body_len(1 << 30));
     let server = start_echo(config);
     let before = lhp_testkit::rss_bytes();
     let held = lhp_testkit::idle_large_declarations(server.addr, conns);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lhp_codec::{Frame, Header};
-use lhp_tokio::{Client, ServerConfig};
+use lhp_tokio::{Client, Config};
 use sha2::{Digest, Sha256};
 
 const SIZES: [usize; 5] = [0, 1, 1 << 10, 1 << 20, 64 << 20];
@@ -83,7 +83,7 @@ fn tokio_client_to_blocking_server() {
 
 #[test]
 fn blocking_client_to_tokio_server() {
-    let server = common::start_echo(ServerConfig::default());
+    let server = common::start_echo(Config::new());
     let mut client = lhp_blocking::Client::connect(server.addr).expect("connect");
     for (i, len) in SIZES.into_iter().enumerate() {
         let (mut frame, digest) = frame_of(len, i as u64 + 100);

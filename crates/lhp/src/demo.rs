@@ -44,7 +44,7 @@ pub fn run<W: Write>(out: &mut W) -> io::Result<bool> {
         profile: Profile::Lhp1,
         ..ServeOptions::default()
     };
-    let server = serve::bind("127.0.0.1:0", &opts)?
+    let server = serve::bind("127.0.0.1:0", &opts, serve::default_config(&opts))?
         .spawn()
         .map_err(lhp_blocking::Error::into_io)?;
     let addr = server.local_addr().to_string();

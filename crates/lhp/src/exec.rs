@@ -210,16 +210,15 @@ pub fn kill_process_group(pid: u32) {
     }
 }
 
-/// Sends an application `error` reply with the request's `id`.
+/// Refuses `request` with the request error frame of E2 (its `id`, no `offset`).
 pub fn send_error(
     request: &Header,
     replies: &mut Replies<'_>,
     code: ErrorCode,
     message: &str,
 ) -> Result<(), Error> {
-    let mut h = app::reply_to(request, app::error(code.as_str(), message));
-    h.insert("offset", replies.frame_start());
-    replies.send(&Frame::new(h, Bytes::new()))
+    let _ = request;
+    replies.error(code.as_str(), message)
 }
 
 fn pump<R: Read + Send + 'static>(

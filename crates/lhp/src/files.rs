@@ -30,7 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use lhp_blocking::{Body, ConnReader, Error, Handler, Replies, Request};
+use lhp_blocking::{Error, Handler, Replies, Request, RequestBody};
 use lhp_codec::{hex_lower, DecodeError, Frame, Header, Profile, Value};
 use sha2::{Digest, Sha256};
 
@@ -873,7 +873,7 @@ impl FileService {
         &self,
         head: &Header,
         plan: &PutPlan,
-        mut body: Body<'_, ConnReader>,
+        mut body: RequestBody<'_>,
         replies: &mut Replies<'_>,
     ) -> Result<(), Error> {
         let started = Instant::now();

@@ -110,6 +110,8 @@ struct ServeArgs {
     /// Delete the oldest partial uploads while all of them together hold more octets.
     #[arg(long, value_name = "OCTETS", default_value_t = Retention::DEFAULT_MAX_TOTAL)]
     partial_max_total: u64,
+    #[command(flatten)]
+    limits: lhp::serve::LimitFlags,
 }
 
 #[derive(Args, Debug)]
@@ -351,7 +353,8 @@ fn serve(a: ServeArgs) -> io::Result<ExitCode> {
         EngineArg::Tokio => lhp::serve::Engine::Tokio,
         EngineArg::Blocking => lhp::serve::Engine::Blocking,
     };
-    lhp::serve::run_on(engine, &a.addr, &opts)?;
+    let config = a.limits.apply(lhp::serve::default_config(&opts));
+    lhp::serve::run_on(engine, &a.addr, &opts, config)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,28 +6,29 @@ use std::io::{self, Write};
 use std::thread;
 use std::time::Duration;
 
-use lhp_blocking::{Config, Server, ShutdownHandle};
+use lhp_blocking::{Server, ShutdownHandle};
+use lhp_codec::conn::Config;
 use lhp_codec::{Limits, MAX_SAFE_INTEGER};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::files::{FileService, ServeOptions};
 
-/// The write deadline `lhp serve` gives the engine (see [`bind`]).
-pub const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Binds `addr` and returns the server, ready to run: bodies up to 2^53−1 (uploads are
-/// streamed to disk), the engine's default timeouts and connection limit.
-pub fn bind(addr: &str, opts: &ServeOptions) -> io::Result<Server> {
+/// The connection settings `lhp serve` starts from on either engine: the defaults of §11.2,
+/// with bodies up to 2^53−1 (uploads are streamed to disk) and the profile of `opts`. The
+/// command line's limit flags are applied on top (see `lhp serve --help`).
+pub fn default_config(opts: &ServeOptions) -> Config {
     let mut config = Config::new();
-    // lhp-blocking starts a reply's write deadline when the *request* begins, so an `ok` after
-    // a long upload, or `exec` output after a long quiet spell, would miss a 30 s deadline.
-    // Until the engine restarts the clock at each reply, allow for the longest of those.
-    let write_timeout = REPLY_WRITE_TIMEOUT.max(opts.exec_timeout + Duration::from_secs(60));
     config
-        .profile(opts.profile)
-        .limits(Limits::new().with_max_body_len(MAX_SAFE_INTEGER))
-        .write_timeout(write_timeout);
+        .set_profile(opts.profile)
+        .set_limits(Limits::new().with_max_body_len(MAX_SAFE_INTEGER));
+    config
+}
+
+/// Binds `addr` on the blocking engine and returns the server, ready to run. The write
+/// deadline means "no progress for `write_timeout`" (E4), so a reply after a long upload or
+/// a quiet `exec` needs no longer one.
+pub fn bind(addr: &str, opts: &ServeOptions, config: Config) -> io::Result<Server> {
     let service = FileService::new(opts)?;
     Server::bind(addr, config, service).map_err(lhp_blocking::Error::into_io)
 }
@@ -44,17 +45,17 @@ pub enum Engine {
 
 /// Runs `lhp serve` on `engine`: binds, prints `listening on ADDR` as the first line of
 /// stdout (flushed), serves until SIGINT or SIGTERM, then shuts down gracefully.
-pub fn run_on(engine: Engine, addr: &str, opts: &ServeOptions) -> io::Result<()> {
+pub fn run_on(engine: Engine, addr: &str, opts: &ServeOptions, config: Config) -> io::Result<()> {
     match engine {
-        Engine::Tokio => crate::tokio_serve::run(addr, opts),
-        Engine::Blocking => run(addr, opts),
+        Engine::Tokio => crate::tokio_serve::run(addr, opts, config),
+        Engine::Blocking => run(addr, opts, config),
     }
 }
 
 /// Runs `lhp serve` on the blocking engine: binds, prints `listening on ADDR` as the first line of stdout (flushed),
 /// serves until SIGINT or SIGTERM, then shuts down gracefully.
-pub fn run(addr: &str, opts: &ServeOptions) -> io::Result<()> {
-    let server = bind(addr, opts)?;
+pub fn run(addr: &str, opts: &ServeOptions, config: Config) -> io::Result<()> {
+    let server = bind(addr, opts, config)?;
     let handle = server.shutdown_handle();
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let signal_handle = signals.handle();
@@ -74,5 +75,65 @@ fn stop_on_signal(signals: &mut Signals, handle: &ShutdownHandle) {
     if let Some(sig) = signals.forever().next() {
         eprintln!("lhp serve: signal {sig}, shutting down");
         handle.shutdown();
+    }
+}
+
+/// The `lhp serve` flags for every connection limit the spec names (§5, §11.2), the same on
+/// both engines. Their names are the conversation vectors' `config` fields in kebab case
+/// (`idle_timeout_ms` → `--idle-timeout-ms`), so a harness passes a case's settings as flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitFlags {
+    /// At a frame boundary with no request in progress: how long a peer may send nothing
+    /// before it gets `timeout` and is closed.
+    #[arg(long, value_name = "MS", default_value_t = ms(Config::DEFAULT_IDLE_TIMEOUT))]
+    pub idle_timeout_ms: u64,
+    /// A begun frame's prefix and header must arrive within this of its first octet; its body
+    /// within this plus body_len / --min-body-rate.
+    #[arg(long, value_name = "MS", default_value_t = ms(Config::DEFAULT_READ_TIMEOUT))]
+    pub read_timeout_ms: u64,
+    /// The slowest body accepted, octets per second.
+    #[arg(long, value_name = "OCTETS", default_value_t = Config::DEFAULT_MIN_BODY_RATE)]
+    pub min_body_rate: u64,
+    /// A write that makes no progress for this long closes the connection.
+    #[arg(long, value_name = "MS", default_value_t = ms(Config::DEFAULT_WRITE_TIMEOUT))]
+    pub write_timeout_ms: u64,
+    /// After a connection error: how long sending the error frame and discarding input take.
+    #[arg(long, value_name = "MS", default_value_t = ms(Config::DEFAULT_CLOSE_LINGER))]
+    pub close_linger_ms: u64,
+    /// Connections served at once; one more gets `busy`.
+    #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// The largest header accepted, octets.
+    #[arg(long, value_name = "OCTETS", default_value_t = Limits::DEFAULT_MAX_HEADER_LEN)]
+    pub max_header_len: u32,
+    /// The largest body accepted, octets (uploads are streamed to disk).
+    #[arg(long, value_name = "OCTETS", default_value_t = MAX_SAFE_INTEGER)]
+    pub max_body_len: u64,
+    /// On SIGINT/SIGTERM: how long requests in progress may still take.
+    #[arg(long, value_name = "MS", default_value_t = ms(Config::DEFAULT_SHUTDOWN_GRACE))]
+    pub shutdown_grace_ms: u64,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl LimitFlags {
+    /// `base` with these limits applied.
+    pub fn apply(&self, mut base: Config) -> Config {
+        let d = Duration::from_millis;
+        base.set_idle_timeout(d(self.idle_timeout_ms))
+            .set_read_timeout(d(self.read_timeout_ms))
+            .set_min_body_rate(self.min_body_rate)
+            .set_write_timeout(d(self.write_timeout_ms))
+            .set_close_linger(d(self.close_linger_ms))
+            .set_max_connections(self.max_connections)
+            .set_shutdown_grace(d(self.shutdown_grace_ms))
+            .set_limits(
+                Limits::new()
+                    .with_max_header_len(self.max_header_len)
+                    .with_max_body_len(self.max_body_len),
+            );
+        base
     }
 }

@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use lhp_codec::{Frame, Header, Limits, MAX_SAFE_INTEGER};
-use lhp_tokio::{Body, ConnRead, Error, Replies, Server, ServerConfig, StreamHandler};
+use lhp_codec::conn::Config;
+use lhp_codec::{Frame, Header};
+use lhp_tokio::{Error, Handler, Replies, Request, RequestBody, Server};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::{sleep_until, timeout_at, Instant};
 
@@ -37,7 +38,7 @@ use crate::log;
 /// Upload octets gathered before one blocking write to the partial file.
 const WRITE_BATCH: usize = 1 << 20;
 
-/// The file service as an lhp-tokio [`StreamHandler`].
+/// The file service as an lhp-tokio [`Handler`].
 #[derive(Debug, Clone)]
 pub struct TokioFileService {
     service: Arc<FileService>,
@@ -57,13 +58,9 @@ impl TokioFileService {
     }
 }
 
-impl StreamHandler for TokioFileService {
-    async fn call(
-        &self,
-        head: Header,
-        body: Body<'_, ConnRead>,
-        replies: &mut Replies<'_>,
-    ) -> Result<(), Error> {
+impl Handler for TokioFileService {
+    async fn handle(&self, request: Request<'_>, replies: &mut Replies<'_>) -> Result<(), Error> {
+        let (head, body) = request.into_parts();
         let route = if head.kind() == Some(app::ECHO) {
             Ok(Route::Echo)
         } else {
@@ -95,7 +92,7 @@ impl TokioFileService {
         &self,
         head: &Header,
         plan: &PutPlan,
-        mut body: Body<'_, ConnRead>,
+        mut body: RequestBody<'_>,
         replies: &mut Replies<'_>,
     ) -> Result<(), Error> {
         let started = Instant::now();
@@ -185,25 +182,21 @@ impl Upload {
     }
 }
 
-/// Binds `addr` for `lhp serve --engine tokio`: bodies up to 2^53−1 (uploads are streamed to
-/// disk), lhp-tokio's default timeouts and connection limit. Needs no runtime; running it
-/// does.
-pub fn bind(addr: &str, opts: &ServeOptions) -> io::Result<Server> {
-    let mut config = ServerConfig::default();
-    config.profile = opts.profile;
-    config.limits = Limits::new().with_max_body_len(MAX_SAFE_INTEGER);
-    Server::bind_streaming(addr, config, TokioFileService::new(opts)?)
+/// Binds `addr` for `lhp serve --engine tokio` with `config` (see
+/// [`crate::serve::default_config`]). Needs no runtime; running it does.
+pub fn bind(addr: &str, opts: &ServeOptions, config: Config) -> io::Result<Server> {
+    Server::bind(addr, config, TokioFileService::new(opts)?)
 }
 
 /// Runs `lhp serve --engine tokio` on a multi-threaded runtime: binds, prints
 /// `listening on ADDR` as the first line of stdout (flushed), serves until SIGINT or
 /// SIGTERM, then shuts down gracefully.
-pub fn run(addr: &str, opts: &ServeOptions) -> io::Result<()> {
+pub fn run(addr: &str, opts: &ServeOptions, config: Config) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let server = bind(addr, opts)?;
+        let server = bind(addr, opts, config)?;
         let stop = server.shutdown_token();
         {
             let mut out = io::stdout().lock();
@@ -247,13 +240,10 @@ fn join_error(e: tokio::task::JoinError) -> Error {
     Error::Io(io::Error::other(format!("a blocking task failed: {e}")))
 }
 
-/// Sends the application `error` frame for `r`, with the request's `id` and start offset,
-/// exactly as the blocking engine does.
+/// Refuses the request with the request error frame of E2 (the request's `id`, no `offset`).
 async fn refuse(head: &Header, replies: &mut Replies<'_>, r: Refusal) -> Result<(), Error> {
     log::refused(head, r.code.as_str(), &r.message);
-    let mut h = app::reply_to(head, app::error(r.code.as_str(), &r.message));
-    h.insert("offset", replies.frame_start());
-    replies.send(&Frame::new(h, Bytes::new())).await
+    replies.error(r.code.as_str(), &r.message).await
 }
 
 /// Answers with the one frame a blocking function builds (`stat`, `list`).
@@ -268,20 +258,10 @@ where
     }
 }
 
-async fn echo(
-    head: Header,
-    mut body: Body<'_, ConnRead>,
-    replies: &mut Replies<'_>,
-) -> Result<(), Error> {
-    let len = head.body_len();
-    if len > Limits::DEFAULT_MAX_BODY_LEN {
-        return replies.send_stream(&head, len, body).await;
-    }
-    let mut whole = BytesMut::new();
-    while let Some(chunk) = body.chunk().await? {
-        whole.extend_from_slice(&chunk);
-    }
-    let frame = Frame::new(head, whole.freeze());
+/// `echo` is answered by the connection layer (§8, E7) before a handler sees it; a request
+/// routed here anyway is echoed from its decoded frame.
+async fn echo(head: Header, body: RequestBody<'_>, replies: &mut Replies<'_>) -> Result<(), Error> {
+    let frame = body.into_frame(head).await?;
     replies.send(&frame.echo_reply()).await
 }
 
@@ -291,7 +271,7 @@ async fn get(root: PathBuf, head: &Header, replies: &mut Replies<'_>) -> Result<
         Ok(d) => {
             let (header, len, body) = d.into_async_read();
             let started = Instant::now();
-            replies.send_stream(&header, len, body).await?;
+            replies.send_stream(&header, body).await?;
             log::served(head, len, started.elapsed());
             Ok(())
         }

@@ -33,7 +33,9 @@ impl Running {
             exec_timeout: Duration::from_secs(10),
             ..ServeOptions::default()
         };
-        let server = lhp::tokio_serve::bind("127.0.0.1:0", &opts).expect("bind");
+        let server =
+            lhp::tokio_serve::bind("127.0.0.1:0", &opts, lhp::serve::default_config(&opts))
+                .expect("bind");
         let (addr, stop) = (server.local_addr(), server.shutdown_token());
         let task = tokio::spawn(server.run());
         let tcp = TcpStream::connect(addr).await.expect("connect");

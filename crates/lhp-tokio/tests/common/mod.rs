@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 
-use lhp_tokio::{CancellationToken, Server, ServerConfig};
+use lhp_tokio::{CancellationToken, Config, Server};
 
 /// A running server; dropping it shuts the server down and joins its thread.
 pub struct Running {
@@ -13,8 +13,9 @@ pub struct Running {
 }
 
 /// Starts the echo server with `config` on a two-worker runtime in a background thread.
-pub fn start_echo(config: ServerConfig) -> Running {
-    let server = Server::bind("127.0.0.1:0", config, lhp_tokio::echo).expect("bind 127.0.0.1:0");
+pub fn start_echo(config: Config) -> Running {
+    let server = Server::bind("127.0.0.1:0", config, lhp_tokio::EchoHandler::new())
+        .expect("bind 127.0.0.1:0");
     let addr = server.local_addr();
     let stop = server.shutdown_token();
     let thread = std::thread::spawn(move || {
