@@ -39,8 +39,8 @@ pub mod stdio;
 pub mod suite;
 pub mod tcp;
 pub mod testee;
-pub mod verdict;
 pub mod udp;
+pub mod verdict;
 
 use std::path::Path;
 

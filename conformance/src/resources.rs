@@ -95,7 +95,7 @@ const SERVER_CASES: [ServerResourceCase; 4] = [
         connections: 16,
         octets: || {
             let mut v = frame_head(r#"{"kind":"echo","body_len":67108864}"#);
-            v.extend(std::iter::repeat(0x5a).take(4096));
+            v.extend(std::iter::repeat_n(0x5a, 4096));
             v
         },
     },
@@ -109,7 +109,7 @@ fn decoder_cases() -> Vec<Case> {
     near.extend_from_slice(br#"{"kind":"echo""#);
     let body = |n: u64| {
         let mut v = frame_head(&format!(r#"{{"kind":"echo","body_len":{n}}}"#));
-        v.extend(std::iter::repeat(0x5a).take(16));
+        v.extend(std::iter::repeat_n(0x5a, 16));
         v
     };
     let items = [

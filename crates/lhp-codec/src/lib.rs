@@ -112,8 +112,8 @@ use std::str::FromStr;
 use bytes::Bytes;
 
 mod caps;
-pub mod datagram;
 pub mod conn;
+pub mod datagram;
 mod decoder;
 mod encoder;
 mod error;

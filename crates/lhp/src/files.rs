@@ -340,7 +340,7 @@ impl FileService {
         let due = self
             .last_sweep
             .lock()
-            .map(|last| last.map_or(true, |t| t.elapsed() >= SWEEP_INTERVAL))
+            .map(|last| last.is_none_or(|t| t.elapsed() >= SWEEP_INTERVAL))
             .unwrap_or(false);
         if due {
             self.sweep_partials(SystemTime::now());
@@ -963,14 +963,15 @@ impl Handler for FileService {
                 self.put(&head, &plan, body, replies)
             }
             Route::Get(root) => match open_download(&root, &head) {
-                Ok(d) => match d.into_read() {
-                    Ok((header, body)) => {
+                // The file's octets (the body may also carry the 32-octet digest trailer).
+                Ok(d) => match (d.len, d.into_read()) {
+                    (octets, Ok((header, body))) => {
                         let started = Instant::now();
-                        let sent = replies.send_stream(&header, body)?;
-                        log::served(&head, sent, started.elapsed());
+                        replies.send_stream(&header, body)?;
+                        log::served(&head, octets, started.elapsed());
                         Ok(())
                     }
-                    Err(e) => reply_refusal(
+                    (_, Err(e)) => reply_refusal(
                         &head,
                         replies,
                         Refusal::new(ErrorCode::Internal, format!("starting the download: {e}")),

@@ -269,10 +269,12 @@ async fn get(root: PathBuf, head: &Header, replies: &mut Replies<'_>) -> Result<
     let h = head.clone();
     match blocking(move || open_download(&root, &h)).await? {
         Ok(d) => {
-            let (header, len, body) = d.into_async_read();
+            // The file's octets (the body may also carry the 32-octet digest trailer).
+            let octets = d.len;
+            let (header, _, body) = d.into_async_read();
             let started = Instant::now();
             replies.send_stream(&header, body).await?;
-            log::served(head, len, started.elapsed());
+            log::served(head, octets, started.elapsed());
             Ok(())
         }
         Err(r) => refuse(head, replies, r).await,
