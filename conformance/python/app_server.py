@@ -24,6 +24,37 @@ sys.path.insert(0, os.path.join(HERE, "..", "controls"))
 
 import echo_reference as ref  # noqa: E402
 
+# spec/lhp-app.md 10.2 rules 3 and 6.
+BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+           "\u2066\u2067\u2068\u2069")
+DEVICES = {"CON", "PRN", "AUX", "NUL"} | {"COM%d" % i for i in range(1, 10)} \
+    | {"LPT%d" % i for i in range(1, 10)}
+# spec/lhp-1.md 13.3: the members this server implements, per kind.
+IMPLEMENTED = {
+    "put": {"name", "offset", "replace", "file_sha256", "trailer"},
+    "get": {"name", "offset", "trailer"},
+    "stat": {"name"},
+    "list": {"name"},
+    "exec": {"argv"},
+}
+REGISTERED = {"kind", "id", "name", "sha256", "body_len", "v"}
+
+
+def check_crit(kind, members):
+    """spec/lhp-1.md 13.3: refuse a request whose `crit` this server cannot honour."""
+    if "crit" not in members:
+        return
+    crit = members["crit"]
+    if type(crit) is not list or not all(type(c) is str for c in crit):
+        raise Refusal("bad_request", "crit must be an array of member names")
+    for c in crit:
+        if c in REGISTERED:
+            raise Refusal("bad_request", "crit lists the registered member %r" % c)
+        if c not in members:
+            raise Refusal("bad_request", "crit lists %r, which the request lacks" % c)
+        if c not in IMPLEMENTED.get(kind, set()):
+            raise Refusal("bad_request", "crit member %r is not implemented" % c)
+
 PARTIAL = ".lhp-partial-"
 EXEC_LIMIT = 30.0
 
@@ -61,6 +92,7 @@ class AppServer(ref.Server):
         try:
             if handler is None:
                 raise Refusal("bad_request", "unknown kind %r" % (kind,))
+            check_crit(kind, members)
             return handler(members, body, rid)
         except Refusal as r:
             reply = {"kind": "error"}
@@ -85,12 +117,19 @@ class AppServer(ref.Server):
             raise Refusal("bad_name", "empty or too long")
         if name.startswith("/"):
             raise Refusal("bad_name", "absolute")
-        if any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for ch in name):
-            raise Refusal("bad_name", "control character")
+        if any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f or ch in BIDI
+               for ch in name):
+            raise Refusal("bad_name", "control or bidirectional character")
+        if "\\" in name:
+            raise Refusal("bad_name", "a backslash")
         parts = name.split("/")
+        if ":" in parts[0]:
+            raise Refusal("bad_name", "a ':' in the first component")
         for p in parts:
             if p in ("", ".", ".."):
                 raise Refusal("bad_name", "empty, . or .. component")
+            if p.split(".")[0].upper() in DEVICES:
+                raise Refusal("bad_name", "a reserved device name")
             if len(p.encode()) > 255:
                 raise Refusal("bad_name", "component too long")
             if p.startswith(PARTIAL):
@@ -104,6 +143,8 @@ class AppServer(ref.Server):
         full = os.path.join(real, parts[-1])
         if os.path.islink(full):
             raise Refusal("bad_name", "a symbolic link")
+        if os.path.lexists(full) and not os.path.isfile(full):
+            raise Refusal("bad_name", "not a regular file (10.2 rule 9)")
         return real, parts[-1], full
 
     @staticmethod

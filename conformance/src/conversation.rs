@@ -207,6 +207,9 @@ pub fn expand_with(
             flags.push(format!("--{flag} {v}"));
         }
     }
+    if profile != "lhp1" {
+        flags.push(format!("--profile {profile}"));
+    }
     let values: Vec<(&str, String)> = vec![
         ("root", root.display().to_string()),
         ("profile", profile.to_owned()),
