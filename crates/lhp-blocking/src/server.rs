@@ -146,6 +146,7 @@ impl RequestBody<'_> {
                 Some(Event::Body(b)) => return Ok(Some(b)),
                 Some(Event::End) => {
                     self.done = true;
+                    d.body_done = true;
                     return Ok(None);
                 }
                 Some(_) => {}
@@ -519,6 +520,9 @@ pub struct Driver {
     rcv: SocketTimeout,
     snd: SocketTimeout,
     write_shut: bool,
+    /// The streamed body of the request being handled reached its end (its `End` event was
+    /// taken by the handler), so nothing is left to skip after the handler returns.
+    body_done: bool,
 }
 
 /// Read buffer size during a frame.
@@ -533,6 +537,7 @@ impl Driver {
             rcv: SocketTimeout::default(),
             snd: SocketTimeout::default(),
             write_shut: false,
+            body_done: false,
         }
     }
 
@@ -695,6 +700,7 @@ fn serve_loop(
             Some(_) => continue,
         };
         let streamed = body.stream.is_some();
+        driver.borrow_mut().body_done = false;
         let request = Request {
             head: head.clone(),
             body,
@@ -750,6 +756,11 @@ fn log_end(peer: SocketAddr, conn: &Connection) {
 fn skip_body(driver: &RefCell<Driver>) -> Result<(), Error> {
     loop {
         let mut d = driver.borrow_mut();
+        if d.body_done {
+            // The handler read the body to its end: the next event belongs to the next
+            // request, which the machine holds back until this one is answered.
+            return Ok(());
+        }
         match d.conn.poll_event() {
             Some(Event::End) => return Ok(()),
             Some(_) => {}

@@ -171,6 +171,7 @@ impl RequestBody<'_> {
                 Some(Event::Body(b)) => return Ok(Some(b)),
                 Some(Event::End) => {
                     self.done = true;
+                    d.body_done = true;
                     return Ok(None);
                 }
                 Some(_) => {}
@@ -304,6 +305,9 @@ pub struct Driver {
     write_shut: bool,
     /// The shutdown token was seen cancelled (and handed to the machine once).
     shutdown_seen: bool,
+    /// The streamed body of the request being handled reached its end (its `End` event was
+    /// taken by the handler), so nothing is left to skip after the handler returns.
+    body_done: bool,
     /// The deadline timer, re-armed only when it must fire sooner or has fired (moving a
     /// timer on every frame costs more than an early wake-up that finds nothing due).
     timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
@@ -458,6 +462,7 @@ async fn serve<H: Handler>(
         buf: Vec::new(),
         write_shut: false,
         shutdown_seen: false,
+        body_done: false,
         timer: None,
     }));
     let driver = &*driver;
@@ -500,6 +505,7 @@ async fn serve<H: Handler>(
             Some(_) => continue,
         };
         let streamed = body.stream.is_some();
+        driver.lock().await.body_done = false;
         let request = Request {
             head: head.clone(),
             body,
@@ -555,6 +561,11 @@ fn log_end(peer: SocketAddr, conn: &Connection) {
 /// Reads and drops what remains of a streamed request body.
 async fn skip_body(driver: &Mutex<Driver>) -> Result<(), Error> {
     let mut d = driver.lock().await;
+    if d.body_done {
+        // The handler read the body to its end: the next event belongs to the next request,
+        // which the machine holds back until this one is answered.
+        return Ok(());
+    }
     loop {
         match d.conn.poll_event() {
             Some(Event::End) => return Ok(()),
@@ -577,6 +588,7 @@ async fn reject_busy(stream: TcpStream, config: Config) {
         buf: Vec::new(),
         write_shut: false,
         shutdown_seen: false,
+        body_done: false,
         timer: None,
     };
     while !d.conn.is_closed() {

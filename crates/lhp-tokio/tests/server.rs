@@ -337,9 +337,6 @@ impl Handler for Digest {
 }
 
 #[tokio::test]
-#[ignore = "known regression since the connection-layer merge: an 80 MiB streamed request to a \
-            handler on a current-thread runtime never completes (lhp serve's multi-thread runtime \
-            stores 100 MB puts); run with cargo test -p lhp-tokio --test server -- --ignored"]
 async fn streaming_handler_sees_a_body_larger_than_its_limit_for_whole_frames() {
     use sha2::Digest as _;
     let mut config = Config::new();
