@@ -204,6 +204,17 @@ pub struct PutPlan {
     pub codec_verified: bool,
 }
 
+impl PutPlan {
+    /// The file's octets this upload carries: the body without its digest trailer.
+    pub fn file_octets(&self) -> u64 {
+        if self.trailer {
+            self.body_len.saturating_sub(32)
+        } else {
+            self.body_len
+        }
+    }
+}
+
 /// A file stored by an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -930,7 +941,7 @@ impl FileService {
         }
         match partial.finish() {
             Ok(stored) => {
-                log::served(head, head.body_len(), started.elapsed());
+                log::served(head, plan.file_octets(), started.elapsed());
                 match put_reply(head, plan, &stored) {
                     Some(reply) => replies.send(&reply),
                     None => Ok(()),

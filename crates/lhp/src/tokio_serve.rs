@@ -145,7 +145,7 @@ impl TokioFileService {
         };
         match blocking(move || partial.finish()).await? {
             Ok(stored) => {
-                log::served(head, head.body_len(), started.elapsed());
+                log::served(head, plan.file_octets(), started.elapsed());
                 match put_reply(head, plan, &stored) {
                     Some(reply) => replies.send(&reply).await,
                     None => Ok(()),
