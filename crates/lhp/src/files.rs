@@ -204,6 +204,47 @@ pub struct PutPlan {
     pub codec_verified: bool,
 }
 
+/// `spec/lhp-1.md` §13.3: a request whose `crit` lists a member this server does not implement
+/// for its `kind` (or that is malformed, lists a registered member, or names a member the
+/// request lacks) is refused with `bad_request` and not acted on.
+fn check_crit(head: &Header) -> Result<(), Refusal> {
+    let Some(crit) = head.get("crit") else {
+        return Ok(());
+    };
+    let refuse = |why: String| Err(Refusal::new(ErrorCode::BadRequest, why));
+    let Some(list) = crit.as_array() else {
+        return refuse("crit must be an array of member names (§13.3)".into());
+    };
+    let implemented: &[&str] = match head.kind() {
+        Some(app::PUT) => &["name", "offset", "replace", "file_sha256", "trailer"],
+        Some(app::GET) => &["name", "offset", "trailer"],
+        Some(app::STAT) => &["name"],
+        Some(app::EXEC) => &["argv"],
+        _ => &[],
+    };
+    for member in list {
+        let Some(member) = member.as_str() else {
+            return refuse("crit must be an array of member names (§13.3)".into());
+        };
+        if ["kind", "id", "name", "sha256", "body_len", "v"].contains(&member) {
+            return refuse(format!(
+                "crit lists the registered member {member:?} (§13.3)"
+            ));
+        }
+        if head.get(member).is_none() {
+            return refuse(format!(
+                "crit lists {member:?}, which the request lacks (§13.3)"
+            ));
+        }
+        if !implemented.contains(&member) {
+            return refuse(format!(
+                "crit lists {member:?}, which this server does not implement (§13.3)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl PutPlan {
     /// The file's octets this upload carries: the body without its digest trailer.
     pub fn file_octets(&self) -> u64 {
@@ -365,6 +406,7 @@ impl FileService {
 
     /// Checks a request and says what to do with it (blocking: names are resolved on disk).
     pub fn route(&self, head: &Header) -> Result<Route, Refusal> {
+        check_crit(head)?;
         match head.kind() {
             Some(app::ECHO) => Ok(Route::Echo),
             Some(app::EXEC) => self.exec_route(head),

@@ -2,7 +2,9 @@
 //! they never leave the server's root.
 //!
 //! A name is relative, `/`-separated, with no empty, `.` or `..` component, no NUL or other
-//! control character, and no component starting with [`PARTIAL_PREFIX`]. Its directory is
+//! control character, no bidirectional formatting character, no backslash, no `:` in its
+//! first component, no Windows device name (`con`, `NUL.txt`, `COM1`), and no component
+//! starting with [`PARTIAL_PREFIX`]. Its directory is
 //! canonicalized and must still lie under the canonical root (so a symlinked directory that
 //! points outside is refused); the final component is opened with `O_NOFOLLOW`, so a
 //! symlink there is refused too.
@@ -62,8 +64,29 @@ pub fn check_name(name: &str) -> Result<Vec<&str>, NameError> {
             "the name contains a NUL or control character",
         ));
     }
+    // §10.2 rule 3: bidirectional formatting characters (§11.10, display safety).
+    if name.chars().any(is_bidi_control) {
+        return Err(NameError::bad(
+            "the name contains a bidirectional formatting character",
+        ));
+    }
+    // §10.2 rule 5: one name means one thing on every platform.
+    if name.contains('\\') {
+        return Err(NameError::bad("the name contains a backslash"));
+    }
     let parts: Vec<&str> = name.split('/').collect();
+    if parts.first().is_some_and(|first| first.contains(':')) {
+        return Err(NameError::bad(
+            "the name's first component contains ':' (a drive on Windows)",
+        ));
+    }
     for p in &parts {
+        // §10.2 rule 6: reserved device names, any case, any extension.
+        if is_device_name(p) {
+            return Err(NameError::bad(format!(
+                "{p:?} is a reserved device name on Windows"
+            )));
+        }
         match *p {
             "" => return Err(NameError::bad("the name has an empty component")),
             "." | ".." => return Err(NameError::bad(format!("the name has a {p:?} component"))),
@@ -79,6 +102,27 @@ pub fn check_name(name: &str) -> Result<Vec<&str>, NameError> {
         }
     }
     Ok(parts)
+}
+
+/// §10.2 rule 3: U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// §10.2 rule 6: `CON`, `PRN`, `AUX`, `NUL`, `COM1`–`COM9`, `LPT1`–`LPT9`, compared
+/// case-insensitively and ignoring any extension (`con.txt`, `Nul`).
+fn is_device_name(component: &str) -> bool {
+    let stem = component.split('.').next().unwrap_or(component);
+    let upper = stem.to_ascii_uppercase();
+    match upper.as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" => true,
+        _ => {
+            let b = upper.as_bytes();
+            b.len() == 4
+                && (upper.starts_with("COM") || upper.starts_with("LPT"))
+                && matches!(b.get(3), Some(b'1'..=b'9'))
+        }
+    }
 }
 
 /// A name resolved under a root: its (canonical) directory and its last component.
@@ -199,6 +243,38 @@ fn display_name(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_and_display_hazards_are_bad_names() {
+        for bad in [
+            "a\\b",
+            "C:x",
+            "c:/x",
+            "con",
+            "Nul.txt",
+            "dir/COM1",
+            "lpt9.log",
+            "x\u{202e}gpj.exe",
+            "a\u{2066}b",
+        ] {
+            assert_eq!(
+                check_name(bad).unwrap_err().code,
+                ErrorCode::BadName,
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "a:b/c".trim_start_matches("a:b/"),
+            "dir/a:b",
+            "com10",
+            "console",
+            "lpt",
+            "nul_x",
+            "é/日本.txt",
+        ] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
+    }
 
     #[test]
     fn resolution_stays_under_the_root() {
