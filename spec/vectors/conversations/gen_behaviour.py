@@ -86,6 +86,16 @@ def case(slug, spec, flags, description, steps, config=None, profile="lhp1"):
     if config:
         c["config"] = config
     c["steps"] = steps
+    # A conversation that expects a connection error frame (one with `offset`) and then the
+    # end of the connection checks the close after the error: it carries that class, so that
+    # a server that keeps reading fails it as `close-after-error` (the negative controls
+    # assert each fails exactly its class).
+    sends_conn_error = any(
+        "offset" in f.get("header", {})
+        for st in steps if "expect" in st for f in st["frames"])
+    ends = any("expect_end" in st for st in steps)
+    if sends_conn_error and ends and "close-after-error" not in flags:
+        c["flags"] = flags + ["close-after-error"]
     cases.append(c)
 
 
