@@ -54,13 +54,22 @@ class Discard:
 
 
 class HashingFile:
-    """Writes to a file and hashes what it wrote."""
-    def __init__(self, path):
+    """Writes to a file and hashes what it wrote.  With `trailer`, the body's
+    last 32 octets are the whole file's sha256 (spec/lhp-app.md 10.3): they
+    are held back, never written, and compared at the end."""
+    def __init__(self, path, trailer=False):
         self.file, self.sha256 = open(path, "wb"), hashlib.sha256()
+        self.held = b"" if trailer else None
 
     def write(self, data):
+        if self.held is not None:
+            data = self.held + bytes(data)
+            data, self.held = data[:-32], data[-32:]
         self.sha256.update(data)
         self.file.write(data)
+
+    def trailer_matches(self):
+        return self.held is None or self.held == self.sha256.digest()
 
 
 class FileHandler(FrameHandler):
@@ -79,8 +88,12 @@ class FileHandler(FrameHandler):
     def start_upload(self, header, seed):
         name = header.get("file_name" if seed else "name")
         path = resolve(self.server.root, name)
-        if not seed and "sha256" not in header:
-            raise Refused("bad_request", "put needs sha256 (resume is not supported here)")
+        trailer = header.get("trailer")
+        if trailer not in (None, "file_sha256") or (trailer and header.get("body_len", 0) < 32):
+            raise Refused("bad_request", "trailer must be \"file_sha256\" with 32 octets")
+        if not seed and "sha256" not in header and trailer is None:
+            raise Refused("bad_request", "put needs sha256 or a digest trailer "
+                                         "(resume is not supported here)")
         if not seed and os.path.exists(path) and not header.get("replace"):
             raise Refused("exists", "%s exists" % name)
         with self.server.lock:
@@ -90,11 +103,15 @@ class FileHandler(FrameHandler):
         tag = hashlib.sha256(os.path.basename(path).encode()).hexdigest()[:32]
         partial = os.path.join(os.path.dirname(path), ".lhp-partial-" + tag)
         return {"name": name, "path": path, "partial": partial,
-                "file": HashingFile(partial), "replace": seed or header.get("replace")}
+                "file": HashingFile(partial, trailer is not None),
+                "replace": seed or header.get("replace")}
 
     def finish_upload(self, up, keep):
         f = up["file"].file
         try:
+            if keep and not up["file"].trailer_matches():
+                raise Refused("file_digest_mismatch",
+                              "%s does not have the digest in its trailer" % up["name"])
             if keep:
                 f.flush()
                 os.fsync(f.fileno())
