@@ -1,5 +1,5 @@
 //! The harness's UDP mode (`conformance/src/udp.rs`, `spec/lhp-udp.md`) against both engines'
-//! datagram servers, the Python implementation (`conformance/python/lhp/udp.py`), and a
+//! datagram servers, the Python implementation (`python/src/lhp/udp.py`), and a
 //! deliberately broken server it must catch.
 
 use std::io::{BufRead, BufReader};
@@ -159,7 +159,8 @@ fn python_implementation_passes_the_datagram_cases() {
         eprintln!("SKIP python_implementation_passes_the_datagram_cases: python3 is not installed");
         return;
     }
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
+    // The Python implementation is the package in python/src (pip-installable).
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../python/src");
     for max in [65_507usize, 1024] {
         let mut child = Command::new("python3")
             .args(["-m", "lhp.udp", "serve", "127.0.0.1:0", "--max-datagram"])
