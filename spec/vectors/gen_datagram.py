@@ -160,8 +160,13 @@ def handmade():
 
 
 def build():
-    doc = {"group": "datagram", "vectors": [], "max_datagram_len": MAX_DATAGRAM_LEN,
-           "datagrams": []}
+    # Wycheproof-style file header (spec/vectors/README.md). `number_of_tests` counts the
+    # stream vectors of this file (none: the datagrams are not streams, so the stream loaders
+    # see an empty group); `number_of_datagrams` counts the datagram cases.
+    doc = {"schema": "lhp-vectors/1", "generator": "spec/vectors/gen_datagram.py",
+           "spec_version": "LHP/1 (spec/lhp-1.md) over UDP (spec/lhp-udp.md)",
+           "group": "datagram", "number_of_tests": 0, "vectors": [],
+           "max_datagram_len": MAX_DATAGRAM_LEN, "datagrams": []}
     seen = set()
     for d, data in handmade() + derived():
         assert d["id"] not in seen, d["id"]
@@ -175,6 +180,7 @@ def build():
 
 def main():
     doc = build()
+    doc["number_of_datagrams"] = len(doc["datagrams"])
     text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
     if "--check" in sys.argv[1:]:
         with open(OUT, encoding="utf-8") as fh:
