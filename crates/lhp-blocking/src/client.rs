@@ -110,7 +110,7 @@ pub struct Client {
     writer: FrameWriter<TcpStream>,
     peer: SocketAddr,
     /// The connection error the server sent, once it sent one.
-    ended: Option<PeerError>,
+    ended: Option<Box<PeerError>>,
 }
 
 impl Client {
@@ -180,7 +180,7 @@ impl Client {
 
     /// The connection error the server sent, if it sent one (the client is then done).
     pub fn ended(&self) -> Option<&PeerError> {
-        self.ended.as_ref()
+        self.ended.as_deref()
     }
 
     /// Streams an upload: `header` (which declares the body length) and that many octets

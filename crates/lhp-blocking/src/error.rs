@@ -27,11 +27,11 @@ pub enum Error {
     Closed,
     /// The server refused this one request: an error frame without `offset` (§7, decisions
     /// E2). The connection goes on.
-    Refused(PeerError),
+    Refused(Box<PeerError>),
     /// The server sent a connection error: an error frame with `offset` (`busy`, `timeout`, a
     /// decode error it found in what this side sent). It closes the connection; every later
     /// request on this client fails with the same error.
-    Peer(PeerError),
+    Peer(Box<PeerError>),
 }
 
 impl Error {
@@ -56,8 +56,8 @@ impl Error {
     /// `offset`, [`Peer`](Error::Peer) with it.
     pub fn from_peer(p: PeerError) -> Error {
         match p.class {
-            lhp_codec::conn::ErrorClass::Connection => Error::Peer(p),
-            _ => Error::Refused(p),
+            lhp_codec::conn::ErrorClass::Connection => Error::Peer(Box::new(p)),
+            _ => Error::Refused(Box::new(p)),
         }
     }
 
@@ -72,8 +72,8 @@ impl Error {
                 io::ErrorKind::UnexpectedEof,
                 "the peer closed the connection where a frame was expected",
             ),
-            Error::Refused(p) => io::Error::other(p),
-            Error::Peer(p) => io::Error::new(io::ErrorKind::ConnectionAborted, p),
+            Error::Refused(p) => io::Error::other(*p),
+            Error::Peer(p) => io::Error::new(io::ErrorKind::ConnectionAborted, *p),
         }
     }
 }
@@ -100,7 +100,7 @@ impl std::error::Error for Error {
             Error::Io(e) | Error::Timeout(e) => Some(e),
             Error::Decode(e) => Some(e),
             Error::Encode(e) => Some(e),
-            Error::Refused(p) | Error::Peer(p) => Some(p),
+            Error::Refused(p) | Error::Peer(p) => Some(&**p),
             Error::Closed => None,
         }
     }

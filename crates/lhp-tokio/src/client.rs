@@ -107,7 +107,7 @@ struct Pending {
 enum Ended {
     Decode(lhp_codec::DecodeError),
     Io(io::ErrorKind, String),
-    Peer(PeerError),
+    Peer(Box<PeerError>),
     Closed(&'static str),
 }
 
@@ -270,8 +270,8 @@ async fn read_replies(mut reader: FrameReader<OwnedReadHalf>, shared: Arc<Mutex<
             Ok(Some(frame)) => {
                 let id = frame.header.id();
                 let reply = match PeerError::from_header(&frame.header) {
-                    Some(p) if p.class == ErrorClass::Connection => break Ended::Peer(p),
-                    Some(p) => Err(Error::Refused(p)),
+                    Some(p) if p.class == ErrorClass::Connection => break Ended::Peer(Box::new(p)),
+                    Some(p) => Err(Error::Refused(Box::new(p))),
                     None => Ok(frame),
                 };
                 let tx = {

@@ -59,12 +59,12 @@ pub enum Error {
     /// The server refused this one request: an error frame without `offset` (§7, decisions
     /// E2). The connection goes on.
     #[error("the server refused the request: {0}")]
-    Refused(PeerError),
+    Refused(Box<PeerError>),
     /// The server sent a connection error: an error frame with `offset` (`busy`, `timeout`, a
     /// decode error it found in what this side sent). It closes the connection; every request
     /// in flight and every later one on this client fails with the same error.
     #[error("the server closed the connection: {0}")]
-    Peer(PeerError),
+    Peer(Box<PeerError>),
 }
 
 impl Error {
@@ -84,8 +84,8 @@ impl Error {
     /// `offset`, [`Peer`](Error::Peer) with it.
     pub fn from_peer(p: PeerError) -> Error {
         match p.class {
-            ErrorClass::Connection => Error::Peer(p),
-            _ => Error::Refused(p),
+            ErrorClass::Connection => Error::Peer(Box::new(p)),
+            _ => Error::Refused(Box::new(p)),
         }
     }
 }
@@ -99,8 +99,8 @@ impl From<Error> for io::Error {
             Error::Timeout(_) => io::Error::new(io::ErrorKind::TimedOut, e),
             Error::Closed(_) => io::Error::new(io::ErrorKind::UnexpectedEof, e),
             Error::Header(e) => io::Error::new(io::ErrorKind::InvalidData, e),
-            Error::Refused(p) => io::Error::other(p),
-            Error::Peer(p) => io::Error::new(io::ErrorKind::ConnectionAborted, p),
+            Error::Refused(p) => io::Error::other(*p),
+            Error::Peer(p) => io::Error::new(io::ErrorKind::ConnectionAborted, *p),
         }
     }
 }
