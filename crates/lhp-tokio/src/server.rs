@@ -456,10 +456,9 @@ async fn serve<H: Handler>(
 ) {
     let _ = stream.set_nodelay(true);
     tracing::info!(%peer, "connection accepted");
-    let mut conn = Connection::new(config, handler.role(), Instant::now());
-    conn.set_stats(stats);
+    let conn = Connection::new(config, handler.role(), Instant::now());
     // Boxed: an idle connection's future stays small (see `connection_task_stays_small`).
-    let driver = Box::new(Mutex::new(Driver {
+    let mut driver = Box::new(Mutex::new(Driver {
         stream,
         conn,
         buf: Vec::new(),
@@ -468,6 +467,8 @@ async fn serve<H: Handler>(
         body_done: false,
         timer: None,
     }));
+    // Counted once boxed: the connection future stays small.
+    driver.get_mut().conn.set_stats(stats);
     let driver = &*driver;
     loop {
         let event = {
