@@ -2,27 +2,7 @@
 //! error codes, shared by every [`Connection`](super::Connection) of one server and fed by the
 //! connection layer itself, so both engines count the same things under the same names.
 //!
-//! Plain atomics: no IO, no clock, no lock. A server makes one [`Stats`], hands an
-//! `Arc<Stats>` to each connection ([`Connection::set_stats`](super::Connection::set_stats)),
-//! and reads a [`StatsSnapshot`] whenever it likes.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use std::time::Instant;
-//! use lhp_codec::conn::{Config, Connection, Stats};
-//!
-//! let stats = Arc::new(Stats::new());
-//! let now = Instant::now();
-//! let mut conn = Connection::echo_server(Config::new(), now);
-//! conn.set_stats(Arc::clone(&stats));
-//! conn.handle_input(b"\x00\x00\x00\x0f{\"kind\":\"echo\"}", now);
-//! let _ = conn.take_pending(now);
-//! let s = stats.snapshot();
-//! assert_eq!((s.connections_open, s.frames_in, s.frames_out), (1, 1, 1));
-//! assert_eq!((s.octets_in, s.octets_out), (19, 19));
-//! drop(conn);
-//! assert_eq!(stats.snapshot().connections_open, 0);
-//! ```
+//! Plain atomics: no IO, no clock, no lock.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +28,27 @@ const CODES: [&str; CONNECTION_CODES.len() + REQUEST_CODES.len()] = {
 /// The name under which an error code this implementation does not register is counted.
 pub const OTHER_CODE: &str = "other";
 
-/// A server's counters, updated by its connections (see the [module docs](self)).
+/// A server's counters, updated by its connections. A server makes one `Stats`, hands an
+/// `Arc<Stats>` to each connection ([`Connection::set_stats`](super::Connection::set_stats)),
+/// and reads a [`StatsSnapshot`] whenever it likes.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Instant;
+/// use lhp_codec::conn::{Config, Connection, Stats};
+///
+/// let stats = Arc::new(Stats::new());
+/// let now = Instant::now();
+/// let mut conn = Connection::echo_server(Config::new(), now);
+/// conn.set_stats(Arc::clone(&stats));
+/// conn.handle_input(b"\x00\x00\x00\x0f{\"kind\":\"echo\"}", now);
+/// let _ = conn.take_pending(now);
+/// let s = stats.snapshot();
+/// assert_eq!((s.connections_open, s.frames_in, s.frames_out), (1, 1, 1));
+/// assert_eq!((s.octets_in, s.octets_out), (19, 19));
+/// drop(conn);
+/// assert_eq!(stats.snapshot().connections_open, 0);
+/// ```
 #[derive(Default)]
 pub struct Stats {
     connections_open: AtomicU64,
