@@ -1,9 +1,10 @@
 //! [`Client`]: connect with a timeout, request/reply, streaming upload and download.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use lhp_codec::conn::PeerError;
 use lhp_codec::{Frame, Header, Limits, Profile};
 
 use crate::reader::{Body, FrameReader};
@@ -79,6 +80,12 @@ impl ClientConfig {
 
 /// A connection to an LHP/1 server.
 ///
+/// Error frames are classified as decisions E2 says (spec §7): one without `offset` refuses
+/// one request, [`Error::Refused`], and the connection goes on; one with `offset` is a
+/// connection error, [`Error::Peer`]: the server closes, and every later call fails with the
+/// same error. An unregistered code is handled as `internal` of the class `offset` gives
+/// ([`Error::code`]). [`reader`](Self::reader) and [`writer`](Self::writer) bypass this.
+///
 /// ```no_run
 /// use lhp_blocking::Client;
 /// use lhp_codec::{Frame, Header};
@@ -102,6 +109,8 @@ pub struct Client {
     reader: FrameReader<TcpStream>,
     writer: FrameWriter<TcpStream>,
     peer: SocketAddr,
+    /// The connection error the server sent, once it sent one.
+    ended: Option<Box<PeerError>>,
 }
 
 impl Client {
@@ -133,6 +142,7 @@ impl Client {
             reader: FrameReader::with(read_half, config.profile, config.limits),
             writer: FrameWriter::with_profile(stream, config.profile),
             peer,
+            ended: None,
         })
     }
 
@@ -143,25 +153,61 @@ impl Client {
 
     /// Sends a frame (one write call).
     pub fn send(&mut self, frame: &Frame) -> Result<(), Error> {
+        self.open()?;
         self.writer.write_frame(frame)
     }
 
     /// Receives a whole frame; `Ok(None)` if the server closed the connection between frames.
+    /// An error frame is [`Error::Refused`] or [`Error::Peer`] (see [`Client`]).
     pub fn recv(&mut self) -> Result<Option<Frame>, Error> {
-        self.reader.read_frame()
+        self.open()?;
+        match self.reader.read_frame()? {
+            Some(frame) => {
+                self.classify(&frame.header)?;
+                Ok(Some(frame))
+            }
+            None => Ok(None),
+        }
     }
 
-    /// Sends a frame and receives the next one. A server that closes instead of replying
-    /// gives [`Error::Closed`].
+    /// Sends a frame and receives the next one. A refusal is [`Error::Refused`] (the client
+    /// stays usable); a connection error [`Error::Peer`]; a server that closes instead of
+    /// replying gives [`Error::Closed`].
     pub fn request(&mut self, frame: &Frame) -> Result<Frame, Error> {
         self.send(frame)?;
         self.recv()?.ok_or(Error::Closed)
     }
 
+    /// The connection error the server sent, if it sent one (the client is then done).
+    pub fn ended(&self) -> Option<&PeerError> {
+        self.ended.as_deref()
+    }
+
     /// Streams an upload: `header` (which declares the body length) and that many octets
     /// from `body`. Returns the octets sent.
     pub fn upload<B: Read>(&mut self, header: &Header, body: B) -> Result<u64, Error> {
+        self.open()?;
         self.writer.write_stream(header, body)
+    }
+
+    /// Fails the same way as the connection error the server sent, once it sent one.
+    fn open(&self) -> Result<(), Error> {
+        match &self.ended {
+            Some(p) => Err(Error::Peer(p.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// E2: an error frame refuses a request or ends the connection; any other frame passes.
+    fn classify(&mut self, header: &Header) -> Result<(), Error> {
+        let Some(p) = PeerError::from_header(header) else {
+            return Ok(());
+        };
+        let e = Error::from_peer(p);
+        if let Error::Peer(p) = &e {
+            self.ended = Some(p.clone());
+        }
+        Err(e)
     }
 
     /// Uploads a file in two passes: hash it, then stream it with `body_len` and `sha256`
@@ -171,12 +217,22 @@ impl Client {
         header: Header,
         file: &mut F,
     ) -> Result<Header, Error> {
+        self.open()?;
         self.writer.write_file(header, file)
     }
 
-    /// Receives the next frame's head; its body follows through [`body`](Self::body).
+    /// Receives the next frame's head; its body follows through [`body`](Self::body). An error
+    /// frame is [`Error::Refused`] or [`Error::Peer`] (its body, empty by E2, is skipped).
     pub fn recv_head(&mut self) -> Result<Option<Header>, Error> {
-        self.reader.read_head()
+        self.open()?;
+        let Some(head) = self.reader.read_head()? else {
+            return Ok(None);
+        };
+        if PeerError::from_header(&head).is_some() {
+            io::copy(&mut self.reader.body(), &mut io::sink())?;
+            self.classify(&head)?;
+        }
+        Ok(Some(head))
     }
 
     /// The body of the frame whose head [`recv_head`](Self::recv_head) returned.

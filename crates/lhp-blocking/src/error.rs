@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 
+use lhp_codec::conn::{PeerError, CONNECTION_CODES, REQUEST_CODES};
 use lhp_codec::{DecodeError, EncodeError};
 
 /// Everything that can go wrong reading, writing or serving LHP/1 frames.
@@ -24,16 +25,39 @@ pub enum Error {
     Timeout(io::Error),
     /// The peer closed the connection cleanly where a frame was expected.
     Closed,
+    /// The server refused this one request: an error frame without `offset` (§7, decisions
+    /// E2). The connection goes on.
+    Refused(Box<PeerError>),
+    /// The server sent a connection error: an error frame with `offset` (`busy`, `timeout`, a
+    /// decode error it found in what this side sent). It closes the connection; every later
+    /// request on this client fails with the same error.
+    Peer(Box<PeerError>),
 }
 
 impl Error {
-    /// The code an `error` frame reports for this error: the codec's code for a decode error,
-    /// `timeout` for a timeout, `internal` otherwise (spec §7).
+    /// The code of this error: the codec's code for a decode error, `timeout` for a timeout,
+    /// the code the server sent for [`Refused`](Error::Refused) and [`Peer`](Error::Peer) (an
+    /// unregistered one as `internal`, E2), `internal` otherwise (spec §7).
     pub fn code(&self) -> &'static str {
         match self {
             Error::Decode(e) => e.code(),
             Error::Timeout(_) => "timeout",
+            Error::Refused(p) | Error::Peer(p) => CONNECTION_CODES
+                .iter()
+                .chain(&REQUEST_CODES)
+                .find(|c| **c == p.code)
+                .copied()
+                .unwrap_or("internal"),
             _ => "internal",
+        }
+    }
+
+    /// The error a received error frame means (E2): [`Refused`](Error::Refused) without
+    /// `offset`, [`Peer`](Error::Peer) with it.
+    pub fn from_peer(p: PeerError) -> Error {
+        match p.class {
+            lhp_codec::conn::ErrorClass::Connection => Error::Peer(Box::new(p)),
+            _ => Error::Refused(Box::new(p)),
         }
     }
 
@@ -48,6 +72,8 @@ impl Error {
                 io::ErrorKind::UnexpectedEof,
                 "the peer closed the connection where a frame was expected",
             ),
+            Error::Refused(p) => io::Error::other(*p),
+            Error::Peer(p) => io::Error::new(io::ErrorKind::ConnectionAborted, *p),
         }
     }
 }
@@ -62,6 +88,8 @@ impl fmt::Display for Error {
             Error::Closed => {
                 f.write_str("the peer closed the connection where a frame was expected")
             }
+            Error::Refused(p) => write!(f, "the server refused the request: {p}"),
+            Error::Peer(p) => write!(f, "the server closed the connection: {p}"),
         }
     }
 }
@@ -72,6 +100,7 @@ impl std::error::Error for Error {
             Error::Io(e) | Error::Timeout(e) => Some(e),
             Error::Decode(e) => Some(e),
             Error::Encode(e) => Some(e),
+            Error::Refused(p) | Error::Peer(p) => Some(&**p),
             Error::Closed => None,
         }
     }

@@ -95,6 +95,13 @@
 //! | request body | [`RequestBody`]: `chunk()`, `Read` | `RequestBody`: `chunk().await` |
 //! | replies | [`Replies`]: `send`, `send_stream(header, body)` (digest verified), `error(code, message)` | the same, async |
 //! | stop | [`ShutdownHandle::shutdown`] | `CancellationToken::cancel` |
+//! | counters | [`Server::stats`], [`ServerThread::stats`]: `Arc<`[`Stats`](lhp_codec::conn::Stats)`>`, `.snapshot()` | `Server::stats()`: the same type |
+//! | client | [`Client`]: `request`, `send`, `recv`, `recv_head`, `upload` (one request at a time) | `Client`: `request(frame).await` (pipelined, matched by `id`) |
+//! | refusal received (error frame without `offset`) | [`Error::Refused`]`(Box<PeerError>)`: the connection goes on | `Error::Refused(Box<PeerError>)` |
+//! | connection error received (with `offset`) | [`Error::Peer`]`(Box<PeerError>)`: this and every later call fails so | `Error::Peer(Box<PeerError>)` |
+//!
+//! [`Error::code`] gives an unregistered code as `internal` (decisions E2); the classification
+//! is [`PeerError::from_header`](lhp_codec::conn::PeerError::from_header)'s, in the codec.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lhp_codec::conn::{Connection, Ending, Event, Role};
+use lhp_codec::conn::{Connection, Ending, Event, Role, Stats};
 use lhp_codec::{Frame, Header};
 use sha2::{Digest, Sha256};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -346,6 +346,12 @@ impl Server {
         self.local_addr
     }
 
+    /// The server's counters (connections, frames, octets, errors by code), fed by its
+    /// connections; [`Stats::snapshot`] reads them. The same type and names in `lhp-tokio`.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
     /// A handle that stops this server from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
@@ -400,7 +406,7 @@ impl Server {
             let mut conns = self.shared.lock();
             if !self.shared.config.admits(conns.len()) {
                 drop(conns);
-                reject_busy(stream, &self.shared.config);
+                reject_busy(stream, &self.shared.config, &self.shared.stats);
                 return;
             }
             let Ok(clone) = stream.try_clone() else {
@@ -458,6 +464,11 @@ impl ServerThread {
         self.handle.connections()
     }
 
+    /// The server's counters (see [`Server::stats`]).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.handle.stats()
+    }
+
     /// Stops the server gracefully and waits for it.
     pub fn shutdown(mut self) -> Result<(), Error> {
         self.stop()
@@ -506,6 +517,11 @@ impl ShutdownHandle {
     /// Connections currently being served.
     pub fn connections(&self) -> usize {
         self.shared.lock().len()
+    }
+
+    /// The server's counters (see [`Server::stats`]).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
     }
 }
 
@@ -643,8 +659,12 @@ fn serve(
     busy: Arc<AtomicBool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // Every event of this connection, the handler's included, carries the peer.
+    let span = tracing::info_span!("connection", %peer);
+    let _entered = span.enter();
     tracing::info!(%peer, "connection accepted");
-    let conn = Connection::new(shared.config, handler.role(), Instant::now());
+    let mut conn = Connection::new(shared.config, handler.role(), Instant::now());
+    conn.set_stats(shared.stats.clone());
     let driver = RefCell::new(Driver::new(stream, conn));
     serve_loop(&driver, peer, shared, handler, &busy);
     log_end(peer, &driver.borrow().conn);
@@ -772,15 +792,18 @@ fn skip_body(driver: &RefCell<Driver>) -> Result<(), Error> {
 
 /// Sends `busy` and closes, without blocking the accept loop (the linger is what the socket
 /// already holds: the accept thread never waits).
-fn reject_busy(stream: TcpStream, config: &Config) {
+fn reject_busy(stream: TcpStream, config: &Config, stats: &Arc<Stats>) {
     let now = Instant::now();
     if let Ok(peer) = stream.peer_addr() {
         tracing::warn!(%peer, code = "busy", "refused: at the connection limit");
     }
     let mut conn = Connection::busy(*config, now);
-    let out = conn.take_pending(now);
+    conn.set_stats(stats.clone());
+    let out: Vec<u8> = conn.pending().flat_map(|c| c.iter().copied()).collect();
     let _ = stream.set_nonblocking(true);
-    let _ = (&stream).write(&out);
+    if let Ok(n) = (&stream).write(&out) {
+        conn.handle_sent(n, now);
+    }
     let _ = stream.shutdown(Shutdown::Write);
     // Read what already arrived so that closing does not reset the connection.
     let mut scratch = [0u8; 4096];
@@ -868,6 +891,7 @@ struct Shared {
     next_id: AtomicU64,
     conns: Mutex<HashMap<u64, Registered>>,
     gone: Condvar,
+    stats: Arc<Stats>,
 }
 
 /// A connection as the registry sees it: a handle to close it and whether it is mid-frame.
@@ -886,6 +910,7 @@ impl Shared {
             next_id: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
             gone: Condvar::new(),
+            stats: Arc::new(Stats::new()),
         }
     }
 

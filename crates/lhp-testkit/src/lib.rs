@@ -41,6 +41,7 @@ pub mod alloc;
 pub mod conversations;
 mod hostile;
 mod load;
+pub mod scripted;
 mod vectors;
 
 pub use hostile::{hostile_peers, idle_large_declarations, HeldConnections};

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use lhp_codec::conn::{ErrorClass, PeerError};
 use lhp_codec::{Frame, Limits, Profile};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -106,7 +107,7 @@ struct Pending {
 enum Ended {
     Decode(lhp_codec::DecodeError),
     Io(io::ErrorKind, String),
-    Remote { code: String, message: String },
+    Peer(Box<PeerError>),
     Closed(&'static str),
 }
 
@@ -115,10 +116,7 @@ impl Ended {
         match self {
             Ended::Decode(e) => Error::Decode(e.clone()),
             Ended::Io(kind, msg) => Error::Io(io::Error::new(*kind, msg.clone())),
-            Ended::Remote { code, message } => Error::Remote {
-                code: code.clone(),
-                message: message.clone(),
-            },
+            Ended::Peer(p) => Error::Peer(p.clone()),
             Ended::Closed(why) => Error::Closed(why),
         }
     }
@@ -174,9 +172,11 @@ impl Client {
     }
 
     /// Sends `request` and waits for the reply with the same `id`. The client sets `id`
-    /// (replacing any the frame had). An error frame that answers the request is returned
-    /// as the reply; one that answers no request (`busy`, a protocol error) is
-    /// [`Error::Remote`], for this request and every later one.
+    /// (replacing any the frame had). Error frames are classified as decisions E2 says (spec
+    /// §7): one without `offset` refuses its request, [`Error::Refused`], and the connection
+    /// goes on; one with `offset` is a connection error, [`Error::Peer`], for every request in
+    /// flight and every later one. An unregistered code is handled as `internal` of the class
+    /// `offset` gives ([`Error::code`]).
     pub async fn request(&self, mut request: Frame) -> Result<Frame, Error> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         request.header.set_id(id);
@@ -268,28 +268,30 @@ async fn read_replies(mut reader: FrameReader<OwnedReadHalf>, shared: Arc<Mutex<
     let ended = loop {
         match reader.read_frame().await {
             Ok(Some(frame)) => {
-                if let Some(id) = frame.header.id() {
-                    let tx = lock(&shared).waiting.remove(&id);
-                    if let Some(tx) = tx {
-                        let _ = tx.send(Ok(frame));
-                    } else {
-                        tracing::debug!("a reply with id {id} answers no request in flight");
+                let id = frame.header.id();
+                let reply = match PeerError::from_header(&frame.header) {
+                    Some(p) if p.class == ErrorClass::Connection => break Ended::Peer(Box::new(p)),
+                    Some(p) => Err(Error::Refused(Box::new(p))),
+                    None => Ok(frame),
+                };
+                let tx = {
+                    let mut pending = lock(&shared);
+                    match (id, &reply) {
+                        (Some(id), _) => pending.waiting.remove(&id),
+                        // A refusal without `id` answers a request the server could not read
+                        // it from: replies come in order (E5), so the oldest one waiting.
+                        (None, Err(_)) => {
+                            let oldest = pending.waiting.keys().min().copied();
+                            oldest.and_then(|k| pending.waiting.remove(&k))
+                        }
+                        (None, Ok(_)) => None,
                     }
-                } else if frame.header.kind() == Some("error") {
-                    let text = |k: &str| {
-                        frame
-                            .header
-                            .get(k)
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    break Ended::Remote {
-                        code: text("code"),
-                        message: text("message"),
-                    };
-                } else {
-                    tracing::debug!("ignoring a frame without an id");
+                };
+                match tx {
+                    Some(tx) => {
+                        let _ = tx.send(reply);
+                    }
+                    None => tracing::debug!("a reply ({id:?}) answers no request in flight"),
                 }
             }
             Ok(None) => break Ended::Closed("by the server"),

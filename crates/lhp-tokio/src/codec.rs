@@ -23,6 +23,7 @@
 use std::io;
 
 use bytes::BytesMut;
+use lhp_codec::conn::{ErrorClass, PeerError};
 use lhp_codec::{DecodeError, EncodeError, Frame, Limits, Profile, RawFrame, TypedError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -55,25 +56,36 @@ pub enum Error {
     /// A received header does not fit the caller's type (the member is named).
     #[error("{0}")]
     Header(#[from] TypedError),
-    /// The peer sent an error frame that answers no particular request (for example `busy`).
-    #[error("the peer sent error {code:?}: {message}")]
-    Remote {
-        /// The error frame's `code` member.
-        code: String,
-        /// The error frame's `message` member.
-        message: String,
-    },
+    /// The server refused this one request: an error frame without `offset` (§7, decisions
+    /// E2). The connection goes on.
+    #[error("the server refused the request: {0}")]
+    Refused(Box<PeerError>),
+    /// The server sent a connection error: an error frame with `offset` (`busy`, `timeout`, a
+    /// decode error it found in what this side sent). It closes the connection; every request
+    /// in flight and every later one on this client fails with the same error.
+    #[error("the server closed the connection: {0}")]
+    Peer(Box<PeerError>),
 }
 
 impl Error {
-    /// The snake_case code to put in an error frame about this error: the decode error's code,
-    /// `timeout`, or `internal`.
+    /// The snake_case code of this error: the decode error's code, `timeout`, the code the
+    /// server sent for [`Refused`](Error::Refused) and [`Peer`](Error::Peer) (an unregistered
+    /// one as `internal`, E2), or `internal`.
     pub fn code(&self) -> &str {
         match self {
             Error::Decode(e) => e.code(),
             Error::Timeout(_) => "timeout",
-            Error::Remote { code, .. } => code,
+            Error::Refused(p) | Error::Peer(p) => p.known_code(),
             _ => "internal",
+        }
+    }
+
+    /// The error a received error frame means (E2): [`Refused`](Error::Refused) without
+    /// `offset`, [`Peer`](Error::Peer) with it.
+    pub fn from_peer(p: PeerError) -> Error {
+        match p.class {
+            ErrorClass::Connection => Error::Peer(Box::new(p)),
+            _ => Error::Refused(Box::new(p)),
         }
     }
 }
@@ -87,7 +99,8 @@ impl From<Error> for io::Error {
             Error::Timeout(_) => io::Error::new(io::ErrorKind::TimedOut, e),
             Error::Closed(_) => io::Error::new(io::ErrorKind::UnexpectedEof, e),
             Error::Header(e) => io::Error::new(io::ErrorKind::InvalidData, e),
-            other @ Error::Remote { .. } => io::Error::other(other),
+            Error::Refused(p) => io::Error::other(*p),
+            Error::Peer(p) => io::Error::new(io::ErrorKind::ConnectionAborted, *p),
         }
     }
 }

@@ -92,6 +92,13 @@
 //! | echo server | [`EchoHandler`] | `EchoHandler` |
 //! | request / body | [`Request`], [`RequestBody::chunk`] | `Request`, `RequestBody` (`chunk`, `Read`) |
 //! | replies | [`Replies`]: `send`, `send_stream(header, body)` (digest verified), `error(code, message)` | the same, blocking |
+//! | counters | [`Server::stats`]: `Arc<`[`Stats`](lhp_codec::conn::Stats)`>`, `.snapshot()` | `Server::stats()`, `ServerThread::stats()`: the same type |
+//! | client | [`Client`]: `request(frame).await` (pipelined, matched by `id`) | `Client`: `request`, `send`, `recv`, `recv_head`, `upload` |
+//! | refusal received (error frame without `offset`) | [`Error::Refused`]`(Box<PeerError>)`: the connection goes on | `Error::Refused(Box<PeerError>)` |
+//! | connection error received (with `offset`) | [`Error::Peer`]`(Box<PeerError>)`: every request in flight and every later one fails so | `Error::Peer(Box<PeerError>)` |
+//!
+//! [`Error::code`] gives an unregistered code as `internal` (decisions E2); the classification
+//! is [`PeerError::from_header`](lhp_codec::conn::PeerError::from_header)'s, in the codec.
 //!
 //! Throughput figures live in `docs/performance.md` (measured side by side with `lhp-bench`).
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lhp_codec::conn::{Connection, Ending, Event, Role};
+use lhp_codec::conn::{Connection, Ending, Event, Role, Stats};
 use lhp_codec::{Frame, Header};
 use sha2::{Digest, Sha256};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::codec::Error;
 
@@ -451,12 +452,13 @@ async fn serve<H: Handler>(
     config: Config,
     handler: &H,
     shutdown: CancellationToken,
+    stats: Arc<Stats>,
 ) {
     let _ = stream.set_nodelay(true);
     tracing::info!(%peer, "connection accepted");
     let conn = Connection::new(config, handler.role(), Instant::now());
     // Boxed: an idle connection's future stays small (see `connection_task_stays_small`).
-    let driver = Box::new(Mutex::new(Driver {
+    let mut driver = Box::new(Mutex::new(Driver {
         stream,
         conn,
         buf: Vec::new(),
@@ -465,6 +467,8 @@ async fn serve<H: Handler>(
         body_done: false,
         timer: None,
     }));
+    // Counted once boxed: the connection future stays small.
+    driver.get_mut().conn.set_stats(stats);
     let driver = &*driver;
     loop {
         let event = {
@@ -577,11 +581,12 @@ async fn skip_body(driver: &Mutex<Driver>) -> Result<(), Error> {
 }
 
 /// Sends `busy` and closes (E4), lingering as after any connection error.
-async fn reject_busy(stream: TcpStream, config: Config) {
+async fn reject_busy(stream: TcpStream, config: Config, stats: Arc<Stats>) {
     if let Ok(peer) = stream.peer_addr() {
         tracing::warn!(%peer, code = "busy", "refused: at the connection limit");
     }
-    let conn = Connection::busy(config, Instant::now());
+    let mut conn = Connection::busy(config, Instant::now());
+    conn.set_stats(stats);
     let mut d = Driver {
         stream,
         conn,
@@ -626,6 +631,7 @@ pub struct Server {
     open: Arc<AtomicUsize>,
     serve: Arc<ServeFn>,
     shutdown: CancellationToken,
+    stats: Arc<Stats>,
 }
 
 type ServeFn = dyn Fn(
@@ -633,6 +639,7 @@ type ServeFn = dyn Fn(
         SocketAddr,
         Config,
         CancellationToken,
+        Arc<Stats>,
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
     + Send
     + Sync;
@@ -668,9 +675,14 @@ impl Server {
         let listener: std::net::TcpListener = socket.into();
         let local_addr = listener.local_addr()?;
         let handler = Arc::new(handler);
-        let serve: Arc<ServeFn> = Arc::new(move |stream, peer, config, token| {
+        let serve: Arc<ServeFn> = Arc::new(move |stream, peer, config, token, stats| {
             let handler = Arc::clone(&handler);
-            Box::pin(async move { serve(stream, peer, config, &*handler, token).await })
+            // Every event of this connection, the handler's included, carries the peer.
+            let span = tracing::info_span!("connection", %peer);
+            Box::pin(
+                async move { serve(stream, peer, config, &*handler, token, stats).await }
+                    .instrument(span),
+            )
         });
         Ok(Server {
             listener,
@@ -679,6 +691,7 @@ impl Server {
             open: Arc::new(AtomicUsize::new(0)),
             serve,
             shutdown: CancellationToken::new(),
+            stats: Arc::new(Stats::new()),
         })
     }
 
@@ -699,6 +712,13 @@ impl Server {
             open: Arc::clone(&self.open),
             max: self.config.max_connections(),
         }
+    }
+
+    /// The server's counters (connections, frames, octets, errors by code), fed by its
+    /// connections and readable while it runs; [`Stats::snapshot`] reads them. The same type
+    /// and names in `lhp-blocking`.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
     }
 
     /// The configuration.
@@ -727,12 +747,18 @@ impl Server {
                 }
             };
             if !self.config.admits(self.open.load(Ordering::SeqCst)) {
-                tracker.spawn(reject_busy(stream, self.config));
+                tracker.spawn(reject_busy(stream, self.config, Arc::clone(&self.stats)));
                 continue;
             }
             self.open.fetch_add(1, Ordering::SeqCst);
             let open = Arc::clone(&self.open);
-            let serving = (self.serve)(stream, peer, self.config, self.shutdown.clone());
+            let serving = (self.serve)(
+                stream,
+                peer,
+                self.config,
+                self.shutdown.clone(),
+                Arc::clone(&self.stats),
+            );
             let hard_stop = hard_stop.clone();
             tracker.spawn(async move {
                 // A handler stuck in its own code is dropped once the grace is over.
@@ -792,6 +818,7 @@ mod tests {
             Config::new(),
             &EchoHandler,
             CancellationToken::new(),
+            Arc::new(Stats::new()),
         );
         let size = std::mem::size_of_val(&serving);
         assert!(size <= 2048, "the connection future is {size} octets");

@@ -73,15 +73,17 @@ async fn echo_round_trip_keeps_members_in_order() {
 async fn other_kinds_get_bad_request_and_the_connection_stays_open() {
     let (addr, stop, running) = start(Config::new());
     let client = Client::connect(addr, LIMIT).await.expect("connect");
-    let reply = client
+    // E2: an error frame without `offset` refuses this one request.
+    match client
         .request(Frame::new(Header::with_kind("put"), Bytes::new()))
         .await
-        .expect("reply");
-    assert_eq!(reply.header.kind(), Some("error"));
-    assert_eq!(
-        reply.header.get("code").and_then(|v| v.as_str()),
-        Some("bad_request")
-    );
+    {
+        Err(Error::Refused(p)) => {
+            assert_eq!((p.code.as_str(), p.offset), ("bad_request", None));
+            assert!(p.id.is_some(), "the request's id is copied");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     let reply = client
         .request(echo_frame("still here"))
         .await
@@ -143,7 +145,7 @@ async fn connections_over_the_limit_get_busy() {
                 assert_eq!(&reply.body[..], b"d");
                 break;
             }
-            Err(Error::Remote { code, .. }) if code == "busy" && Instant::now() < deadline => {
+            Err(Error::Peer(p)) if p.code == "busy" && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(e) => panic!("{e}"),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lhp_blocking::{sha256_of, Client, ClientConfig};
+use lhp_codec::conn::PeerError;
 use lhp_codec::{hex_lower, Header, Limits, Profile, Value, MAX_SAFE_INTEGER};
 use sha2::Digest;
 
@@ -20,11 +21,12 @@ use crate::transfer::{self, ReadAhead, TrailerSplitter};
 pub enum ClientError {
     /// The connection or the protocol failed.
     #[error("{0}")]
-    Engine(#[from] lhp_blocking::Error),
+    Engine(lhp_blocking::Error),
     /// A local file failed.
     #[error("{0}")]
     Io(#[from] io::Error),
-    /// The server answered with an `error` frame.
+    /// The server answered with an `error` frame: a refusal, or a connection error (the
+    /// engine's `Error::Refused` and `Error::Peer` become this, logged as received).
     #[error("server refused: {code}: {message}")]
     Server {
         /// The error code (§10.8).
@@ -43,6 +45,19 @@ pub enum ClientError {
         /// What this side computed.
         actual: String,
     },
+}
+
+impl From<lhp_blocking::Error> for ClientError {
+    fn from(e: lhp_blocking::Error) -> Self {
+        match e {
+            lhp_blocking::Error::Refused(p) | lhp_blocking::Error::Peer(p) => {
+                crate::log::refusal_received(&p.code, &p.message);
+                let PeerError { code, message, .. } = *p;
+                ClientError::Server { code, message }
+            }
+            other => ClientError::Engine(other),
+        }
+    }
 }
 
 /// Connects to `addr` with limits fit for file transfer (bodies up to 2^53−1, streamed).
@@ -304,11 +319,8 @@ pub fn get(
     let mut request = app::get(name, (offset > 0).then_some(offset));
     request.insert(transfer::TRAILER, transfer::FILE_SHA256);
     client.send(&lhp_codec::Frame::new(request, Default::default()))?;
+    // A refusal is `Error::Refused` (the engine classifies error frames, E2).
     let head = client.recv_head()?.ok_or(lhp_blocking::Error::Closed)?;
-    if head.kind() == Some(app::ERROR) {
-        io::copy(&mut client.body(), &mut io::sink())?;
-        return Err(server_error(&head));
-    }
     expect_kind(&head, app::FILE)?;
     let size = app::u64_member(&head, "size").ok().flatten().unwrap_or(0);
     if app::u64_member(&head, "offset").ok().flatten() != Some(offset) {
@@ -390,9 +402,6 @@ pub fn stat(client: &mut Client, name: &str) -> Result<(Option<u64>, u64), Clien
 pub fn list(client: &mut Client) -> Result<Vec<(String, u64)>, ClientError> {
     client.send(&lhp_codec::Frame::new(app::list(), Default::default()))?;
     let frame = client.recv()?.ok_or(lhp_blocking::Error::Closed)?;
-    if frame.header.kind() == Some(app::ERROR) {
-        return Err(server_error(&frame.header));
-    }
     expect_kind(&frame.header, app::LISTING)?;
     let entries: Vec<Value> = serde_json::from_slice(&frame.body)
         .map_err(|e| ClientError::Unexpected(format!("listing body: {e}")))?;
@@ -455,7 +464,6 @@ pub fn exec<O: Write, E: Write>(
                     received,
                 })
             }
-            Some(app::ERROR) => return Err(server_error(&head)),
             _ => return Err(ClientError::Unexpected(head.to_string())),
         }
     }
@@ -468,11 +476,10 @@ pub fn request(client: &mut Client, header: Header) -> Result<Header, ClientErro
     recv_reply(client)
 }
 
+/// The next whole reply; an `error` reply (classified by the engine, E2) becomes
+/// [`ClientError::Server`].
 fn recv_reply(client: &mut Client) -> Result<Header, ClientError> {
     let frame = client.recv()?.ok_or(lhp_blocking::Error::Closed)?;
-    if frame.header.kind() == Some(app::ERROR) {
-        return Err(server_error(&frame.header));
-    }
     Ok(frame.header)
 }
 

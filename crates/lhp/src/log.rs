@@ -18,6 +18,12 @@
 //! | a transfer finished ([`transfer`]) | `lhp::client` or `lhp::serve` | info | `side` (`client`/`server`), `op` (`put`/`get`), `name`, `octets`, `duration_ms`, `rate_mbps` (10^6 octets/s) |
 //! | a refusal received by a client ([`refusal_received`]) | `lhp::client` | warn | `code`, `reason` |
 //! | a refusal sent by a file handler ([`refusal_sent`]) | `lhp::serve` | info | `op`, `name`, `code`, `reason` |
+//! | the server's counters ([`stats`]) | `lhp::stats` | info | `trigger` (`signal`/`interval`/`shutdown`), `connections_open`, `connections_total`, `busy`, `frames_in`, `frames_out`, `octets_in`, `octets_out`, `connection_errors`, `refusals`, `timeouts`, `write_stalls`, `errors` (a JSON object text: code → count) |
+//!
+//! Every event of a served connection (a refusal, a finished transfer, the connection's end)
+//! happens inside a span named `connection` with the field `peer` (`HOST:PORT`): the text
+//! format prints it before the message (`connection{peer=127.0.0.1:5555}: request refused`),
+//! the JSON format as `"span":{"peer":...,"name":"connection"}`.
 
 use std::io::{self, IsTerminal};
 use std::time::Duration;
@@ -99,6 +105,49 @@ pub fn transfer(side: Side, op: &str, name: &str, octets: u64, elapsed: Duration
             "transfer finished"
         ),
     }
+}
+
+/// What made `lhp serve` log its counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsTrigger {
+    /// SIGUSR1.
+    Signal,
+    /// The `--stats-interval` timer.
+    Interval,
+    /// The server stopped.
+    Shutdown,
+}
+
+impl StatsTrigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            StatsTrigger::Signal => "signal",
+            StatsTrigger::Interval => "interval",
+            StatsTrigger::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Logs a server's counters as one event (target `lhp::stats`, the fields in the module's
+/// table): the same names on both engines.
+pub fn stats(trigger: StatsTrigger, s: &lhp_codec::conn::StatsSnapshot) {
+    tracing::info!(
+        target: "lhp::stats",
+        trigger = trigger.as_str(),
+        connections_open = s.connections_open,
+        connections_total = s.connections_total,
+        busy = s.busy,
+        frames_in = s.frames_in,
+        frames_out = s.frames_out,
+        octets_in = s.octets_in,
+        octets_out = s.octets_out,
+        connection_errors = s.connection_errors,
+        refusals = s.refusals,
+        timeouts = s.timeouts(),
+        write_stalls = s.write_stalls,
+        errors = %s.errors_json(),
+        "stats"
+    );
 }
 
 /// Logs a refusal (an `error` reply, §10.8) that a client command received.

@@ -51,7 +51,7 @@ enum Command {
     /// echo server.
     ///
     /// The first line on stdout is exactly "listening on HOST:PORT". Stops cleanly on SIGINT or
-    /// SIGTERM. Names from the network never leave --root: "..", absolute names, NUL, empty
+    /// SIGTERM; SIGUSR1 logs the server's counters (see --stats-interval). Names from the network never leave --root: "..", absolute names, NUL, empty
     /// components and symlinks out of the root are refused with bad_name. Uploads land in a
     /// hidden partial file, are checked against their sha256, synced and renamed into place.
     Serve(ServeArgs),
@@ -110,6 +110,11 @@ struct ServeArgs {
     /// Delete the oldest partial uploads while all of them together hold more octets.
     #[arg(long, value_name = "OCTETS", default_value_t = Retention::DEFAULT_MAX_TOTAL)]
     partial_max_total: u64,
+    /// Log the server's counters (connections, frames, octets, errors by code; target
+    /// lhp::stats) every SECS seconds; 0: never. They are also logged on SIGUSR1 and once at
+    /// shutdown.
+    #[arg(long, value_name = "SECS", default_value_t = lhp::serve::DEFAULT_STATS_INTERVAL.as_secs())]
+    stats_interval: u64,
     #[command(flatten)]
     limits: lhp::serve::LimitFlags,
 }
@@ -354,7 +359,8 @@ fn serve(a: ServeArgs) -> io::Result<ExitCode> {
         EngineArg::Blocking => lhp::serve::Engine::Blocking,
     };
     let config = a.limits.apply(lhp::serve::default_config(&opts));
-    lhp::serve::run_on(engine, &a.addr, &opts, config)?;
+    let stats_interval = Duration::from_secs(a.stats_interval);
+    lhp::serve::run_on(engine, &a.addr, &opts, config, stats_interval)?;
     Ok(ExitCode::SUCCESS)
 }
 

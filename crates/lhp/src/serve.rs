@@ -3,16 +3,22 @@
 //! blocking (this module's [`bind`]).
 
 use std::io::{self, Write};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use lhp_blocking::{Server, ShutdownHandle};
-use lhp_codec::conn::Config;
+use lhp_codec::conn::{Config, Stats};
 use lhp_codec::{Limits, MAX_SAFE_INTEGER};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use crate::files::{FileService, ServeOptions};
+use crate::log::{self, StatsTrigger};
+
+/// Default of `lhp serve --stats-interval`: the counters are logged every 5 minutes.
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(300);
 
 /// The connection settings `lhp serve` starts from on either engine: the defaults of §11.2,
 /// with bodies up to 2^53−1 (uploads are streamed to disk) and the profile of `opts`. The
@@ -44,37 +50,72 @@ pub enum Engine {
 }
 
 /// Runs `lhp serve` on `engine`: binds, prints `listening on ADDR` as the first line of
-/// stdout (flushed), serves until SIGINT or SIGTERM, then shuts down gracefully.
-pub fn run_on(engine: Engine, addr: &str, opts: &ServeOptions, config: Config) -> io::Result<()> {
+/// stdout (flushed), serves until SIGINT or SIGTERM, then shuts down gracefully. The server's
+/// counters ([`log::stats`]) are logged on SIGUSR1, every `stats_interval` (zero: never) and
+/// once at shutdown.
+pub fn run_on(
+    engine: Engine,
+    addr: &str,
+    opts: &ServeOptions,
+    config: Config,
+    stats_interval: Duration,
+) -> io::Result<()> {
     match engine {
-        Engine::Tokio => crate::tokio_serve::run(addr, opts, config),
-        Engine::Blocking => run(addr, opts, config),
+        Engine::Tokio => crate::tokio_serve::run(addr, opts, config, stats_interval),
+        Engine::Blocking => run(addr, opts, config, stats_interval),
     }
 }
 
-/// Runs `lhp serve` on the blocking engine: binds, prints `listening on ADDR` as the first line of stdout (flushed),
-/// serves until SIGINT or SIGTERM, then shuts down gracefully.
-pub fn run(addr: &str, opts: &ServeOptions, config: Config) -> io::Result<()> {
+/// Runs `lhp serve` on the blocking engine (see [`run_on`]).
+pub fn run(
+    addr: &str,
+    opts: &ServeOptions,
+    config: Config,
+    stats_interval: Duration,
+) -> io::Result<()> {
     let server = bind(addr, opts, config)?;
     let handle = server.shutdown_handle();
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let stats = server.stats();
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1])?;
     let signal_handle = signals.handle();
-    let waiter = thread::spawn(move || stop_on_signal(&mut signals, &handle));
+    let waiter = {
+        let stats = Arc::clone(&stats);
+        thread::spawn(move || on_signals(&mut signals, &handle, &stats))
+    };
+    let (stop_ticker, stopped) = mpsc::channel::<()>();
+    let ticker = (!stats_interval.is_zero()).then(|| {
+        let stats = Arc::clone(&stats);
+        thread::spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(stats_interval) {
+                log::stats(StatsTrigger::Interval, &stats.snapshot());
+            }
+        })
+    });
     {
         let mut out = io::stdout().lock();
         writeln!(out, "listening on {}", server.local_addr())?;
         out.flush()?;
     }
     let result = server.run().map_err(lhp_blocking::Error::into_io);
+    drop(stop_ticker);
+    if let Some(t) = ticker {
+        let _ = t.join();
+    }
+    log::stats(StatsTrigger::Shutdown, &stats.snapshot());
     signal_handle.close();
     let _ = waiter.join();
     result
 }
 
-fn stop_on_signal(signals: &mut Signals, handle: &ShutdownHandle) {
-    if let Some(sig) = signals.forever().next() {
-        eprintln!("lhp serve: signal {sig}, shutting down");
-        handle.shutdown();
+/// SIGINT or SIGTERM: a graceful shutdown; SIGUSR1: the counters, logged.
+fn on_signals(signals: &mut Signals, handle: &ShutdownHandle, stats: &Stats) {
+    for sig in signals.forever() {
+        if sig == SIGUSR1 {
+            log::stats(StatsTrigger::Signal, &stats.snapshot());
+        } else {
+            eprintln!("lhp serve: signal {sig}, shutting down");
+            handle.shutdown();
+        }
     }
 }
 

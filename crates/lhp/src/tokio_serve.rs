@@ -191,28 +191,59 @@ pub fn bind(addr: &str, opts: &ServeOptions, config: Config) -> io::Result<Serve
 /// Runs `lhp serve --engine tokio` on a multi-threaded runtime: binds, prints
 /// `listening on ADDR` as the first line of stdout (flushed), serves until SIGINT or
 /// SIGTERM, then shuts down gracefully.
-pub fn run(addr: &str, opts: &ServeOptions, config: Config) -> io::Result<()> {
+/// The counters ([`log::stats`]) are logged on SIGUSR1, every `stats_interval` (zero: never)
+/// and once at shutdown.
+pub fn run(
+    addr: &str,
+    opts: &ServeOptions,
+    config: Config,
+    stats_interval: Duration,
+) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let server = bind(addr, opts, config)?;
         let stop = server.shutdown_token();
-        {
-            let mut out = io::stdout().lock();
-            writeln!(out, "listening on {}", server.local_addr())?;
-            out.flush()?;
-        }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let stats = server.stats();
+        // Every handler is in place before the first line tells anyone to signal us.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
         tokio::spawn(async move {
             let which = tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = int.recv() => "SIGINT",
                 _ = term.recv() => "SIGTERM",
             };
             eprintln!("lhp serve: {which}, shutting down");
             stop.cancel();
         });
-        server.run().await
+        let on_usr1 = Arc::clone(&stats);
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                log::stats(log::StatsTrigger::Signal, &on_usr1.snapshot());
+            }
+        });
+        {
+            let mut out = io::stdout().lock();
+            writeln!(out, "listening on {}", server.local_addr())?;
+            out.flush()?;
+        }
+        if !stats_interval.is_zero() {
+            let on_tick = Arc::clone(&stats);
+            tokio::spawn(async move {
+                let mut ticks =
+                    tokio::time::interval_at(Instant::now() + stats_interval, stats_interval);
+                loop {
+                    ticks.tick().await;
+                    log::stats(log::StatsTrigger::Interval, &on_tick.snapshot());
+                }
+            });
+        }
+        let result = server.run().await;
+        log::stats(log::StatsTrigger::Shutdown, &stats.snapshot());
+        result
     })
 }
 

@@ -168,6 +168,16 @@ fn check_engine(engine: &str) {
     assert_eq!(refused["fields"]["op"], "get");
     assert_eq!(refused["fields"]["name"], "missing.txt");
     assert_eq!(refused["fields"]["code"], "not_found");
+    // Issue 16: every refusal says who asked, from the connection's span.
+    let peer = refused["span"]["peer"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no span.peer in {refused}"));
+    assert!(
+        peer.parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback()),
+        "{refused}"
+    );
+    assert_eq!(refused["span"]["name"], "connection", "{refused}");
 }
 
 #[test]

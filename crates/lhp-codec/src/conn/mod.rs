@@ -44,8 +44,10 @@
 
 mod config;
 mod error;
+mod stats;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -56,6 +58,7 @@ pub use self::error::{
     class_of, encode_connection_error, encode_decode_error, encode_request_error, ErrorClass,
     PeerError, CONNECTION_CODES, REQUEST_CODES,
 };
+pub use self::stats::{Stats, StatsSnapshot, OTHER_CODE};
 use crate::{DecodeError, Decoder, EncodeError, Encoder, Frame, Header, Profile, PREFIX_LEN};
 
 /// Output queued beyond this many octets makes [`Connection::wants_input`] false, so a peer
@@ -272,6 +275,18 @@ pub struct Connection {
     write_closed: bool,
     /// Inside `process` (answers given while decoding do not recurse into it).
     processing: bool,
+    /// The server's counters, if it keeps them ([`set_stats`](Connection::set_stats)).
+    stats: Option<Arc<Stats>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(stats) = &self.stats {
+            if self.ending != Some(Ending::Busy) {
+                stats.closed();
+            }
+        }
+    }
 }
 
 impl Connection {
@@ -329,7 +344,31 @@ impl Connection {
             grace_until: None,
             write_closed: false,
             processing: false,
+            stats: None,
         }
+    }
+
+    /// Counts this connection and everything it does from now on in `stats`, the server's
+    /// shared counters (call it once, right after construction): an open connection (until it
+    /// is dropped), or, for a [`busy`](Self::busy) one, a connection turned away.
+    pub fn set_stats(&mut self, stats: Arc<Stats>) {
+        if self.stats.is_some() {
+            return;
+        }
+        if self.ending == Some(Ending::Busy) {
+            // Its error frame was queued at construction.
+            stats.busy();
+            stats.connection_error("busy");
+            stats.frame_out();
+        } else {
+            stats.opened();
+        }
+        self.stats = Some(stats);
+    }
+
+    /// The counters this connection feeds, if any.
+    pub fn stats(&self) -> Option<&Arc<Stats>> {
+        self.stats.as_ref()
     }
 
     /// The settings.
@@ -358,6 +397,9 @@ impl Connection {
             return;
         }
         self.received += data.len() as u64;
+        if let Some(s) = &self.stats {
+            s.octets_in(data.len() as u64);
+        }
         if self.state != State::Open || self.peer_eof {
             // Closing: input is read and discarded (E3).
             return;
@@ -444,6 +486,9 @@ impl Connection {
         if n > 0 {
             self.out.progress_at = Some(now);
         }
+        if let Some(s) = &self.stats {
+            s.octets_out(n.min(self.out.len) as u64);
+        }
         self.out.advance(n);
         if self.out.len == 0 {
             self.after_flush();
@@ -513,6 +558,9 @@ impl Connection {
             if let Some(p) = self.out.progress_at {
                 if now >= p + self.config.write_timeout() {
                     // E4: the peer is not reading; nothing more can be written.
+                    if self.ending.is_none() {
+                        self.count(Stats::write_stall);
+                    }
                     self.ending.get_or_insert(Ending::WriteStalled);
                     self.state = State::Closed;
                     return;
@@ -575,6 +623,7 @@ impl Connection {
         let mut head = BytesMut::new();
         self.encoder
             .encode_head(&frame.header, frame.body.len() as u64, &mut head)?;
+        self.count(Stats::frame_out);
         self.out.push_slice(&head, now);
         self.out.push_bytes(frame.body.clone(), now);
         Ok(())
@@ -594,6 +643,7 @@ impl Connection {
         }
         let mut head = BytesMut::new();
         self.encoder.encode_head(header, body_len, &mut head)?;
+        self.count(Stats::frame_out);
         self.out.push_slice(&head, now);
         self.reply_remaining = (body_len > 0).then_some(body_len);
         Ok(())
@@ -624,6 +674,10 @@ impl Connection {
         if self.can_send() {
             let mut frame = BytesMut::new();
             encode_request_error(self.profile(), request.get("id"), code, message, &mut frame);
+            if let Some(s) = &self.stats {
+                s.refusal(code);
+                s.frame_out();
+            }
             self.out.push_slice(&frame, now);
         }
     }
@@ -651,6 +705,13 @@ impl Connection {
 
     fn profile(&self) -> Profile {
         self.config.profile()
+    }
+
+    /// Applies `f` to the counters, if there are any.
+    fn count(&self, f: impl FnOnce(&Stats)) {
+        if let Some(s) = &self.stats {
+            f(s);
+        }
     }
 
     fn can_send(&self) -> bool {
@@ -727,11 +788,15 @@ impl Connection {
         if self.state != State::Open {
             return;
         }
+        if let Some(s) = &self.stats {
+            s.connection_error(ending.code().unwrap_or_default());
+        }
         self.ending = Some(ending);
         self.inbuf = BytesMut::new();
         if self.reply_remaining.is_none() {
             let mut out = BytesMut::new();
             frame(self.profile(), &mut out);
+            self.count(Stats::frame_out);
             self.out.push_slice(&out, now);
             self.state = State::Closing {
                 linger: Some(now + self.config.close_linger()),
@@ -931,6 +996,7 @@ impl Connection {
         let body_len = header.body_len();
         match raw {
             Some(text) => {
+                self.count(Stats::frame_out);
                 let mut prefix = [0u8; PREFIX_LEN];
                 error::put_prefix(self.profile(), text.len() as u32, &mut prefix);
                 self.out.push_slice(&prefix, now);
@@ -946,6 +1012,7 @@ impl Connection {
 
     /// The current frame is complete (`frame` is `Some` for a whole one).
     fn end_frame(&mut self, frame: Option<Frame>, now: Instant) {
+        self.count(Stats::frame_in);
         let rx = std::mem::replace(&mut self.rx, Rx::Boundary);
         self.frame_started = (!self.inbuf.is_empty()).then_some(now);
         let Rx::Body {
