@@ -233,7 +233,7 @@ impl Cursor<'_> {
 }
 
 /// The slot of a registered member (the order of `header::validate_members`).
-fn registered(name: &[u8]) -> Option<usize> {
+pub(crate) fn registered(name: &[u8]) -> Option<usize> {
     Some(match name {
         b"body_len" => 0,
         b"file_size" => 1,
@@ -338,7 +338,25 @@ pub(crate) fn scan_into(
         return None;
     }
 
-    // §4.4, as `header::validate_members` checks it; anything it would refuse goes back.
+    let (checked, fields) = check_registered(text, slots, profile)?;
+    if let Some(t) = table {
+        t.len = count;
+    }
+    Some(Fast {
+        checked,
+        fields,
+        canonical: !c.whitespace && !escaped,
+    })
+}
+
+/// The registered members' rules of §4.4, as `header::validate_members` checks them, on the
+/// values found for each registered slot (see [`registered`]) of the object `text`: the body
+/// length and digests, or `None` for anything the general parser must decide.
+pub(crate) fn check_registered(
+    text: &str,
+    slots: [Option<Val>; 9],
+    profile: Profile,
+) -> Option<(Checked, Fields)> {
     let [body_len_v, file_size, total_size, kind, id, name, sha256, version, md5] = slots;
     let lengths = [body_len_v, file_size, total_size];
     let length_members = match profile {
@@ -397,17 +415,13 @@ pub(crate) fn scan_into(
             _ => {}
         }
     }
-    if let Some(t) = table {
-        t.len = count;
-    }
-    Some(Fast {
-        checked: Checked {
+    Some((
+        Checked {
             body_len: body_len.unwrap_or(0),
             digests,
         },
         fields,
-        canonical: !c.whitespace && !escaped,
-    })
+    ))
 }
 
 #[cfg(test)]

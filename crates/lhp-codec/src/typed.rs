@@ -41,10 +41,11 @@ use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::Serialize;
 
+use crate::canon;
 use crate::decoder::{MIN_HEADER_LEN, PREFIX_LEN};
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::fast::{Entry, Table, Val};
-use crate::header::{self, parse_header};
+use crate::header::{self, parse_header, MAX_SAFE_INTEGER};
 use crate::{Encoder, Frame, Header, Profile};
 
 /// A frame decoded in place: its validated header text and its body, both borrowed from the
@@ -687,9 +688,46 @@ impl Encoder {
         start: usize,
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let invalid = |kind| EncodeError::InvalidHeader(DecodeError::new(0, kind));
         dst.reserve(PREFIX_LEN + 128);
         dst.put_u32(0);
+        let text_start = start + PREFIX_LEN;
+        // One pass: canonical JSON written and the registered members checked as it goes.
+        match canon::write(header, dst, self.profile()) {
+            Ok(w) if w.declared == body_len => return self.write_prefix(start, dst),
+            Ok(w) if w.declared != 0 => {
+                return Err(EncodeError::BodyLenMismatch {
+                    declared: w.declared,
+                    actual: body_len,
+                })
+            }
+            Ok(w) if !w.has_length && body_len <= MAX_SAFE_INTEGER => {
+                // No length member: add `body_len` before the closing brace.
+                dst.truncate(dst.len() - 1);
+                dst.extend_from_slice(if w.members == 0 {
+                    b"\"body_len\":"
+                } else {
+                    b",\"body_len\":"
+                });
+                dst.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+                dst.put_u8(b'}');
+                return self.write_prefix(start, dst);
+            }
+            // The general path below decides (and names the error).
+            Ok(_) | Err(canon::GiveUp) => dst.truncate(text_start),
+        }
+        self.write_typed_general(header, body_len, start, dst)
+    }
+
+    /// [`write_typed`](Self::write_typed) the general way, for what the one-pass encoder does
+    /// not take: `serde_json` writes the text, then the validator of §4 checks it.
+    pub(crate) fn write_typed_general<T: Serialize + ?Sized>(
+        &self,
+        header: &T,
+        body_len: u64,
+        start: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let invalid = |kind| EncodeError::InvalidHeader(DecodeError::new(0, kind));
         let text_start = start + PREFIX_LEN;
         serde_json::to_writer((&mut *dst).writer(), header).map_err(EncodeError::Serialize)?;
         let text = dst.get(text_start..).unwrap_or_default();
