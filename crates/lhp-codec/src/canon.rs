@@ -68,20 +68,22 @@ pub(crate) fn write<T: Serialize + ?Sized>(
         start,
         entries: [EMPTY; MAX_MEMBERS],
         len: 0,
+        seen: 0,
         after_key: false,
     };
     header.serialize(Top(&mut members))?;
     let Members {
         out, entries, len, ..
     } = members;
-    let text = out
-        .get(start..)
-        .and_then(|t| std::str::from_utf8(t).ok())
-        .ok_or(GiveUp)?;
+    let text = out.get(start..).unwrap_or_default();
+    // Offsets are kept as `u32`: a longer text is left to the general path (and is far over
+    // any `max_header_len` anyway).
+    if u32::try_from(text.len()).is_err() {
+        return Err(GiveUp);
+    }
     let mut slots: [Option<Val>; 9] = [None; 9];
     for e in entries.get(..len).unwrap_or_default() {
         let name = text
-            .as_bytes()
             .get(e.name.0 as usize..e.name.1 as usize)
             .ok_or(GiveUp)?;
         if let Some(i) = fast::registered(name) {
@@ -113,42 +115,46 @@ struct Members<'a> {
     start: usize,
     entries: [Entry; MAX_MEMBERS],
     len: usize,
+    /// A one-word Bloom filter of the names written (see `fast::name_bit`): a name is compared
+    /// with the earlier ones only when its bit is already set.
+    seen: u64,
     /// A map's key was written; its value comes next.
     after_key: bool,
 }
 
 impl Members<'_> {
-    /// The offset of the next octet, relative to the header text.
-    fn here(&self) -> Result<u32, GiveUp> {
-        u32::try_from(self.out.len() - self.start).map_err(|_| GiveUp)
-    }
-
     /// Writes `"name":` (after a `,` unless first), refusing names that need an escape or
     /// repeat an earlier one, and more than [`MAX_MEMBERS`] members.
     fn key(&mut self, name: &str) -> Result<(), GiveUp> {
-        if self.len == MAX_MEMBERS || name.bytes().any(needs_escape) {
+        let n = name.as_bytes();
+        if self.len == MAX_MEMBERS || n.iter().any(|&c| needs_escape(c)) {
             return Err(GiveUp);
         }
-        let text = self.out.get(self.start..).unwrap_or_default();
-        let repeated = self
-            .entries
-            .get(..self.len)
-            .unwrap_or_default()
-            .iter()
-            .any(|e| text.get(e.name.0 as usize..e.name.1 as usize) == Some(name.as_bytes()));
-        if repeated {
-            return Err(GiveUp);
+        let bit = fast::name_bit(n);
+        if self.seen & bit != 0 {
+            let text = self.out.get(self.start..).unwrap_or_default();
+            let repeated = self
+                .entries
+                .get(..self.len)
+                .unwrap_or_default()
+                .iter()
+                .any(|e| text.get(e.name.0 as usize..e.name.1 as usize) == Some(n));
+            if repeated {
+                return Err(GiveUp);
+            }
         }
+        self.seen |= bit;
+        self.out.reserve(n.len() + 4);
         if self.len > 0 {
             self.out.put_u8(b',');
         }
         self.out.put_u8(b'"');
-        let a = self.here()?;
-        self.out.extend_from_slice(name.as_bytes());
-        let b = self.here()?;
-        self.out.extend_from_slice(b"\":");
+        let a = self.out.len() - self.start;
+        self.out.extend_from_slice(n);
         let e = self.entries.get_mut(self.len).ok_or(GiveUp)?;
-        e.name = (a, b);
+        // Checked against `u32` once the text is complete.
+        e.name = (a as u32, (a + n.len()) as u32);
+        self.out.extend_from_slice(b"\":");
         Ok(())
     }
 
@@ -165,23 +171,43 @@ impl Members<'_> {
     }
 }
 
-/// JSON string escapes, as `serde_json` writes them.
-fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
+fn needs_escape(c: u8) -> bool {
+    fast::ESCAPE[usize::from(c)]
 }
 
 /// Writes `s` as a JSON string (quotes included): `(start, end, escaped)` of its contents.
-fn string(out: &mut BytesMut, start: usize, s: &str) -> Result<Val, GiveUp> {
+fn string(out: &mut BytesMut, start: usize, s: &str) -> Val {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.put_u8(b'"');
     let a = out.len() - start;
-    let bytes = s.as_bytes();
-    let mut escaped = false;
+    let escaped = match bytes.iter().position(|&c| needs_escape(c)) {
+        None => {
+            out.extend_from_slice(bytes);
+            false
+        }
+        Some(first) => {
+            escape(out, bytes, first);
+            true
+        }
+    };
+    let b = out.len() - start;
+    out.put_u8(b'"');
+    // Checked against `u32` once the text is complete.
+    Val::Str {
+        start: a as u32,
+        end: b as u32,
+        escaped,
+    }
+}
+
+/// Writes `bytes`, whose first octet to escape is at `first`, escaped.
+fn escape(out: &mut BytesMut, bytes: &[u8], first: usize) {
     let mut plain = 0;
-    for (i, &c) in bytes.iter().enumerate() {
+    for (i, &c) in bytes.iter().enumerate().skip(first) {
         if !needs_escape(c) {
             continue;
         }
-        escaped = true;
         out.extend_from_slice(bytes.get(plain..i).unwrap_or_default());
         plain = i + 1;
         match c {
@@ -201,13 +227,6 @@ fn string(out: &mut BytesMut, start: usize, s: &str) -> Result<Val, GiveUp> {
         }
     }
     out.extend_from_slice(bytes.get(plain..).unwrap_or_default());
-    let b = out.len() - start;
-    out.put_u8(b'"');
-    Ok(Val::Str {
-        start: u32::try_from(a).map_err(|_| GiveUp)?,
-        end: u32::try_from(b).map_err(|_| GiveUp)?,
-        escaped,
-    })
 }
 
 /// The header itself: an object, or the general path.
@@ -523,7 +542,7 @@ impl Serializer for Scalar<'_> {
     }
 
     fn serialize_str(self, v: &str) -> Result<Val, GiveUp> {
-        string(self.out, self.start, v)
+        Ok(string(self.out, self.start, v))
     }
 
     fn serialize_bytes(self, _v: &[u8]) -> Result<Val, GiveUp> {

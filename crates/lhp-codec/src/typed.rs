@@ -272,11 +272,11 @@ pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
     profile: Profile,
 ) -> Result<T, TypedError> {
     let mut fields: &'static [&'static str] = &[];
-    let has_body_len = match table {
+    let value = match table {
         // The fast path's table: deserialized without parsing the text again.
         Some(table) => {
             let at = Cell::new(None);
-            let value = T::deserialize(TableDe {
+            T::deserialize(TableDe {
                 text,
                 entries: table.entries(),
                 fields: &mut fields,
@@ -289,16 +289,11 @@ pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
                         .map(str::to_owned)
                 }),
                 source,
-            })?;
-            let has = table
-                .entries()
-                .iter()
-                .any(|e| name_of(text, e) == Some("body_len"));
-            (value, has)
+            })?
         }
         None => {
             let mut de = serde_json::Deserializer::from_str(text);
-            let value = T::deserialize(Fields {
+            T::deserialize(Fields {
                 inner: &mut de,
                 fields: &mut fields,
             })
@@ -306,23 +301,25 @@ pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
             .map_err(|source| TypedError::Member {
                 member: member_at(text, &source),
                 source,
-            })?;
-            let has = || top_level(text).any(|m| m.name == "body_len");
-            (value, profile != Profile::SeedCompat || has())
+            })?
         }
     };
-    let (value, has_body_len) = has_body_len;
     // In `lhp1` a body implies a `body_len` member, which the field then read. In
     // `seed-compat` the length may be in `file_size` or `total_size` alone.
-    if profile == Profile::SeedCompat
-        && body_len > 0
-        && fields.contains(&"body_len")
-        && !has_body_len
-    {
-        return Err(TypedError::Disagrees {
-            member: "body_len",
-            frame: format!("a {body_len}-octet body and no `body_len` member"),
-        });
+    if profile == Profile::SeedCompat && body_len > 0 && fields.contains(&"body_len") {
+        let has_body_len = match table {
+            Some(table) => table
+                .entries()
+                .iter()
+                .any(|e| name_of(text, e) == Some("body_len")),
+            None => top_level(text).any(|m| m.name == "body_len"),
+        };
+        if !has_body_len {
+            return Err(TypedError::Disagrees {
+                member: "body_len",
+                frame: format!("a {body_len}-octet body and no `body_len` member"),
+            });
+        }
     }
     Ok(value)
 }
