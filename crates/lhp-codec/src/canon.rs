@@ -74,7 +74,7 @@ pub(crate) fn write<T: Serialize + ?Sized>(
     header.serialize(Top(&mut members))?;
     let Members {
         out, entries, len, ..
-    } = members;
+    } = &members;
     let text = out.get(start..).unwrap_or_default();
     // Offsets are kept as `u32`: a longer text is left to the general path (and is far over
     // any `max_header_len` anyway).
@@ -82,7 +82,7 @@ pub(crate) fn write<T: Serialize + ?Sized>(
         return Err(GiveUp);
     }
     let mut slots: [Option<Val>; 9] = [None; 9];
-    for e in entries.get(..len).unwrap_or_default() {
+    for e in entries.get(..*len).unwrap_or_default() {
         let name = text
             .get(e.name.0 as usize..e.name.1 as usize)
             .ok_or(GiveUp)?;
@@ -95,11 +95,11 @@ pub(crate) fn write<T: Serialize + ?Sized>(
         Profile::SeedCompat => slots[..3].iter().any(Option::is_some),
     };
     let (Checked { body_len, .. }, _) =
-        fast::check_registered(text, slots, profile).ok_or(GiveUp)?;
+        fast::check_registered(text, &slots, profile).ok_or(GiveUp)?;
     Ok(Written {
         declared: body_len,
         has_length,
-        members: len,
+        members: *len,
     })
 }
 
@@ -668,7 +668,11 @@ mod tests {
                 .encode_typed_head(h, body_len, &mut out)
                 .map(|()| out.split_off(6))
                 .map_err(|e| format!("{e:?}"));
-            assert_eq!(got, general(&enc, h, body_len), "{h:?} {profile} {body_len}");
+            assert_eq!(
+                got,
+                general(&enc, h, body_len),
+                "{h:?} {profile} {body_len}"
+            );
             assert_eq!(&out[..6], b"before");
         }
     }
@@ -791,7 +795,9 @@ mod tests {
             extra,
         };
         let mut out = BytesMut::new();
-        let w = write(&h, &mut out, Profile::Lhp1).map_err(|_| "gave up").unwrap();
+        let w = write(&h, &mut out, Profile::Lhp1)
+            .map_err(|_| "gave up")
+            .unwrap();
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             r#"{"kind":"get_all","id":7,"name":"a\"b","note":null,"c":"\n","small":-128,"big":-9007199254740991,"unit":null,"trace":"t\u0000"}"#
@@ -801,12 +807,10 @@ mod tests {
             agree(&h, body_len);
         }
         // What the one pass leaves to the general path, which decides the same.
-        let slow = [
-            Typed {
-                kind: Kind::Tagged(1),
-                ..h
-            },
-        ];
+        let slow = [Typed {
+            kind: Kind::Tagged(1),
+            ..h
+        }];
         for h in &slow {
             assert!(write(h, &mut BytesMut::new(), Profile::Lhp1).is_err());
             agree(h, 0);

@@ -362,7 +362,7 @@ pub(crate) fn scan_into(
         return None;
     }
 
-    let (checked, fields) = check_registered(b, slots, profile)?;
+    let (checked, fields) = check_registered(b, &slots, profile)?;
     if let Some(t) = table {
         t.len = count;
     }
@@ -378,10 +378,10 @@ pub(crate) fn scan_into(
 /// length and digests, or `None` for anything the general parser must decide.
 pub(crate) fn check_registered(
     text: &[u8],
-    slots: [Option<Val>; 9],
+    slots: &[Option<Val>; 9],
     profile: Profile,
 ) -> Option<(Checked, Fields)> {
-    let [body_len_v, file_size, total_size, kind, id, name, sha256, version, md5] = slots;
+    let &[body_len_v, file_size, total_size, kind, id, name, sha256, version, md5] = slots;
     let lengths = [body_len_v, file_size, total_size];
     let length_members = match profile {
         Profile::Lhp1 => &lengths[..1],

@@ -969,4 +969,105 @@ mod tests {
         let names: Vec<String> = top_level(text).map(|m| m.name.into_owned()).collect();
         assert_eq!(names, ["a", "c", "e"]);
     }
+
+    /// A struct with the field shapes headers use: borrowed, `Cow`, optional, integers of
+    /// several widths, a boolean, an enum written as a string, unknown members ignored.
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Probe<'a> {
+        #[serde(default, borrow)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(default)]
+        id: Option<u64>,
+        #[serde(default)]
+        name: Option<&'a str>,
+        #[serde(default)]
+        v: Option<u8>,
+        #[serde(default)]
+        mode: Option<Mode>,
+        #[serde(default)]
+        n: Option<i32>,
+        #[serde(default)]
+        ok: Option<bool>,
+        #[serde(default)]
+        s: Option<String>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        Fast,
+        Slow,
+    }
+
+    fn probe_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let name = prop::sample::select(vec![
+            "kind", "id", "name", "v", "mode", "n", "ok", "s", "x", "body_len",
+        ]);
+        let value = prop::sample::select(vec![
+            "\"fast\"",
+            "\"slow\"",
+            "\"other\"",
+            "\"a\\nb\"",
+            "\"\\u00e9t\\u00e9\"",
+            "\"plain\"",
+            "\"\"",
+            "0",
+            "1",
+            "7",
+            "255",
+            "256",
+            "-1",
+            "-2147483648",
+            "-2147483649",
+            "4294967296",
+            "9007199254740991",
+            "true",
+            "false",
+            "null",
+        ]);
+        prop::collection::vec((name, value), 0..8).prop_map(|m| {
+            let mut seen = Vec::new();
+            let body: Vec<String> = m
+                .into_iter()
+                .filter(|(n, _)| {
+                    let fresh = !seen.contains(n);
+                    seen.push(*n);
+                    fresh
+                })
+                .map(|(n, v)| format!("\"{n}\":{v}"))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// The one-pass typed decoder (from the fast path's member table) gives what
+        /// `serde_json` gives for the same text: the same value, or an error on both sides.
+        #[test]
+        fn typed_decoding_from_the_table_agrees_with_serde_json(text in probe_text()) {
+            let mut table = Table::default();
+            let accepted = crate::fast::scan_into(&text, Profile::Lhp1, Some(&mut table));
+            let body_len = accepted.as_ref().map_or(0, |f| f.checked.body_len);
+            let general = serde_json::from_str::<Probe<'_>>(&text);
+            if accepted.is_some() {
+                let fast = deserialize_header::<Probe<'_>>(&text, Some(&table), body_len, Profile::Lhp1);
+                match (&fast, &general) {
+                    (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b, "{}", text),
+                    (Err(_), Err(_)) => {}
+                    _ => proptest::prop_assert!(false, "{}: table {:?}, serde_json {:?}", text, fast, general),
+                }
+            }
+            // Without the table (the general path) the answer is serde_json's too.
+            if header::validate(text.as_bytes(), Profile::Lhp1, None).is_ok() {
+                let slow = deserialize_header::<Probe<'_>>(&text, None, body_len, Profile::Lhp1);
+                proptest::prop_assert_eq!(slow.is_ok(), general.is_ok(), "{}", text);
+                if let (Ok(a), Ok(b)) = (slow, general) {
+                    proptest::prop_assert_eq!(a, b, "{}", text);
+                }
+            }
+        }
+    }
 }
