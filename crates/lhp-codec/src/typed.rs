@@ -651,6 +651,12 @@ impl Encoder {
     /// The header is checked as a receiver would check it (§4): it must be a JSON object, a
     /// `body_len` it carries must equal the body's length, and the registered members must
     /// have their registered types. On error nothing is appended.
+    ///
+    /// A header of strings, integers, booleans and `null` (what headers are made of) is
+    /// written and checked in one pass, by a serializer that notes each member as it writes
+    /// it; anything else (floats, nested values, more than 16 members) is serialized by
+    /// `serde_json` and then validated. Both ways write the same octets (§9's canonical
+    /// form) and refuse the same headers with the same error.
     pub fn encode_typed<T: Serialize + ?Sized>(
         &self,
         header: &T,
