@@ -105,7 +105,7 @@ impl Default for Table {
     }
 }
 
-/// The octets a JSON string cannot hold as they are: `"`, `\\` and the control characters
+/// The octets a JSON string cannot hold as they are: `"`, `\` and the control characters
 /// (one table lookup per octet instead of three comparisons).
 pub(crate) static ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
