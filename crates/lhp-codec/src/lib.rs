@@ -111,6 +111,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
+mod canon;
 mod caps;
 pub mod conn;
 pub mod datagram;

@@ -41,10 +41,11 @@ use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::Serialize;
 
+use crate::canon;
 use crate::decoder::{MIN_HEADER_LEN, PREFIX_LEN};
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::fast::{Entry, Table, Val};
-use crate::header::{self, parse_header};
+use crate::header::{self, parse_header, MAX_SAFE_INTEGER};
 use crate::{Encoder, Frame, Header, Profile};
 
 /// A frame decoded in place: its validated header text and its body, both borrowed from the
@@ -271,11 +272,11 @@ pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
     profile: Profile,
 ) -> Result<T, TypedError> {
     let mut fields: &'static [&'static str] = &[];
-    let has_body_len = match table {
+    let value = match table {
         // The fast path's table: deserialized without parsing the text again.
         Some(table) => {
             let at = Cell::new(None);
-            let value = T::deserialize(TableDe {
+            T::deserialize(TableDe {
                 text,
                 entries: table.entries(),
                 fields: &mut fields,
@@ -288,16 +289,11 @@ pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
                         .map(str::to_owned)
                 }),
                 source,
-            })?;
-            let has = table
-                .entries()
-                .iter()
-                .any(|e| name_of(text, e) == Some("body_len"));
-            (value, has)
+            })?
         }
         None => {
             let mut de = serde_json::Deserializer::from_str(text);
-            let value = T::deserialize(Fields {
+            T::deserialize(Fields {
                 inner: &mut de,
                 fields: &mut fields,
             })
@@ -305,23 +301,25 @@ pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
             .map_err(|source| TypedError::Member {
                 member: member_at(text, &source),
                 source,
-            })?;
-            let has = || top_level(text).any(|m| m.name == "body_len");
-            (value, profile != Profile::SeedCompat || has())
+            })?
         }
     };
-    let (value, has_body_len) = has_body_len;
     // In `lhp1` a body implies a `body_len` member, which the field then read. In
     // `seed-compat` the length may be in `file_size` or `total_size` alone.
-    if profile == Profile::SeedCompat
-        && body_len > 0
-        && fields.contains(&"body_len")
-        && !has_body_len
-    {
-        return Err(TypedError::Disagrees {
-            member: "body_len",
-            frame: format!("a {body_len}-octet body and no `body_len` member"),
-        });
+    if profile == Profile::SeedCompat && body_len > 0 && fields.contains(&"body_len") {
+        let has_body_len = match table {
+            Some(table) => table
+                .entries()
+                .iter()
+                .any(|e| name_of(text, e) == Some("body_len")),
+            None => top_level(text).any(|m| m.name == "body_len"),
+        };
+        if !has_body_len {
+            return Err(TypedError::Disagrees {
+                member: "body_len",
+                frame: format!("a {body_len}-octet body and no `body_len` member"),
+            });
+        }
     }
     Ok(value)
 }
@@ -653,6 +651,12 @@ impl Encoder {
     /// The header is checked as a receiver would check it (§4): it must be a JSON object, a
     /// `body_len` it carries must equal the body's length, and the registered members must
     /// have their registered types. On error nothing is appended.
+    ///
+    /// A header of strings, integers, booleans and `null` (what headers are made of) is
+    /// written and checked in one pass, by a serializer that notes each member as it writes
+    /// it; anything else (floats, nested values, more than 16 members) is serialized by
+    /// `serde_json` and then validated. Both ways write the same octets (§9's canonical
+    /// form) and refuse the same headers with the same error.
     pub fn encode_typed<T: Serialize + ?Sized>(
         &self,
         header: &T,
@@ -687,9 +691,46 @@ impl Encoder {
         start: usize,
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let invalid = |kind| EncodeError::InvalidHeader(DecodeError::new(0, kind));
         dst.reserve(PREFIX_LEN + 128);
         dst.put_u32(0);
+        let text_start = start + PREFIX_LEN;
+        // One pass: canonical JSON written and the registered members checked as it goes.
+        match canon::write(header, dst, self.profile()) {
+            Ok(w) if w.declared == body_len => return self.write_prefix(start, dst),
+            Ok(w) if w.declared != 0 => {
+                return Err(EncodeError::BodyLenMismatch {
+                    declared: w.declared,
+                    actual: body_len,
+                })
+            }
+            Ok(w) if !w.has_length && body_len <= MAX_SAFE_INTEGER => {
+                // No length member: add `body_len` before the closing brace.
+                dst.truncate(dst.len() - 1);
+                dst.extend_from_slice(if w.members == 0 {
+                    b"\"body_len\":"
+                } else {
+                    b",\"body_len\":"
+                });
+                dst.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+                dst.put_u8(b'}');
+                return self.write_prefix(start, dst);
+            }
+            // The general path below decides (and names the error).
+            Ok(_) | Err(canon::GiveUp) => dst.truncate(text_start),
+        }
+        self.write_typed_general(header, body_len, start, dst)
+    }
+
+    /// [`write_typed`](Self::write_typed) the general way, for what the one-pass encoder does
+    /// not take: `serde_json` writes the text, then the validator of §4 checks it.
+    pub(crate) fn write_typed_general<T: Serialize + ?Sized>(
+        &self,
+        header: &T,
+        body_len: u64,
+        start: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let invalid = |kind| EncodeError::InvalidHeader(DecodeError::new(0, kind));
         let text_start = start + PREFIX_LEN;
         serde_json::to_writer((&mut *dst).writer(), header).map_err(EncodeError::Serialize)?;
         let text = dst.get(text_start..).unwrap_or_default();
@@ -933,5 +974,106 @@ mod tests {
         let text = r#"{"a":{"b":"x\":"},"c" : [ {"d":1} ],"\u0065":null}"#;
         let names: Vec<String> = top_level(text).map(|m| m.name.into_owned()).collect();
         assert_eq!(names, ["a", "c", "e"]);
+    }
+
+    /// A struct with the field shapes headers use: borrowed, `Cow`, optional, integers of
+    /// several widths, a boolean, an enum written as a string, unknown members ignored.
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Probe<'a> {
+        #[serde(default, borrow)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(default)]
+        id: Option<u64>,
+        #[serde(default)]
+        name: Option<&'a str>,
+        #[serde(default)]
+        v: Option<u8>,
+        #[serde(default)]
+        mode: Option<Mode>,
+        #[serde(default)]
+        n: Option<i32>,
+        #[serde(default)]
+        ok: Option<bool>,
+        #[serde(default)]
+        s: Option<String>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        Fast,
+        Slow,
+    }
+
+    fn probe_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let name = prop::sample::select(vec![
+            "kind", "id", "name", "v", "mode", "n", "ok", "s", "x", "body_len",
+        ]);
+        let value = prop::sample::select(vec![
+            "\"fast\"",
+            "\"slow\"",
+            "\"other\"",
+            "\"a\\nb\"",
+            "\"\\u00e9t\\u00e9\"",
+            "\"plain\"",
+            "\"\"",
+            "0",
+            "1",
+            "7",
+            "255",
+            "256",
+            "-1",
+            "-2147483648",
+            "-2147483649",
+            "4294967296",
+            "9007199254740991",
+            "true",
+            "false",
+            "null",
+        ]);
+        prop::collection::vec((name, value), 0..8).prop_map(|m| {
+            let mut seen = Vec::new();
+            let body: Vec<String> = m
+                .into_iter()
+                .filter(|(n, _)| {
+                    let fresh = !seen.contains(n);
+                    seen.push(*n);
+                    fresh
+                })
+                .map(|(n, v)| format!("\"{n}\":{v}"))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// The one-pass typed decoder (from the fast path's member table) gives what
+        /// `serde_json` gives for the same text: the same value, or an error on both sides.
+        #[test]
+        fn typed_decoding_from_the_table_agrees_with_serde_json(text in probe_text()) {
+            let mut table = Table::default();
+            let accepted = crate::fast::scan_into(&text, Profile::Lhp1, Some(&mut table));
+            let body_len = accepted.as_ref().map_or(0, |f| f.checked.body_len);
+            let general = serde_json::from_str::<Probe<'_>>(&text);
+            if accepted.is_some() {
+                let fast = deserialize_header::<Probe<'_>>(&text, Some(&table), body_len, Profile::Lhp1);
+                match (&fast, &general) {
+                    (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b, "{}", text),
+                    (Err(_), Err(_)) => {}
+                    _ => proptest::prop_assert!(false, "{}: table {:?}, serde_json {:?}", text, fast, general),
+                }
+            }
+            // Without the table (the general path) the answer is serde_json's too.
+            if header::validate(text.as_bytes(), Profile::Lhp1, None).is_ok() {
+                let slow = deserialize_header::<Probe<'_>>(&text, None, body_len, Profile::Lhp1);
+                proptest::prop_assert_eq!(slow.is_ok(), general.is_ok(), "{}", text);
+                if let (Ok(a), Ok(b)) = (slow, general) {
+                    proptest::prop_assert_eq!(a, b, "{}", text);
+                }
+            }
+        }
     }
 }

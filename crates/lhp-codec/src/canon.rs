@@ -1,0 +1,840 @@
+//! The one-pass typed encoder (§9, §4.4): a serde [`Serializer`] that writes a caller's header
+//! as canonical JSON straight into the output buffer, noting each member as it goes, so that
+//! the receiver's rules are checked on what it noted instead of on a second parse of the text.
+//!
+//! Like the fast path of validation (`fast.rs`), it only ever *accepts*: it takes what headers
+//! are made of — an object (a struct or a map with string keys) of strings, integers within
+//! ±(2^53−1), booleans and `null`, at most [`MAX_MEMBERS`] of them, names that need no escape —
+//! and gives up on anything else (floats, nested values, escaped or repeated names, a value
+//! out of range, a registered member of the wrong type, a serializer error). The caller then
+//! encodes the header the general way (`serde_json`, then the full validation of §4), which
+//! decides and names the error. So this path changes how quickly a header is encoded, never
+//! the octets written or the error returned: the tests at the end of this file check both
+//! against `serde_json` and the validator.
+//!
+//! The text written is `serde_json`'s compact form, octet for octet: members in the order
+//! the type serializes them, no whitespace, strings escaped as `serde_json` escapes them
+//! (`"`, `\`, and control characters; `\b \f \n \r \t` in short form, the others as
+//! `\u00XX`).
+
+use std::fmt;
+
+use bytes::{BufMut, BytesMut};
+use serde::ser::{self, Impossible, Serialize, Serializer};
+
+use crate::fast::{self, Entry, Val, MAX_MEMBERS};
+use crate::header::{Checked, MAX_SAFE_INTEGER};
+use crate::Profile;
+
+/// Why the one-pass encoder gave up: the general path decides.
+#[derive(Debug)]
+pub(crate) struct GiveUp;
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("left to the general encoder")
+    }
+}
+
+impl std::error::Error for GiveUp {}
+
+impl ser::Error for GiveUp {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        GiveUp
+    }
+}
+
+/// What the one-pass encoder learned about the header it wrote.
+pub(crate) struct Written {
+    /// The body length the header declares (0 when it declares none).
+    pub declared: u64,
+    /// The header carries a length member of `profile` (`body_len`; in `seed-compat` also
+    /// `file_size`, `total_size`).
+    pub has_length: bool,
+    /// Members written.
+    pub members: usize,
+}
+
+/// Serializes `header` as canonical JSON onto the end of `dst` and checks the registered
+/// members (§4.4), or gives up (leaving whatever it wrote for the caller to cut off).
+pub(crate) fn write<T: Serialize + ?Sized>(
+    header: &T,
+    dst: &mut BytesMut,
+    profile: Profile,
+) -> Result<Written, GiveUp> {
+    let start = dst.len();
+    let mut members = Members {
+        out: dst,
+        start,
+        entries: [EMPTY; MAX_MEMBERS],
+        len: 0,
+        seen: 0,
+        after_key: false,
+    };
+    header.serialize(Top(&mut members))?;
+    let Members {
+        out, entries, len, ..
+    } = &members;
+    let text = out.get(start..).unwrap_or_default();
+    // Offsets are kept as `u32`: a longer text is left to the general path (and is far over
+    // any `max_header_len` anyway).
+    if u32::try_from(text.len()).is_err() {
+        return Err(GiveUp);
+    }
+    let mut slots: [Option<Val>; 9] = [None; 9];
+    for e in entries.get(..*len).unwrap_or_default() {
+        let name = text
+            .get(e.name.0 as usize..e.name.1 as usize)
+            .ok_or(GiveUp)?;
+        if let Some(i) = fast::registered(name) {
+            *slots.get_mut(i).ok_or(GiveUp)? = Some(e.val);
+        }
+    }
+    let has_length = match profile {
+        Profile::Lhp1 => slots[0].is_some(),
+        Profile::SeedCompat => slots[..3].iter().any(Option::is_some),
+    };
+    let (Checked { body_len, .. }, _) =
+        fast::check_registered(text, &slots, profile).ok_or(GiveUp)?;
+    Ok(Written {
+        declared: body_len,
+        has_length,
+        members: *len,
+    })
+}
+
+const EMPTY: Entry = Entry {
+    name: (0, 0),
+    val: Val::Null,
+};
+
+/// The object being written: the output and the members so far (offsets relative to
+/// `start`, the header text's first octet).
+struct Members<'a> {
+    out: &'a mut BytesMut,
+    start: usize,
+    entries: [Entry; MAX_MEMBERS],
+    len: usize,
+    /// A one-word Bloom filter of the names written (see `fast::name_bit`): a name is compared
+    /// with the earlier ones only when its bit is already set.
+    seen: u64,
+    /// A map's key was written; its value comes next.
+    after_key: bool,
+}
+
+impl Members<'_> {
+    /// Writes `"name":` (after a `,` unless first), refusing names that need an escape or
+    /// repeat an earlier one, and more than [`MAX_MEMBERS`] members.
+    fn key(&mut self, name: &str) -> Result<(), GiveUp> {
+        let n = name.as_bytes();
+        if self.len == MAX_MEMBERS || n.iter().any(|&c| needs_escape(c)) {
+            return Err(GiveUp);
+        }
+        let bit = fast::name_bit(n);
+        if self.seen & bit != 0 {
+            let text = self.out.get(self.start..).unwrap_or_default();
+            let repeated = self
+                .entries
+                .get(..self.len)
+                .unwrap_or_default()
+                .iter()
+                .any(|e| text.get(e.name.0 as usize..e.name.1 as usize) == Some(n));
+            if repeated {
+                return Err(GiveUp);
+            }
+        }
+        self.seen |= bit;
+        self.out.reserve(n.len() + 4);
+        if self.len > 0 {
+            self.out.put_u8(b',');
+        }
+        self.out.put_u8(b'"');
+        let a = self.out.len() - self.start;
+        self.out.extend_from_slice(n);
+        let e = self.entries.get_mut(self.len).ok_or(GiveUp)?;
+        // Checked against `u32` once the text is complete.
+        e.name = (a as u32, (a + n.len()) as u32);
+        self.out.extend_from_slice(b"\":");
+        Ok(())
+    }
+
+    /// Writes the value of the member whose key was just written.
+    fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
+        let val = value.serialize(Scalar {
+            out: &mut *self.out,
+            start: self.start,
+        })?;
+        let e = self.entries.get_mut(self.len).ok_or(GiveUp)?;
+        e.val = val;
+        self.len += 1;
+        Ok(())
+    }
+}
+
+fn needs_escape(c: u8) -> bool {
+    fast::ESCAPE[usize::from(c)]
+}
+
+/// Writes `s` as a JSON string (quotes included): `(start, end, escaped)` of its contents.
+fn string(out: &mut BytesMut, start: usize, s: &str) -> Val {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.put_u8(b'"');
+    let a = out.len() - start;
+    let escaped = match bytes.iter().position(|&c| needs_escape(c)) {
+        None => {
+            out.extend_from_slice(bytes);
+            false
+        }
+        Some(first) => {
+            escape(out, bytes, first);
+            true
+        }
+    };
+    let b = out.len() - start;
+    out.put_u8(b'"');
+    // Checked against `u32` once the text is complete.
+    Val::Str {
+        start: a as u32,
+        end: b as u32,
+        escaped,
+    }
+}
+
+/// Writes `bytes`, whose first octet to escape is at `first`, escaped.
+fn escape(out: &mut BytesMut, bytes: &[u8], first: usize) {
+    let mut plain = 0;
+    for (i, &c) in bytes.iter().enumerate().skip(first) {
+        if !needs_escape(c) {
+            continue;
+        }
+        out.extend_from_slice(bytes.get(plain..i).unwrap_or_default());
+        plain = i + 1;
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.put_u8(HEX[usize::from(c >> 4)]);
+                out.put_u8(HEX[usize::from(c & 0xf)]);
+            }
+        }
+    }
+    out.extend_from_slice(bytes.get(plain..).unwrap_or_default());
+}
+
+/// The header itself: an object, or the general path.
+struct Top<'s, 'a>(&'s mut Members<'a>);
+
+/// A newtype struct by these names is `serde_json`'s own (`RawValue`, arbitrary-precision
+/// numbers): its text is not what it serializes as.
+fn serde_json_private(name: &str) -> bool {
+    name.starts_with("$serde_json")
+}
+
+macro_rules! give_up {
+    ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
+        $(
+            fn $method(self, $(_: $arg),*) -> Result<$ret, GiveUp> {
+                Err(GiveUp)
+            }
+        )*
+    };
+}
+
+impl<'s, 'a> Serializer for Top<'s, 'a> {
+    type Ok = ();
+    type Error = GiveUp;
+    type SerializeSeq = Impossible<(), GiveUp>;
+    type SerializeTuple = Impossible<(), GiveUp>;
+    type SerializeTupleStruct = Impossible<(), GiveUp>;
+    type SerializeTupleVariant = Impossible<(), GiveUp>;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Impossible<(), GiveUp>;
+
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self, GiveUp> {
+        self.0.out.put_u8(b'{');
+        Ok(self)
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self, GiveUp> {
+        self.0.out.put_u8(b'{');
+        Ok(self)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), GiveUp> {
+        if serde_json_private(name) {
+            return Err(GiveUp);
+        }
+        value.serialize(self)
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), GiveUp> {
+        Err(GiveUp)
+    }
+
+    give_up! {
+        serialize_bool(bool) -> ();
+        serialize_i8(i8) -> ();
+        serialize_i16(i16) -> ();
+        serialize_i32(i32) -> ();
+        serialize_i64(i64) -> ();
+        serialize_i128(i128) -> ();
+        serialize_u8(u8) -> ();
+        serialize_u16(u16) -> ();
+        serialize_u32(u32) -> ();
+        serialize_u64(u64) -> ();
+        serialize_u128(u128) -> ();
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_char(char) -> ();
+        serialize_str(&str) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_unit_variant(&'static str, u32, &'static str) -> ();
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+}
+
+impl ser::SerializeStruct for Top<'_, '_> {
+    type Ok = ();
+    type Error = GiveUp;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), GiveUp> {
+        self.0.key(key)?;
+        self.0.value(value)
+    }
+
+    fn end(self) -> Result<(), GiveUp> {
+        self.0.out.put_u8(b'}');
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for Top<'_, '_> {
+    type Ok = ();
+    type Error = GiveUp;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), GiveUp> {
+        if self.0.after_key {
+            return Err(GiveUp);
+        }
+        key.serialize(Key(&mut *self.0))?;
+        self.0.after_key = true;
+        Ok(())
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
+        if !std::mem::take(&mut self.0.after_key) {
+            return Err(GiveUp);
+        }
+        self.0.value(value)
+    }
+
+    fn end(self) -> Result<(), GiveUp> {
+        if self.0.after_key {
+            return Err(GiveUp);
+        }
+        self.0.out.put_u8(b'}');
+        Ok(())
+    }
+}
+
+/// A map's key: a string, or the general path.
+struct Key<'s, 'a>(&'s mut Members<'a>);
+
+impl Serializer for Key<'_, '_> {
+    type Ok = ();
+    type Error = GiveUp;
+    type SerializeSeq = Impossible<(), GiveUp>;
+    type SerializeTuple = Impossible<(), GiveUp>;
+    type SerializeTupleStruct = Impossible<(), GiveUp>;
+    type SerializeTupleVariant = Impossible<(), GiveUp>;
+    type SerializeMap = Impossible<(), GiveUp>;
+    type SerializeStruct = Impossible<(), GiveUp>;
+    type SerializeStructVariant = Impossible<(), GiveUp>;
+
+    fn serialize_str(self, v: &str) -> Result<(), GiveUp> {
+        self.0.key(v)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), GiveUp> {
+        if serde_json_private(name) {
+            return Err(GiveUp);
+        }
+        value.serialize(self)
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), GiveUp> {
+        Err(GiveUp)
+    }
+
+    give_up! {
+        serialize_bool(bool) -> ();
+        serialize_i8(i8) -> ();
+        serialize_i16(i16) -> ();
+        serialize_i32(i32) -> ();
+        serialize_i64(i64) -> ();
+        serialize_i128(i128) -> ();
+        serialize_u8(u8) -> ();
+        serialize_u16(u16) -> ();
+        serialize_u32(u32) -> ();
+        serialize_u64(u64) -> ();
+        serialize_u128(u128) -> ();
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_char(char) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_unit_variant(&'static str, u32, &'static str) -> ();
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+}
+
+/// A member's value: a scalar, or the general path.
+struct Scalar<'a> {
+    out: &'a mut BytesMut,
+    start: usize,
+}
+
+impl Scalar<'_> {
+    fn int(self, neg: bool, n: u128) -> Result<Val, GiveUp> {
+        let n = u64::try_from(n)
+            .ok()
+            .filter(|&n| n <= MAX_SAFE_INTEGER)
+            .ok_or(GiveUp)?;
+        if neg && n != 0 {
+            self.out.put_u8(b'-');
+        }
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        Ok(Val::Int {
+            neg: neg && n != 0,
+            n,
+        })
+    }
+
+    fn signed(self, v: i128) -> Result<Val, GiveUp> {
+        self.int(v < 0, v.unsigned_abs())
+    }
+}
+
+impl Serializer for Scalar<'_> {
+    type Ok = Val;
+    type Error = GiveUp;
+    type SerializeSeq = Impossible<Val, GiveUp>;
+    type SerializeTuple = Impossible<Val, GiveUp>;
+    type SerializeTupleStruct = Impossible<Val, GiveUp>;
+    type SerializeTupleVariant = Impossible<Val, GiveUp>;
+    type SerializeMap = Impossible<Val, GiveUp>;
+    type SerializeStruct = Impossible<Val, GiveUp>;
+    type SerializeStructVariant = Impossible<Val, GiveUp>;
+
+    fn serialize_bool(self, v: bool) -> Result<Val, GiveUp> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(Val::Bool(v))
+    }
+
+    fn serialize_i8(self, v: i8) -> Result<Val, GiveUp> {
+        self.signed(v.into())
+    }
+
+    fn serialize_i16(self, v: i16) -> Result<Val, GiveUp> {
+        self.signed(v.into())
+    }
+
+    fn serialize_i32(self, v: i32) -> Result<Val, GiveUp> {
+        self.signed(v.into())
+    }
+
+    fn serialize_i64(self, v: i64) -> Result<Val, GiveUp> {
+        self.signed(v.into())
+    }
+
+    fn serialize_i128(self, v: i128) -> Result<Val, GiveUp> {
+        self.signed(v)
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<Val, GiveUp> {
+        self.int(false, v.into())
+    }
+
+    fn serialize_u16(self, v: u16) -> Result<Val, GiveUp> {
+        self.int(false, v.into())
+    }
+
+    fn serialize_u32(self, v: u32) -> Result<Val, GiveUp> {
+        self.int(false, v.into())
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<Val, GiveUp> {
+        self.int(false, v.into())
+    }
+
+    fn serialize_u128(self, v: u128) -> Result<Val, GiveUp> {
+        self.int(false, v)
+    }
+
+    fn serialize_f32(self, _v: f32) -> Result<Val, GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn serialize_f64(self, _v: f64) -> Result<Val, GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn serialize_char(self, v: char) -> Result<Val, GiveUp> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_str(self, v: &str) -> Result<Val, GiveUp> {
+        Ok(string(self.out, self.start, v))
+    }
+
+    fn serialize_bytes(self, _v: &[u8]) -> Result<Val, GiveUp> {
+        Err(GiveUp)
+    }
+
+    fn serialize_none(self) -> Result<Val, GiveUp> {
+        self.serialize_unit()
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Val, GiveUp> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<Val, GiveUp> {
+        self.out.extend_from_slice(b"null");
+        Ok(Val::Null)
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<Val, GiveUp> {
+        self.serialize_unit()
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<Val, GiveUp> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<Val, GiveUp> {
+        if serde_json_private(name) {
+            return Err(GiveUp);
+        }
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<Val, GiveUp> {
+        Err(GiveUp)
+    }
+
+    give_up! {
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use serde::ser::SerializeMap;
+    use serde::Serialize;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::header;
+    use crate::Encoder;
+
+    const PROFILES: [Profile; 2] = [Profile::Lhp1, Profile::SeedCompat];
+
+    /// Members in the order given, duplicates included (a `Map` cannot repeat a name).
+    #[derive(Debug)]
+    struct Pairs(Vec<(String, Value)>);
+
+    impl Serialize for Pairs {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in &self.0 {
+                m.serialize_entry(k, v)?;
+            }
+            m.end()
+        }
+    }
+
+    /// The reference: the general path alone (`serde_json`, then the validator).
+    fn general<T: Serialize + ?Sized>(
+        enc: &Encoder,
+        h: &T,
+        body_len: u64,
+    ) -> Result<BytesMut, String> {
+        let mut out = BytesMut::from(&b"before\0\0\0\0"[..]);
+        enc.write_typed_general(h, body_len, 6, &mut out)
+            .map(|()| out.split_off(6))
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// The one-pass encoder agrees with `serde_json` and the validator whenever it accepts,
+    /// and `encode_typed_head` (one pass, or the general path when it gives up) always writes
+    /// the same octets or returns the same error as the general path alone.
+    fn agree<T: Serialize + ?Sized + fmt::Debug>(h: &T, body_len: u64) {
+        for profile in PROFILES {
+            let mut text = BytesMut::new();
+            if let Ok(w) = write(h, &mut text, profile) {
+                let json = serde_json::to_vec(h).unwrap();
+                assert_eq!(&text[..], &json[..], "{h:?}");
+                let (checked, _) = header::validate(&text, profile, None)
+                    .unwrap_or_else(|e| panic!("{h:?} {profile}: one pass accepted, {e:?}"));
+                assert_eq!(checked.body_len, w.declared, "{h:?} {profile}");
+            }
+            let enc = Encoder::with_profile(profile);
+            let mut out = BytesMut::from(&b"before"[..]);
+            let got = enc
+                .encode_typed_head(h, body_len, &mut out)
+                .map(|()| out.split_off(6))
+                .map_err(|e| format!("{e:?}"));
+            assert_eq!(
+                got,
+                general(&enc, h, body_len),
+                "{h:?} {profile} {body_len}"
+            );
+            assert_eq!(&out[..6], b"before");
+        }
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "body_len",
+            "file_size",
+            "total_size",
+            "kind",
+            "id",
+            "name",
+            "sha256",
+            "v",
+            "md5",
+            "a",
+            "b",
+            "é",
+            "a\"b",
+            "tab\t",
+            "",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        let fixed = prop::sample::select(vec![
+            Value::from(0),
+            Value::from(1),
+            Value::from(2),
+            Value::from(3),
+            Value::from(-1),
+            Value::from(9_007_199_254_740_991u64),
+            Value::from(9_007_199_254_740_992u64),
+            Value::from(-9_007_199_254_740_991i64),
+            Value::from(-9_007_199_254_740_992i64),
+            Value::from(u64::MAX),
+            Value::from(i64::MIN),
+            Value::from(1.5),
+            Value::from(1.0),
+            Value::from(-0.0),
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Null,
+            Value::from(""),
+            Value::from("x"),
+            Value::from("a\nb\u{1}\u{1f}\u{7f}\"\\/é😀"),
+            Value::from("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            Value::from("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"),
+            Value::from("900150983cd24fb0d6963f7d28e17f72"),
+            Value::from("900150983CD24FB0D6963F7D28E17F72"),
+            serde_json::json!([1, "a"]),
+            serde_json::json!({"n": 1}),
+            serde_json::json!({}),
+        ]);
+        prop_oneof![
+            4 => fixed,
+            1 => any::<i64>().prop_map(Value::from),
+            1 => (0u64..20).prop_map(Value::from),
+            1 => "\\PC{0,6}".prop_map(Value::from),
+            1 => "[\\x00-\\x7f]{0,6}".prop_map(Value::from),
+        ]
+    }
+
+    fn pairs() -> impl Strategy<Value = Pairs> {
+        prop::collection::vec((name(), scalar()), 0..20).prop_map(Pairs)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn one_pass_encoding_agrees_with_serde_json_and_the_validator(
+            h in pairs(),
+            body_len in prop_oneof![Just(0u64), Just(3), Just(9_007_199_254_740_992), 0u64..5],
+        ) {
+            agree(&h, body_len);
+        }
+    }
+
+    #[derive(Serialize, Debug)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        GetAll,
+        #[allow(dead_code)]
+        Tagged(u8),
+    }
+
+    #[derive(Serialize, Debug)]
+    struct Id(u64);
+
+    #[derive(Serialize, Debug)]
+    struct Typed<'a> {
+        kind: Kind,
+        id: Id,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<Cow<'a, str>>,
+        note: Option<&'a str>,
+        c: char,
+        small: i8,
+        big: i128,
+        unit: (),
+        #[serde(flatten)]
+        extra: BTreeMap<String, Value>,
+    }
+
+    #[test]
+    fn derived_structs_take_the_one_pass_path() {
+        let mut extra = BTreeMap::new();
+        extra.insert("trace".to_owned(), Value::from("t\u{0}"));
+        let h = Typed {
+            kind: Kind::GetAll,
+            id: Id(7),
+            name: Some("a\"b".into()),
+            note: None,
+            c: '\n',
+            small: -128,
+            big: -9_007_199_254_740_991,
+            unit: (),
+            extra,
+        };
+        let mut out = BytesMut::new();
+        let w = write(&h, &mut out, Profile::Lhp1)
+            .map_err(|_| "gave up")
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"kind":"get_all","id":7,"name":"a\"b","note":null,"c":"\n","small":-128,"big":-9007199254740991,"unit":null,"trace":"t\u0000"}"#
+        );
+        assert_eq!((w.declared, w.has_length, w.members), (0, false, 9));
+        for body_len in [0, 5] {
+            agree(&h, body_len);
+        }
+        // What the one pass leaves to the general path, which decides the same.
+        let slow = [Typed {
+            kind: Kind::Tagged(1),
+            ..h
+        }];
+        for h in &slow {
+            assert!(write(h, &mut BytesMut::new(), Profile::Lhp1).is_err());
+            agree(h, 0);
+        }
+        let fallbacks: Vec<Value> = vec![
+            serde_json::json!({"n": 1.5}),
+            serde_json::json!({"n": {"a": 1}}),
+            serde_json::json!({"kind": 1}),
+            serde_json::json!({"v": 2}),
+            serde_json::json!({"id": -1}),
+            serde_json::json!({"body_len": 2}),
+            serde_json::json!({"sha256": "00"}),
+            serde_json::json!([1]),
+            serde_json::json!("s"),
+            Value::Null,
+        ];
+        for h in &fallbacks {
+            for body_len in [0, 2] {
+                agree(h, body_len);
+            }
+        }
+        // More members than the fast path tracks: the general path.
+        let many = Pairs((0..17).map(|i| (format!("m{i}"), Value::from(i))).collect());
+        assert!(write(&many, &mut BytesMut::new(), Profile::Lhp1).is_err());
+        agree(&many, 1);
+    }
+}
