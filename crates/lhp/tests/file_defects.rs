@@ -6,59 +6,18 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::{lhp, sha256_hex};
-
-/// A running `lhp serve`; killed when dropped.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `cmd` (an `lhp serve`, possibly behind a wrapper) and reads its address.
-fn start(mut cmd: Command) -> Serve {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line {line:?}"))
-        .to_owned();
-    Serve { child, addr }
-}
+use common::{lhp, on_both_engines, serve_cmd, sha256_hex, Serve};
 
 fn serve(engine: &str, root: &Path, args: &[&str]) -> Serve {
-    let mut cmd = lhp();
-    cmd.args([
-        "serve",
-        "--engine",
-        engine,
-        "--addr",
-        "127.0.0.1:0",
-        "--root",
-    ])
-    .arg(root)
-    .args(args);
-    start(cmd)
+    let mut cmd = serve_cmd(engine);
+    cmd.arg("--root").arg(root).args(args);
+    Serve::start(cmd)
 }
 
 /// `lhp SUB --addr ADDR REST...` run in `dir`.
@@ -115,23 +74,6 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
                 ^ seed
         })
         .collect()
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod tokio_engine {
-            $(#[test]
-            fn $name() {
-                super::$name("tokio")
-            })*
-        }
-        mod blocking_engine {
-            $(#[test]
-            fn $name() {
-                super::$name("blocking")
-            })*
-        }
-    };
 }
 
 on_both_engines!(
@@ -214,8 +156,9 @@ fn no_space_answers_no_space_and_frees_the_upload(engine: &str) {
     ])
     .arg(root.path())
     .arg(env!("CARGO_BIN_EXE_lhp"))
-    .arg(engine);
-    let s = start(cmd);
+    .arg(engine)
+    .stderr(Stdio::null());
+    let s = Serve::start(cmd);
 
     let huge = local.path().join("huge.bin");
     fs::write(&huge, data(3 << 20, 5)).unwrap();

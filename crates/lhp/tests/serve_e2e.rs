@@ -3,48 +3,20 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{lhp, seed_frame, sha256_hex};
-
-/// A running `lhp serve`; killed when dropped.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{lhp, on_both_engines, seed_frame, serve_cmd, sha256_hex, Serve};
 
 fn serve(engine: &str, args: &[&str]) -> Serve {
-    let mut child = lhp()
-        .arg("serve")
-        .args(["--engine", engine])
-        .args(["--addr", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line {line:?}"))
-        .to_owned();
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    Serve { child, addr }
+    let mut cmd = serve_cmd(engine);
+    cmd.args(args);
+    let s = Serve::start(cmd);
+    assert!(s.addr.starts_with("127.0.0.1:"), "{}", s.addr);
+    s
 }
 
 fn client(s: &Serve, args: &[&str]) -> Output {
@@ -86,24 +58,6 @@ fn frame(header: &str, body: &[u8]) -> Vec<u8> {
     v.extend_from_slice(header.as_bytes());
     v.extend_from_slice(body);
     v
-}
-
-/// Runs each scenario against both engines: `tokio_engine::NAME` and `blocking_engine::NAME`.
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod tokio_engine {
-            $(#[test]
-            fn $name() {
-                super::$name("tokio")
-            })*
-        }
-        mod blocking_engine {
-            $(#[test]
-            fn $name() {
-                super::$name("blocking")
-            })*
-        }
-    };
 }
 
 on_both_engines!(

@@ -5,51 +5,17 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{lhp, sha256_hex};
+use common::{on_both_engines, serve_cmd, sha256_hex, Serve};
 use sha2::{Digest, Sha256};
 
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(engine: &str, root: &std::path::Path) -> Serve {
-    let mut child = lhp()
-        .args([
-            "serve",
-            "--engine",
-            engine,
-            "--addr",
-            "127.0.0.1:0",
-            "--root",
-        ])
-        .arg(root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
-    Serve { child, addr }
+    let mut cmd = serve_cmd(engine);
+    cmd.arg("--root").arg(root);
+    Serve::start(cmd)
 }
 
 fn connect(s: &Serve) -> TcpStream {
@@ -80,23 +46,6 @@ fn with_trailer(file: &[u8], digest_of: &[u8]) -> Vec<u8> {
     let mut v = file.to_vec();
     v.extend_from_slice(&Sha256::digest(digest_of));
     v
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod tokio_engine {
-            $(#[test]
-            fn $name() {
-                super::$name("tokio")
-            })*
-        }
-        mod blocking_engine {
-            $(#[test]
-            fn $name() {
-                super::$name("blocking")
-            })*
-        }
-    };
 }
 
 on_both_engines!(

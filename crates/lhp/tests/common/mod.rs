@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests: run the built `lhp` binary, build seed streams.
 #![allow(dead_code)]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
 
 use sha2::{Digest, Sha256};
 
@@ -99,3 +99,66 @@ pub fn seed_frame(header: &str, body: &[u8]) -> Vec<u8> {
     v.extend_from_slice(body);
     v
 }
+
+/// A running `lhp serve`; killed when dropped.
+pub struct Serve {
+    pub child: Child,
+    /// The address from its `listening on ADDR` line.
+    pub addr: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    /// Starts `cmd` (an `lhp serve ... --addr 127.0.0.1:0`, possibly behind a wrapper; its
+    /// stderr is discarded unless the caller set it) and reads its address from stdout.
+    pub fn start(mut cmd: Command) -> Serve {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn lhp serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line {line:?}"))
+            .to_owned();
+        Serve { child, addr }
+    }
+}
+
+/// `lhp serve --engine ENGINE --addr 127.0.0.1:0`, stderr discarded: add flags and
+/// [`Serve::start`] it.
+pub fn serve_cmd(engine: &str) -> Command {
+    let mut cmd = lhp();
+    cmd.args(["serve", "--engine", engine, "--addr", "127.0.0.1:0"])
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Runs each scenario `fn NAME(engine: &str)` against both engines, as the tests
+/// `tokio_engine::NAME` and `blocking_engine::NAME`.
+#[allow(unused_macros)]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod tokio_engine {
+            $(#[test]
+            fn $name() {
+                super::$name("tokio")
+            })*
+        }
+        mod blocking_engine {
+            $(#[test]
+            fn $name() {
+                super::$name("blocking")
+            })*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_engines;
