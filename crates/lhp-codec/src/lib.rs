@@ -122,6 +122,19 @@ mod header;
 mod json;
 mod typed;
 
+/// Test support shared by the unit tests of every module.
+#[cfg(test)]
+mod test_support {
+    /// The number of cases a property test runs: `PROPTEST_CASES` when set (the mutation run of
+    /// `scripts/mutants.sh` lowers it), else the test's own `default`.
+    pub(crate) fn proptest_cases(default: u32) -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    }
+}
+
 pub use caps::{MAX_DEPTH, MAX_MEMBERS, MAX_NUMBER_LEN};
 pub use decoder::{Decoder, Event, MIN_HEADER_LEN, PREFIX_LEN};
 pub use encoder::Encoder;
