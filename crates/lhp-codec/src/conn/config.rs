@@ -286,9 +286,13 @@ mod tests {
     #[test]
     fn body_allowance_is_read_timeout_plus_len_over_rate() {
         let mut c = Config::new();
-        c.set_read_timeout(Duration::from_secs(30)).set_min_body_rate(1000);
+        c.set_read_timeout(Duration::from_secs(30))
+            .set_min_body_rate(1000);
         assert_eq!(c.body_allowance(0), Duration::from_secs(30));
-        assert_eq!(c.body_allowance(1), Duration::from_secs(30) + Duration::from_millis(1));
+        assert_eq!(
+            c.body_allowance(1),
+            Duration::from_secs(30) + Duration::from_millis(1)
+        );
         assert_eq!(c.body_allowance(2500), Duration::from_millis(32_500));
         c.set_min_body_rate(3);
         // 7 / 3 s = 2 s + 333_333_333 ns (the remainder is rounded down).
