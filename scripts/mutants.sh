@@ -81,6 +81,9 @@ find "$tree" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
 # tar keeps the modification times, so cargo rebuilds only what changed since the last run.
 tar -C "$repo" --exclude=./target --exclude=./mutants.out --exclude=./.git \
     --exclude=./fuzz/target -cf - . | tar -C "$tree" -xf -
+# An in-place run restores each mutated file after the last mutant's build, so the restored file
+# is older than that build: touch the codec's sources so that cargo rebuilds them.
+find "$tree/crates/lhp-codec" -name '*.rs' -exec touch {} +
 
 out="$repo/mutants.out/$name"
 rm -rf "$out"
