@@ -291,3 +291,47 @@ impl Limits {
         self.max_body_len
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// §3.3: the profiles are named `lhp1` and `seed-compat` on the command line and in vectors;
+    /// a name parses back to its profile, and an unknown name says what was expected.
+    #[test]
+    fn profile_names_round_trip() {
+        for (p, name) in [
+            (Profile::Lhp1, "lhp1"),
+            (Profile::SeedCompat, "seed-compat"),
+        ] {
+            assert_eq!(p.name(), name);
+            assert_eq!(p.to_string(), name);
+            assert_eq!(name.parse::<Profile>(), Ok(p));
+        }
+        let e = "lhp2".parse::<Profile>().unwrap_err();
+        assert_eq!(e, UnknownProfile("lhp2".into()));
+        assert_eq!(
+            e.to_string(),
+            "unknown profile \"lhp2\" (expected lhp1 or seed-compat)"
+        );
+    }
+
+    /// §5: a body limit above 2^53−1 (the largest `body_len`) is capped there; others are kept.
+    #[test]
+    fn body_limit_is_capped_at_the_largest_body_len() {
+        assert_eq!(
+            Limits::new().with_max_body_len(u64::MAX).max_body_len(),
+            MAX_SAFE_INTEGER
+        );
+        assert_eq!(
+            Limits::new()
+                .with_max_body_len(MAX_SAFE_INTEGER + 1)
+                .max_body_len(),
+            MAX_SAFE_INTEGER
+        );
+        assert_eq!(Limits::new().with_max_body_len(7).max_body_len(), 7);
+        assert_eq!(Limits::new().with_max_header_len(9).max_header_len(), 9);
+        assert_eq!(Limits::default().max_header_len(), 64 << 10);
+        assert_eq!(Limits::default().max_body_len(), 64 << 20);
+    }
+}
