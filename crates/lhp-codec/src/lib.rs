@@ -316,6 +316,23 @@ mod tests {
         );
     }
 
+    /// §4.4, §3.3: a frame built for a profile carries its body and that profile's body
+    /// length members; an echo reply (§8) is the request's members and body.
+    #[test]
+    fn frames_carry_their_body_length_and_echo_replies_are_the_request() {
+        for profile in [Profile::Lhp1, Profile::SeedCompat] {
+            let mut h = Header::with_kind("echo");
+            h.insert("x", 1);
+            let f = Frame::with_profile(profile, h, Bytes::from_static(b"abc"));
+            assert_eq!(f.header.body_len(), 3);
+            assert_eq!(f.header.get("x"), Some(&Value::from(1)));
+            assert_eq!(&f.body[..], b"abc");
+            let reply = f.echo_reply();
+            assert_eq!(reply, f);
+            assert_eq!(&reply.body[..], b"abc");
+        }
+    }
+
     /// §5: a body limit above 2^53−1 (the largest `body_len`) is capped there; others are kept.
     #[test]
     fn body_limit_is_capped_at_the_largest_body_len() {
