@@ -85,6 +85,10 @@ tar -C "$repo" --exclude=./target --exclude=./mutants.out --exclude=./.git \
 # is older than that build: touch the codec's sources so that cargo rebuilds them.
 find "$tree/crates/lhp-codec" -name '*.rs' -exec touch {} +
 
+# The commit measured, with "+dirty" when the working tree had uncommitted changes.
+rev=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- crates scripts || rev="$rev+dirty"
+
 out="$repo/mutants.out/$name"
 rm -rf "$out"
 mkdir -p "$repo/mutants.out"
@@ -107,7 +111,7 @@ rm -rf "$tree/mutants.tmp"
 secs=$(( $(date +%s) - start ))
 count() { [ -f "$out/$1.txt" ] && wc -l <"$out/$1.txt" || echo 0; }
 echo "mutants $name: caught $(count caught) missed $(count missed) timeout $(count timeout)" \
-     "unviable $(count unviable) in ${secs}s at $(git rev-parse --short HEAD) $(date -u +%F)"
+     "unviable $(count unviable) in ${secs}s at $rev $(date -u +%F)"
 if [ -s "$out/missed.txt" ]; then
     echo "missed:"
     sed 's/^/  /' "$out/missed.txt"
