@@ -1022,6 +1022,25 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    /// A message that JSON escaping lengthens (a control character becomes six octets) is
+    /// shortened until the frame fits, and keeps a non-empty prefix of the text.
+    #[test]
+    fn error_frames_shorten_a_message_that_escaping_lengthens() {
+        let codec = DatagramCodec::new();
+        let err = DatagramError::TrailingOctets {
+            offset: 6,
+            count: 6,
+        };
+        let message = "\u{1}".repeat(200);
+        let mut out = BytesMut::new();
+        assert!(codec.encode_error(&err, &message, 300, &mut out));
+        assert!(out.len() <= 300, "{}", out.len());
+        let f = codec.decode(&out).unwrap();
+        assert_eq!(error_code(&f.header), Some("trailing_octets"));
+        let sent = f.header.get("message").and_then(Value::as_str).unwrap();
+        assert!(!sent.is_empty() && message.starts_with(sent), "{sent:?}");
+    }
+
     #[test]
     fn the_server_never_exceeds_the_amplification_factor() {
         let cfg = DatagramConfig::new();

@@ -588,7 +588,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::test_support::proptest_cases(4000)))]
 
         #[test]
         fn fast_path_only_accepts_what_the_general_parser_accepts(text in header()) {

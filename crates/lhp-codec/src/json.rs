@@ -137,7 +137,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::test_support::proptest_cases(2000)))]
 
         #[test]
         fn writes_what_serde_json_writes(

@@ -123,6 +123,19 @@ mod header;
 mod json;
 mod typed;
 
+/// Test support shared by the unit tests of every module.
+#[cfg(test)]
+mod test_support {
+    /// The number of cases a property test runs: `PROPTEST_CASES` when set (the mutation run of
+    /// `scripts/mutants.sh` lowers it), else the test's own `default`.
+    pub(crate) fn proptest_cases(default: u32) -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    }
+}
+
 pub use caps::{MAX_DEPTH, MAX_MEMBERS, MAX_NUMBER_LEN};
 pub use decoder::{Decoder, Event, MIN_HEADER_LEN, PREFIX_LEN};
 pub use encoder::Encoder;
@@ -277,5 +290,66 @@ impl Limits {
     /// The largest body accepted.
     pub const fn max_body_len(&self) -> u64 {
         self.max_body_len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// §3.3: the profiles are named `lhp1` and `seed-compat` on the command line and in vectors;
+    /// a name parses back to its profile, and an unknown name says what was expected.
+    #[test]
+    fn profile_names_round_trip() {
+        for (p, name) in [
+            (Profile::Lhp1, "lhp1"),
+            (Profile::SeedCompat, "seed-compat"),
+        ] {
+            assert_eq!(p.name(), name);
+            assert_eq!(p.to_string(), name);
+            assert_eq!(name.parse::<Profile>(), Ok(p));
+        }
+        let e = "lhp2".parse::<Profile>().unwrap_err();
+        assert_eq!(e, UnknownProfile("lhp2".into()));
+        assert_eq!(
+            e.to_string(),
+            "unknown profile \"lhp2\" (expected lhp1 or seed-compat)"
+        );
+    }
+
+    /// §4.4, §3.3: a frame built for a profile carries its body and that profile's body
+    /// length members; an echo reply (§8) is the request's members and body.
+    #[test]
+    fn frames_carry_their_body_length_and_echo_replies_are_the_request() {
+        for profile in [Profile::Lhp1, Profile::SeedCompat] {
+            let mut h = Header::with_kind("echo");
+            h.insert("x", 1);
+            let f = Frame::with_profile(profile, h, Bytes::from_static(b"abc"));
+            assert_eq!(f.header.body_len(), 3);
+            assert_eq!(f.header.get("x"), Some(&Value::from(1)));
+            assert_eq!(&f.body[..], b"abc");
+            let reply = f.echo_reply();
+            assert_eq!(reply, f);
+            assert_eq!(&reply.body[..], b"abc");
+        }
+    }
+
+    /// §5: a body limit above 2^53−1 (the largest `body_len`) is capped there; others are kept.
+    #[test]
+    fn body_limit_is_capped_at_the_largest_body_len() {
+        assert_eq!(
+            Limits::new().with_max_body_len(u64::MAX).max_body_len(),
+            MAX_SAFE_INTEGER
+        );
+        assert_eq!(
+            Limits::new()
+                .with_max_body_len(MAX_SAFE_INTEGER + 1)
+                .max_body_len(),
+            MAX_SAFE_INTEGER
+        );
+        assert_eq!(Limits::new().with_max_body_len(7).max_body_len(), 7);
+        assert_eq!(Limits::new().with_max_header_len(9).max_header_len(), 9);
+        assert_eq!(Limits::default().max_header_len(), 64 << 10);
+        assert_eq!(Limits::default().max_body_len(), 64 << 20);
     }
 }

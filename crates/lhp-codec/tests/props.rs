@@ -5,6 +5,16 @@ use bytes::{Bytes, BytesMut};
 use lhp_codec::{Decoder, Encoder, Event, Frame, Header, Limits, Map, Profile, Value};
 use proptest::prelude::*;
 
+/// The number of cases each property runs: `PROPTEST_CASES` when set (the mutation run of
+/// `scripts/mutants.sh` lowers it), else `default`. `ProptestConfig::with_cases` alone would
+/// override the variable.
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn json_leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
@@ -147,7 +157,7 @@ fn cuts_for(len: usize, raw: Vec<usize>) -> Vec<usize> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(400)))]
 
     #[test]
     fn roundtrip_arbitrary_frames(frames in prop::collection::vec(frame(), 1..5),

@@ -34,20 +34,33 @@ fn vectors_whole_stream() {
     }
 }
 
+/// How many single cuts a stream gets: `(every, edge, spread)` = streams up to `every` octets get
+/// every cut; longer ones the first and last `edge` cuts plus `spread` evenly spaced ones.
+/// By default (8 KiB, 100, 256). With `LHP_VECTORS_QUICK` set (`scripts/mutants.sh` sets it,
+/// so that one mutant's run takes seconds, not minutes): (512, 16, 16).
+fn cut_plan() -> (usize, usize, usize) {
+    if std::env::var_os("LHP_VECTORS_QUICK").is_some() {
+        (512, 16, 16)
+    } else {
+        (8_192, 100, 256)
+    }
+}
+
 #[test]
 fn vectors_every_single_split() {
     for v in vectors() {
         let s = stream(&v);
         // Each cut re-decodes the whole stream, so all L−1 cuts cost O(L²). Streams up to
         // 8 KiB (all but the long multi-frame and large-body vectors) get every cut; longer
-        // ones every cut in the first and last 100 octets plus 256 evenly spaced ones. The
-        // conformance harness (`lhp-conformance --impl codec`) adds cuts at every frame
-        // boundary ±2 for those.
-        let cuts: Vec<usize> = if s.len() <= 8_192 {
+        // ones every cut in the first and last 100 octets plus 256 evenly spaced ones
+        // (`cut_plan`). The conformance harness (`lhp-conformance --impl codec`) adds cuts at
+        // every frame boundary ±2 for those.
+        let (every, edge, spread) = cut_plan();
+        let cuts: Vec<usize> = if s.len() <= every {
             (1..s.len()).collect()
         } else {
-            let mut c: Vec<usize> = (1..100).chain(s.len() - 100..s.len()).collect();
-            c.extend((1..s.len()).step_by(s.len() / 256));
+            let mut c: Vec<usize> = (1..edge).chain(s.len() - edge..s.len()).collect();
+            c.extend((1..s.len()).step_by(s.len() / spread));
             c
         };
         for cut in cuts {

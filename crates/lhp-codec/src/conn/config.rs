@@ -215,3 +215,92 @@ impl Config {
             .saturating_add(Duration::from_nanos(nanos as u64))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_e4_values() {
+        let c = Config::new();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.profile(), Profile::Lhp1);
+        assert_eq!(c.limits(), Limits::new());
+        assert_eq!(c.idle_timeout(), Duration::from_secs(60));
+        assert_eq!(c.read_timeout(), Duration::from_secs(30));
+        assert_eq!(c.min_body_rate(), 65_536);
+        assert_eq!(c.write_timeout(), Duration::from_secs(30));
+        assert_eq!(c.close_linger(), Duration::from_millis(250));
+        assert_eq!(c.max_connections(), 1024);
+        assert_eq!(c.shutdown_grace(), Duration::from_secs(5));
+        assert_eq!(c.stream_threshold(), 64 << 20);
+        assert_eq!(c.deliver_whole(), 64 << 10);
+        assert_eq!(c.backlog(), 1024);
+    }
+
+    #[test]
+    fn every_setter_changes_only_its_setting() {
+        let limits = Limits::new().with_max_header_len(100).with_max_body_len(7);
+        let mut c = Config::new();
+        c.set_profile(Profile::SeedCompat)
+            .set_limits(limits)
+            .set_idle_timeout(Duration::from_millis(1))
+            .set_read_timeout(Duration::from_millis(2))
+            .set_min_body_rate(3)
+            .set_write_timeout(Duration::from_millis(4))
+            .set_close_linger(Duration::from_millis(5))
+            .set_max_connections(6)
+            .set_shutdown_grace(Duration::from_millis(7))
+            .set_stream_threshold(8)
+            .set_deliver_whole(9)
+            .set_backlog(10);
+        assert_eq!(c.profile(), Profile::SeedCompat);
+        assert_eq!(c.limits(), limits);
+        assert_eq!(c.idle_timeout(), Duration::from_millis(1));
+        assert_eq!(c.read_timeout(), Duration::from_millis(2));
+        assert_eq!(c.min_body_rate(), 3);
+        assert_eq!(c.write_timeout(), Duration::from_millis(4));
+        assert_eq!(c.close_linger(), Duration::from_millis(5));
+        assert_eq!(c.max_connections(), 6);
+        assert_eq!(c.shutdown_grace(), Duration::from_millis(7));
+        assert_eq!(c.stream_threshold(), 8);
+        assert_eq!(c.deliver_whole(), 9);
+        assert_eq!(c.backlog(), 10);
+    }
+
+    /// E4: with `max_connections` = N, connections 1..=N are served and the N+1st gets `busy`.
+    #[test]
+    fn admits_up_to_max_connections() {
+        let mut c = Config::new();
+        c.set_max_connections(2);
+        assert!(c.admits(0));
+        assert!(c.admits(1));
+        assert!(!c.admits(2));
+        assert!(!c.admits(3));
+        assert!(Config::new().admits(1023) && !Config::new().admits(1024));
+    }
+
+    /// E4: a body may take `read_timeout + B / min_body_rate`, to the nanosecond.
+    #[test]
+    fn body_allowance_is_read_timeout_plus_len_over_rate() {
+        let mut c = Config::new();
+        c.set_read_timeout(Duration::from_secs(30))
+            .set_min_body_rate(1000);
+        assert_eq!(c.body_allowance(0), Duration::from_secs(30));
+        assert_eq!(
+            c.body_allowance(1),
+            Duration::from_secs(30) + Duration::from_millis(1)
+        );
+        assert_eq!(c.body_allowance(2500), Duration::from_millis(32_500));
+        c.set_min_body_rate(3);
+        // 7 / 3 s = 2 s + 333_333_333 ns (the remainder is rounded down).
+        assert_eq!(c.body_allowance(7), Duration::new(32, 333_333_333));
+        // The default rate: 64 MiB takes 1024 s on top of the read timeout.
+        assert_eq!(
+            Config::new().body_allowance(64 << 20),
+            Duration::from_secs(30 + 1024)
+        );
+    }
+}

@@ -259,6 +259,41 @@ mod tests {
         assert_eq!((e.class, e.id), (ErrorClass::Request, Some(Value::from(9))));
     }
 
+    /// The encoders append: frames already in the buffer stay, and each new frame's prefix
+    /// counts its own header only.
+    #[test]
+    fn error_frames_append_after_what_the_buffer_holds() {
+        for profile in [Profile::Lhp1, Profile::SeedCompat] {
+            let mut out = BytesMut::new();
+            encode_connection_error(profile, "timeout", "idle", 19, None, &mut out);
+            encode_request_error(profile, None, "bad_name", "no", &mut out);
+            encode_connection_error(profile, "busy", "full", 0, None, &mut out);
+            let mut d = Decoder::with(profile, Default::default());
+            let codes: Vec<String> = std::iter::from_fn(|| d.decode(&mut out).unwrap())
+                .map(|f| PeerError::from_header(&f.header).unwrap().code)
+                .collect();
+            assert_eq!(codes, ["timeout", "bad_name", "busy"]);
+            assert!(out.is_empty());
+        }
+    }
+
+    /// What a client shows for an error frame: code, message and, for a connection error, the
+    /// stream offset.
+    #[test]
+    fn peer_error_displays_code_message_and_offset() {
+        let mut h = Header::with_kind("error");
+        h.insert("code", "header_not_json")
+            .insert("message", "bad")
+            .insert("offset", 12);
+        let e = PeerError::from_header(&h).unwrap();
+        assert_eq!(e.to_string(), "header_not_json: bad (at stream offset 12)");
+        let mut h = Header::with_kind("error");
+        h.insert("code", "not_found")
+            .insert("message", "no such file");
+        let e = PeerError::from_header(&h).unwrap();
+        assert_eq!(e.to_string(), "not_found: no such file");
+    }
+
     #[test]
     fn every_code_has_one_class_and_unknown_is_internal() {
         for c in CONNECTION_CODES {
