@@ -742,7 +742,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::test_support::proptest_cases(3000)))]
 
         #[test]
         fn one_pass_encoding_agrees_with_serde_json_and_the_validator(

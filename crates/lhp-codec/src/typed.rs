@@ -1048,7 +1048,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            crate::test_support::proptest_cases(3000)
+        ))]
 
         /// The one-pass typed decoder (from the fast path's member table) gives what
         /// `serde_json` gives for the same text: the same value, or an error on both sides.
