@@ -301,7 +301,8 @@ impl Replies<'_> {
 pub struct Driver {
     stream: TcpStream,
     conn: Connection,
-    /// The read buffer while a frame is being received (freed between frames).
+    /// The read buffer: `READ_BUF` octets while a frame is being received, `IDLE_BUF` between
+    /// frames.
     buf: Vec<u8>,
     write_shut: bool,
     /// The shutdown token was seen cancelled (and handed to the machine once).
@@ -316,6 +317,9 @@ pub struct Driver {
 
 /// Read buffer size during a frame.
 const READ_BUF: usize = 64 << 10;
+
+/// Read buffer size between frames.
+const IDLE_BUF: usize = 4 << 10;
 
 impl Driver {
     /// Writes everything queued, each write bounded by the machine's next deadline (E4).
@@ -378,57 +382,54 @@ impl Driver {
             }
         };
         let wants = self.conn.wants_input();
-        let stream = &self.stream;
-        let readable = async move {
+        let in_frame = self.conn.in_frame();
+        if in_frame {
+            if self.buf.len() < READ_BUF {
+                self.buf.resize(READ_BUF, 0);
+            }
+        } else if self.buf.len() != IDLE_BUF {
+            // Between frames a connection keeps only a small read buffer (an idle connection
+            // costs IDLE_BUF octets), reused from read to read.
+            self.buf = vec![0u8; IDLE_BUF];
+        }
+        let buf = &mut self.buf;
+        // `read` rather than `readable` + `try_read`: tokio's `poll_read` forgets the socket's
+        // readiness after a short read, so the next step waits in epoll instead of spending a
+        // `recvfrom` on EAGAIN every round trip. `TcpStream::read` is cancel-safe.
+        let stream = &mut self.stream;
+        let read = async move {
             if wants {
-                stream.readable().await
+                stream.read(buf).await.map(|n| (n, buf))
             } else {
                 std::future::pending().await
             }
         };
-        enum Woke {
+        enum Woke<'b> {
             Shutdown,
             Deadline,
-            Readable(io::Result<()>),
+            Read(io::Result<(usize, &'b mut Vec<u8>)>),
         }
         let woke = tokio::select! {
             biased;
             () = cancelled => Woke::Shutdown,
             () = sleep => Woke::Deadline,
-            r = readable => Woke::Readable(r),
+            r = read => Woke::Read(r),
         };
         match woke {
             Woke::Shutdown => {
                 self.shutdown_seen = true;
                 self.conn.begin_shutdown(Instant::now());
-                return Ok(());
             }
-            Woke::Deadline => {
-                self.conn.handle_timeout(Instant::now());
-                return Ok(());
-            }
-            Woke::Readable(r) => r?,
-        }
-        let in_frame = self.conn.in_frame();
-        let mut small = Vec::new();
-        let buf = if in_frame {
-            if self.buf.is_empty() {
-                self.buf = vec![0u8; READ_BUF];
-            }
-            &mut self.buf
-        } else {
-            // Between frames a connection holds no read buffer.
-            self.buf = Vec::new();
-            small.resize(4096, 0);
-            &mut small
-        };
-        match self.stream.try_read(buf) {
-            Ok(0) => self.conn.handle_eof(Instant::now()),
-            Ok(n) => self.conn.handle_input(&buf[..n], Instant::now()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Woke::Deadline => self.conn.handle_timeout(Instant::now()),
+            Woke::Read(Ok((0, _))) => self.conn.handle_eof(Instant::now()),
+            Woke::Read(Ok((n, buf))) => self.conn.handle_input(&buf[..n], Instant::now()),
+            Woke::Read(Err(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
             // A reset is a transport error, never a clean end (E5).
-            Err(e) => return Err(Error::Io(e)),
+            Woke::Read(Err(e)) => return Err(Error::Io(e)),
         }
         Ok(())
     }
