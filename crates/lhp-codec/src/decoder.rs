@@ -532,7 +532,7 @@ impl Decoder {
             return Ok(false);
         };
         let header_start = self.offset;
-        let (header, checked) = match header::parse_header(raw, self.profile) {
+        let (pending, checked) = match header::check_header(raw, self.profile) {
             Ok(parsed) => parsed,
             Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
         };
@@ -545,7 +545,23 @@ impl Decoder {
                 },
             )));
         }
-        buf.advance(len);
+        // The header keeps its text (when it came through the fast path): as a slice of the
+        // input buffer when the whole frame is there, since its body will be a slice of the
+        // same buffer; else as a copy, so that it does not pin a buffer the body's octets
+        // must be read past.
+        let whole =
+            usize::try_from(checked.body_len).is_ok_and(|b| buf.len().saturating_sub(len) >= b);
+        let text = if !pending.keeps_text() {
+            buf.advance(len);
+            Bytes::new()
+        } else if whole {
+            buf.split_to(len).freeze()
+        } else {
+            let text = Bytes::copy_from_slice(buf.get(..len).unwrap_or_default());
+            buf.advance(len);
+            text
+        };
+        let header = pending.into_header(|| text);
         self.offset += len as u64;
         let digests = if self.verify_digests {
             checked
@@ -642,7 +658,7 @@ mod tests {
     use super::*;
     use crate::Encoder;
 
-    fn frame(kind: &str, body: &'static [u8]) -> BytesMut {
+    fn frame(kind: &'static str, body: &'static [u8]) -> BytesMut {
         let mut out = BytesMut::new();
         Encoder::new()
             .encode(

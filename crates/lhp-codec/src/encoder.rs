@@ -5,7 +5,6 @@ use bytes::{BufMut, BytesMut};
 
 use crate::decoder::PREFIX_LEN;
 use crate::error::EncodeError;
-use crate::header::Encoding;
 use crate::{Frame, Header, Profile};
 
 /// Encodes frames for one profile.
@@ -82,16 +81,12 @@ impl Encoder {
             });
         }
         let start = dst.len();
-        dst.reserve(PREFIX_LEN + 64);
+        dst.reserve(PREFIX_LEN + 128);
         dst.put_u32(0);
-        match json {
-            Encoding::Text(text) => dst.extend_from_slice(text.as_bytes()),
-            Encoding::Members(members) => {
-                if let Err(e) = crate::json::write_members(members, dst) {
-                    dst.truncate(start);
-                    return Err(EncodeError::Serialize(e));
-                }
-            }
+        // §9: the canonical text, written straight into `dst`.
+        if let Err(e) = json.write(dst) {
+            dst.truncate(start);
+            return Err(EncodeError::Serialize(e));
         }
         if let Err(e) = self.write_prefix(start, dst) {
             dst.truncate(start);

@@ -28,7 +28,7 @@ pub(crate) fn write_members(
     Ok(())
 }
 
-fn write_value(value: &Value, out: &mut BytesMut) -> serde_json::Result<()> {
+pub(crate) fn write_value(value: &Value, out: &mut BytesMut) -> serde_json::Result<()> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -81,7 +81,7 @@ const ESCAPE: [u8; 256] = {
 };
 
 /// A JSON string: `"`, `\` and the control characters escaped, as `serde_json` does.
-fn write_str(s: &str, out: &mut BytesMut) {
+pub(crate) fn write_str(s: &str, out: &mut BytesMut) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rest = s.as_bytes();
     out.reserve(rest.len() + 2);

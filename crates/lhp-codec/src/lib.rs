@@ -120,6 +120,7 @@ mod error;
 mod fast;
 mod header;
 mod json;
+mod members;
 mod typed;
 
 pub use caps::{MAX_DEPTH, MAX_MEMBERS, MAX_NUMBER_LEN};
