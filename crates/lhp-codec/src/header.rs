@@ -444,7 +444,14 @@ impl Header {
                 // digest members are extensions here) every rule is checked on the map.
                 if profile == Profile::Lhp1 && !b.has_mistyped() && b.integers_valid() {
                     let fail = |kind| EncodeError::InvalidHeader(DecodeError::new(0, kind));
-                    caps::check_members(b.iter().map(|(_, v)| v)).map_err(|cap| {
+                    // Registered members are scalars: within the member count, only the
+                    // extensions can break a cap.
+                    let capped = if b.len() > caps::MAX_MEMBERS {
+                        caps::check_members(b.iter().map(|(_, v)| v))
+                    } else {
+                        caps::check_members(b.ext_values().map(MemberRef::Value))
+                    };
+                    capped.map_err(|cap| {
                         fail(DecodeErrorKind::HeaderNotJson {
                             detail: cap.detail(),
                         })

@@ -48,6 +48,18 @@ impl Reg {
         })
     }
 
+    /// The member's name quoted, with its colon: `"kind":`.
+    fn quoted(self) -> &'static [u8] {
+        match self {
+            Reg::Kind => b"\"kind\":",
+            Reg::Id => b"\"id\":",
+            Reg::Name => b"\"name\":",
+            Reg::Sha256 => b"\"sha256\":",
+            Reg::BodyLen => b"\"body_len\":",
+            Reg::V => b"\"v\":",
+        }
+    }
+
     /// The member's name.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -181,14 +193,24 @@ impl Built {
 
     /// The members, in the order they were given.
     pub(crate) fn iter(&self) -> Iter<'_> {
-        let mut reg = [None; 6];
-        for (slot, r) in reg.iter_mut().zip(ALL) {
-            if let Some(v) = self.typed(r) {
-                *slot = Some((self.seq[r as usize], r.name(), v));
+        // The registered members present, by place (insertion sort: at most six).
+        let mut reg = [(ABSENT, Reg::Kind); 6];
+        let mut n = 0;
+        for r in ALL {
+            let seq = self.seq[r as usize];
+            if seq == ABSENT {
+                continue;
             }
+            let mut i = n;
+            while i > 0 && reg[i - 1].0 > seq {
+                reg[i] = reg[i - 1];
+                i -= 1;
+            }
+            reg[i] = (seq, r);
+            n += 1;
         }
-        reg.sort_unstable_by_key(|r| r.as_ref().map_or(ABSENT, |r| r.0));
         Iter {
+            built: self,
             reg,
             at: 0,
             ext: self.ext.iter().peekable(),
@@ -281,7 +303,7 @@ impl Built {
 
     /// Sets a string member (`kind` or `name`).
     pub(crate) fn set_str(&mut self, reg: Reg, val: Cow<'static, str>) {
-        self.seq[reg as usize] = self.take_seq(reg.name());
+        self.seq[reg as usize] = self.take_seq(reg);
         match reg {
             Reg::Name => self.name = val,
             _ => self.kind = val,
@@ -290,7 +312,7 @@ impl Built {
 
     /// Sets an integer member (`id`, `body_len` or `v`).
     pub(crate) fn set_int(&mut self, reg: Reg, val: u64) {
-        self.seq[reg as usize] = self.take_seq(reg.name());
+        self.seq[reg as usize] = self.take_seq(reg);
         match reg {
             Reg::Id => self.id = val,
             Reg::V => self.v = val,
@@ -307,7 +329,7 @@ impl Built {
                 *lo = DIGITS[usize::from(b & 15)];
             }
         }
-        self.seq[Reg::Sha256 as usize] = self.take_seq("sha256");
+        self.seq[Reg::Sha256 as usize] = self.take_seq(Reg::Sha256);
     }
 
     /// True when the member is present, whatever its value.
@@ -371,20 +393,37 @@ impl Built {
 
     /// Appends the members as one JSON object (§9).
     pub(crate) fn write(&self, out: &mut BytesMut) -> serde_json::Result<()> {
-        out.reserve(2 + self.len() * 24);
+        out.reserve(16 + self.kind.len() + self.name.len() + 16 * self.len());
         out.put_u8(b'{');
-        for (i, (name, value)) in self.iter().enumerate() {
-            if i > 0 {
+        let mut iter = self.iter();
+        let mut first = true;
+        while let Some(member) = iter.next_member() {
+            if !first {
                 out.put_u8(b',');
             }
-            json::write_str(name, out);
-            out.put_u8(b':');
-            match value {
-                MemberRef::Str(s) => json::write_str(s, out),
-                MemberRef::Int(n) => {
-                    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes())
+            first = false;
+            match member {
+                Ok(reg) => {
+                    // A registered name needs no escaping: `"kind":` as it is.
+                    out.extend_from_slice(reg.quoted());
+                    match reg {
+                        Reg::Kind => json::write_str(&self.kind, out),
+                        Reg::Name => json::write_str(&self.name, out),
+                        Reg::Sha256 => {
+                            out.put_u8(b'"');
+                            out.extend_from_slice(&self.sha256);
+                            out.put_u8(b'"');
+                        }
+                        Reg::Id => write_int(self.id, out),
+                        Reg::BodyLen => write_int(self.body_len, out),
+                        Reg::V => write_int(self.v, out),
+                    }
                 }
-                MemberRef::Value(v) => json::write_value(v, out)?,
+                Err(e) => {
+                    json::write_str(&e.name, out);
+                    out.put_u8(b':');
+                    json::write_value(&e.value, out)?;
+                }
             }
         }
         out.put_u8(b'}');
@@ -405,14 +444,17 @@ impl Built {
         self.ext.insert(at, Ext { seq, name, value });
     }
 
-    /// The place the registered member `name` is about to take: the one it has now
-    /// (removing it from the extensions if it is kept there), else the next.
-    fn take_seq(&mut self, name: &str) -> u32 {
-        if let Some(reg) = Reg::from_name(name).filter(|&r| self.has(r)) {
-            return self.seq[reg as usize];
+    /// The place the registered member is about to take: the one it has now (removing it
+    /// from the extensions if it is kept there), else the next.
+    fn take_seq(&mut self, reg: Reg) -> u32 {
+        let seq = self.seq[reg as usize];
+        if seq != ABSENT {
+            return seq;
         }
-        if let Some(at) = self.ext.iter().position(|e| e.name == name) {
-            return self.ext.remove(at).seq;
+        if !self.ext.is_empty() {
+            if let Some(at) = self.ext.iter().position(|e| e.name == reg.name()) {
+                return self.ext.remove(at).seq;
+            }
         }
         self.fresh_seq()
     }
@@ -446,32 +488,41 @@ impl Built {
 /// The members of a [`Built`] header in order: the typed fields merged with the extensions
 /// by sequence number.
 pub(crate) struct Iter<'a> {
-    reg: [Option<(u32, &'static str, MemberRef<'a>)>; 6],
+    built: &'a Built,
+    /// The registered members present, by place; `ABSENT` after the last.
+    reg: [(u32, Reg); 6],
     at: usize,
     ext: Peekable<slice::Iter<'a, Ext>>,
+}
+
+impl<'a> Iter<'a> {
+    /// The next member, as a registered one (`Ok`) or a JSON value (`Err`).
+    fn next_member(&mut self) -> Option<Result<Reg, &'a Ext>> {
+        let (seq, reg) = self.reg.get(self.at).copied().unwrap_or((ABSENT, Reg::Kind));
+        match self.ext.peek() {
+            Some(e) if e.seq < seq => self.ext.next().map(Err),
+            _ if seq != ABSENT => {
+                self.at += 1;
+                Some(Ok(reg))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, MemberRef<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let reg = self.reg.get(self.at).copied().flatten();
-        match (reg, self.ext.peek()) {
-            (Some((rs, name, v)), Some(e)) if rs < e.seq => {
-                self.at += 1;
-                Some((name, v))
-            }
-            (Some((_, name, v)), None) => {
-                self.at += 1;
-                Some((name, v))
-            }
-            (_, Some(_)) => self
-                .ext
-                .next()
-                .map(|e| (&*e.name, MemberRef::Value(&e.value))),
-            (None, None) => None,
+        match self.next_member()? {
+            Ok(reg) => Some((reg.name(), self.built.typed(reg)?)),
+            Err(e) => Some((&*e.name, MemberRef::Value(&e.value))),
         }
     }
+}
+
+fn write_int(n: u64, out: &mut BytesMut) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Our own hex digits as a `&str` (always ASCII).
