@@ -498,7 +498,11 @@ pub(crate) struct Iter<'a> {
 impl<'a> Iter<'a> {
     /// The next member, as a registered one (`Ok`) or a JSON value (`Err`).
     fn next_member(&mut self) -> Option<Result<Reg, &'a Ext>> {
-        let (seq, reg) = self.reg.get(self.at).copied().unwrap_or((ABSENT, Reg::Kind));
+        let (seq, reg) = self
+            .reg
+            .get(self.at)
+            .copied()
+            .unwrap_or((ABSENT, Reg::Kind));
         match self.ext.peek() {
             Some(e) if e.seq < seq => self.ext.next().map(Err),
             _ if seq != ABSENT => {
