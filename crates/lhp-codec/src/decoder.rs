@@ -211,8 +211,10 @@ impl Decoder {
                 }
                 State::Header { len } => {
                     let len = *len;
-                    if !self.read_header(buf, len)? {
-                        return Ok(None);
+                    match self.read_whole(buf, len)? {
+                        None => return Ok(None),
+                        Some(Some(frame)) => return Ok(Some(frame)),
+                        Some(None) => {}
                     }
                 }
                 State::Body { remaining, .. } => {
@@ -584,6 +586,39 @@ impl Decoder {
             digests,
         };
         Ok(true)
+    }
+
+    /// [`read_header`](Self::read_header) for a whole frame: when the body is already in
+    /// `buf` and has no digest to verify, the frame is returned at once, without passing
+    /// through the `Body` state. `Ok(None)`: the header is not complete; `Ok(Some(None))`:
+    /// it is, and the decoder is in the `Body` state.
+    fn read_whole(
+        &mut self,
+        buf: &mut BytesMut,
+        len: usize,
+    ) -> Result<Option<Option<Frame>>, DecodeError> {
+        if !self.read_header(buf, len)? {
+            return Ok(None);
+        }
+        let State::Body {
+            remaining, digests, ..
+        } = &self.state
+        else {
+            return Ok(Some(None));
+        };
+        let Some(need) = usize::try_from(*remaining)
+            .ok()
+            .filter(|&n| digests.is_empty() && n <= buf.len())
+        else {
+            return Ok(Some(None));
+        };
+        let State::Body { header, .. } = std::mem::replace(&mut self.state, State::Prefix) else {
+            return Ok(Some(None));
+        };
+        let body = buf.split_to(need).freeze();
+        self.offset += need as u64;
+        self.frame_start = self.offset;
+        Ok(Some(Some(Frame { header, body })))
     }
 
     /// Accounts for body octets handed to the caller.
