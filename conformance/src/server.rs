@@ -546,7 +546,7 @@ fn echo_frame_with(members: &[(&str, Value)], body: Bytes) -> Frame {
     let mut h = Header::with_kind("echo");
     for (name, value) in members {
         if *name != "kind" && *name != "body_len" {
-            h.insert(*name, value.clone());
+            h.insert(name.to_string(), value.clone());
         }
     }
     Frame::new(h, body)

@@ -111,7 +111,7 @@ pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 #[derive(Debug)]
 pub enum Reply {
     /// A whole frame.
-    Frame(Frame),
+    Frame(Box<Frame>),
     /// A clean end of stream between frames.
     Closed,
     /// A reset (or another read error).
@@ -150,7 +150,7 @@ impl ReplyReader {
     pub fn next(&mut self, deadline: Instant) -> Reply {
         loop {
             match self.decoder.decode(&mut self.buf) {
-                Ok(Some(f)) => return Reply::Frame(f),
+                Ok(Some(f)) => return Reply::Frame(Box::new(f)),
                 Ok(None) => {}
                 Err(e) => return Reply::Garbage(format!("the reply is not valid LHP/1: {e}")),
             }

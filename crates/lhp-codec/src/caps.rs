@@ -14,6 +14,10 @@
 //! exceeds 64, an object with more than 1024 members, or a number token longer than 64
 //! octets."
 
+use serde_json::Value;
+
+use crate::members::MemberRef;
+
 /// §4.2: the deepest nesting a header may have (the top-level object is depth 1).
 pub const MAX_DEPTH: usize = 64;
 /// §4.2: the most members one object may have.
@@ -124,6 +128,53 @@ pub(crate) fn scan(text: &str) -> Result<Option<&str>, Cap> {
         }
     }
     Ok(version)
+}
+
+/// Checks the caps for the members of a header given by the application, in order (§9: an
+/// encoder MUST refuse a header a receiver would reject). The same caps, found in the same
+/// order, as [`scan`] over the text the encoder would write: a member past the 1024th, a
+/// container opened at depth 64, a number token longer than 64 octets.
+pub(crate) fn check_members<'a>(values: impl Iterator<Item = MemberRef<'a>>) -> Result<(), Cap> {
+    for (i, v) in values.enumerate() {
+        if i >= MAX_MEMBERS {
+            return Err(Cap::Members);
+        }
+        if let MemberRef::Value(v) = v {
+            check_value(v, 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`check_members`] for one value inside a container at `depth`.
+fn check_value(v: &Value, depth: usize) -> Result<(), Cap> {
+    match v {
+        Value::Array(items) => {
+            if depth == MAX_DEPTH {
+                return Err(Cap::Depth);
+            }
+            items
+                .iter()
+                .try_for_each(|item| check_value(item, depth + 1))
+        }
+        Value::Object(members) => {
+            if depth == MAX_DEPTH {
+                return Err(Cap::Depth);
+            }
+            for (i, item) in members.values().enumerate() {
+                if i >= MAX_MEMBERS {
+                    return Err(Cap::Members);
+                }
+                check_value(item, depth + 1)?;
+            }
+            Ok(())
+        }
+        // Integers have at most 20 octets; only a fraction or exponent can be longer.
+        Value::Number(n) if n.is_f64() && n.to_string().len() > MAX_NUMBER_LEN => {
+            Err(Cap::NumberLen)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether a member-name token (with its quotes) names `v`, escapes decoded (`"\u0076"`).

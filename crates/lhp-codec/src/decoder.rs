@@ -211,8 +211,10 @@ impl Decoder {
                 }
                 State::Header { len } => {
                     let len = *len;
-                    if !self.read_header(buf, len)? {
-                        return Ok(None);
+                    match self.read_whole(buf, len)? {
+                        None => return Ok(None),
+                        Some(Some(frame)) => return Ok(Some(frame)),
+                        Some(None) => {}
                     }
                 }
                 State::Body { remaining, .. } => {
@@ -532,7 +534,7 @@ impl Decoder {
             return Ok(false);
         };
         let header_start = self.offset;
-        let (header, checked) = match header::parse_header(raw, self.profile) {
+        let (pending, checked) = match header::check_header(raw, self.profile) {
             Ok(parsed) => parsed,
             Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
         };
@@ -545,7 +547,23 @@ impl Decoder {
                 },
             )));
         }
-        buf.advance(len);
+        // The header keeps its text (when it came through the fast path): as a slice of the
+        // input buffer when the whole frame is there, since its body will be a slice of the
+        // same buffer; else as a copy, so that it does not pin a buffer the body's octets
+        // must be read past.
+        let whole =
+            usize::try_from(checked.body_len).is_ok_and(|b| buf.len().saturating_sub(len) >= b);
+        let text = if !pending.keeps_text() {
+            buf.advance(len);
+            Bytes::new()
+        } else if whole {
+            buf.split_to(len).freeze()
+        } else {
+            let text = Bytes::copy_from_slice(buf.get(..len).unwrap_or_default());
+            buf.advance(len);
+            text
+        };
+        let header = pending.into_header(|| text);
         self.offset += len as u64;
         let digests = if self.verify_digests {
             checked
@@ -568,6 +586,39 @@ impl Decoder {
             digests,
         };
         Ok(true)
+    }
+
+    /// [`read_header`](Self::read_header) for a whole frame: when the body is already in
+    /// `buf` and has no digest to verify, the frame is returned at once, without passing
+    /// through the `Body` state. `Ok(None)`: the header is not complete; `Ok(Some(None))`:
+    /// it is, and the decoder is in the `Body` state.
+    fn read_whole(
+        &mut self,
+        buf: &mut BytesMut,
+        len: usize,
+    ) -> Result<Option<Option<Frame>>, DecodeError> {
+        if !self.read_header(buf, len)? {
+            return Ok(None);
+        }
+        let State::Body {
+            remaining, digests, ..
+        } = &self.state
+        else {
+            return Ok(Some(None));
+        };
+        let Some(need) = usize::try_from(*remaining)
+            .ok()
+            .filter(|&n| digests.is_empty() && n <= buf.len())
+        else {
+            return Ok(Some(None));
+        };
+        let State::Body { header, .. } = std::mem::replace(&mut self.state, State::Prefix) else {
+            return Ok(Some(None));
+        };
+        let body = buf.split_to(need).freeze();
+        self.offset += need as u64;
+        self.frame_start = self.offset;
+        Ok(Some(Some(Frame { header, body })))
     }
 
     /// Accounts for body octets handed to the caller.
@@ -642,7 +693,7 @@ mod tests {
     use super::*;
     use crate::Encoder;
 
-    fn frame(kind: &str, body: &'static [u8]) -> BytesMut {
+    fn frame(kind: &'static str, body: &'static [u8]) -> BytesMut {
         let mut out = BytesMut::new();
         Encoder::new()
             .encode(

@@ -5,7 +5,6 @@ use bytes::{BufMut, BytesMut};
 
 use crate::decoder::PREFIX_LEN;
 use crate::error::EncodeError;
-use crate::header::Encoding;
 use crate::{Frame, Header, Profile};
 
 /// Encodes frames for one profile.
@@ -82,16 +81,12 @@ impl Encoder {
             });
         }
         let start = dst.len();
-        dst.reserve(PREFIX_LEN + 64);
+        dst.reserve(PREFIX_LEN + 128);
         dst.put_u32(0);
-        match json {
-            Encoding::Text(text) => dst.extend_from_slice(text.as_bytes()),
-            Encoding::Members(members) => {
-                if let Err(e) = crate::json::write_members(members, dst) {
-                    dst.truncate(start);
-                    return Err(EncodeError::Serialize(e));
-                }
-            }
+        // §9: the canonical text, written straight into `dst`.
+        if let Err(e) = json.write(dst) {
+            dst.truncate(start);
+            return Err(EncodeError::Serialize(e));
         }
         if let Err(e) = self.write_prefix(start, dst) {
             dst.truncate(start);
@@ -113,7 +108,7 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Decoder, Limits};
+    use crate::{Decoder, Limits, Value};
 
     #[test]
     fn seed_compat_prefix_is_little_endian_signed() {
@@ -132,6 +127,92 @@ mod tests {
         let f = dec.decode(&mut out).unwrap().unwrap();
         assert_eq!(f.header, h);
         assert_eq!(&f.body[..], b"ab");
+    }
+
+    /// The same header, refused by the encoder exactly when a default receiver rejects it
+    /// (§4.2 caps; §9: "an encoder MUST refuse" such a header).
+    fn encoder_and_receiver_agree(h: &Header) -> Result<(), &'static str> {
+        let mut out = BytesMut::from(&b"keep"[..]);
+        let encoded = Encoder::new().encode_head(h, 0, &mut out);
+        // What a receiver makes of the text serde_json writes for the same members.
+        let text = serde_json::to_string(h.members()).unwrap();
+        let mut wire = BytesMut::new();
+        wire.extend_from_slice(&(text.len() as u32).to_be_bytes());
+        wire.extend_from_slice(text.as_bytes());
+        let received = Decoder::new()
+            .decode(&mut wire)
+            .map(|_| ())
+            .map_err(|e| e.code());
+        match encoded {
+            Ok(()) => {
+                assert_eq!(&out[4 + 4..], text.as_bytes());
+            }
+            Err(EncodeError::InvalidHeader(e)) => {
+                assert_eq!(&out[..], b"keep", "nothing written");
+                assert_eq!(received, Err(e.code()), "encoder and receiver disagree");
+                return Err(e.code());
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(received, Ok(()));
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_headers_over_the_parser_caps() {
+        use serde_json::json;
+        let nest = |depth: usize| {
+            // `depth` containers inside the header object: total depth `depth + 1`.
+            let mut v = json!(1);
+            for _ in 0..depth {
+                v = json!({ "a": v });
+            }
+            v
+        };
+        for (depth, want) in [(63, Ok(())), (64, Err("header_not_json"))] {
+            let mut h = Header::with_kind("deep");
+            h.insert("n", nest(depth));
+            assert_eq!(encoder_and_receiver_agree(&h), want, "depth {}", depth + 1);
+            let e = Header::from_members(h.members().clone(), Profile::Lhp1);
+            assert_eq!(e.is_ok(), want.is_ok());
+        }
+        let wide = |n: usize, nested: bool| {
+            let mut h = Header::new();
+            if nested {
+                let m: serde_json::Map<_, _> =
+                    (0..n).map(|i| (format!("m{i}"), json!(i))).collect();
+                h.insert("o", Value::Object(m));
+            } else {
+                h.set_kind("wide").set_id(1);
+                for i in 2..n {
+                    h.insert(format!("m{i}"), i);
+                }
+            }
+            h
+        };
+        for nested in [false, true] {
+            assert_eq!(encoder_and_receiver_agree(&wide(1024, nested)), Ok(()));
+            assert_eq!(
+                encoder_and_receiver_agree(&wide(1025, nested)),
+                Err("header_not_json"),
+                "1025 members (nested: {nested})"
+            );
+        }
+        // A registered member given a value of another type still goes through the caps
+        // before the member rules, as a receiver checks them.
+        let mut h = wide(1025, false);
+        h.insert("kind", 5);
+        assert_eq!(encoder_and_receiver_agree(&h), Err("header_not_json"));
+        // The typed error names the rule.
+        let mut h = Header::new();
+        h.insert("n", nest(64));
+        let e = Encoder::new()
+            .encode_head(&h, 0, &mut BytesMut::new())
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("header_not_json") && e.to_string().contains("§4.2"),
+            "{e}"
+        );
     }
 
     #[test]

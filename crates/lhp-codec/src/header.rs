@@ -1,9 +1,11 @@
 //! The JSON header (§4): typed access to the registered members, unknown members kept in
 //! order, and the I-JSON validation every received header goes through.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::OnceLock;
 
+use bytes::{Bytes, BytesMut};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
@@ -11,6 +13,7 @@ use serde_json::{Map, Number, Value};
 use crate::caps;
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::fast::{self, Fields, Span};
+use crate::members::{Built, MemberRef, Reg};
 use crate::Profile;
 
 /// The largest integer I-JSON allows: 2^53−1 (§4.2).
@@ -19,10 +22,10 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// The registered members of `lhp1`, in the order §4.5 checks them.
 pub const REGISTERED: [&str; 6] = ["body_len", "kind", "id", "name", "sha256", "v"];
 
-/// A frame's header: a JSON object whose members keep the order they arrived in.
+/// A frame's header: a JSON object whose members keep the order they were given in.
 ///
-/// The registered members (§4.4) have typed accessors; every other member is an extension
-/// and is preserved for the application (§4.3).
+/// The registered members (§4.4) have typed accessors and setters; every other member is an
+/// extension and is preserved for the application (§4.3).
 ///
 /// ```
 /// use lhp_codec::Header;
@@ -33,33 +36,92 @@ pub const REGISTERED: [&str; 6] = ["body_len", "kind", "id", "name", "sha256", "
 /// assert_eq!(h.id(), Some(7));
 /// assert_eq!(h.get("trace").and_then(|v| v.as_str()), Some("abc"));
 /// assert_eq!(h.body_len(), 0);
+/// assert_eq!(h.to_string(), r#"{"kind":"echo","id":7,"trace":"abc"}"#);
 /// ```
 ///
-/// Two headers are equal when their members are (names, values and order).
+/// Two headers are equal when their members are: the same names with the same values in the
+/// same order.
 ///
-/// A received header keeps its JSON text and parses it into members only when they are
-/// first asked for: the typed accessors ([`kind`](Self::kind), [`id`](Self::id),
-/// [`name`](Self::name), [`sha256`](Self::sha256), [`version`](Self::version),
-/// [`body_len`](Self::body_len)) read the text directly, and a received header sent on
-/// unchanged is written out as it arrived (when that text is canonical, §9).
+/// # Building a header
+///
+/// The registered members `kind`, `id`, `name`, `sha256`, `body_len` and `v` are typed fields,
+/// not map entries, and the other members are kept in a small ordered list. Strings are taken
+/// as `impl Into<Cow<'static, str>>`: a `&'static str` is kept as it is, a `String` moves in
+/// without a copy (pass `s.to_owned()` for a borrowed `&str`). So a header of registered
+/// members allocates nothing beyond what the caller hands over, and the encoder writes its
+/// canonical text (§9) straight into the output buffer. Members are written in the order
+/// they were first given; a member given again keeps its place.
+///
+/// # A received header
+///
+/// A received header keeps its JSON text (a slice of the receive buffer, not a copy) and
+/// parses it into members only when they are first asked for: the typed accessors
+/// ([`kind`](Self::kind), [`id`](Self::id), [`name`](Self::name), [`sha256`](Self::sha256),
+/// [`version`](Self::version), [`body_len`](Self::body_len)) read the text directly, and a
+/// received header sent on unchanged is written out as it arrived (when that text is
+/// canonical, §9).
+///
+/// # Map-style access
+///
+/// [`get`](Self::get) of an extension reads it where it is kept; [`members`](Self::members),
+/// and [`get`](Self::get) of a registered member, build a `serde_json::Map` of all members
+/// the first time they are called (kept until the header changes). Prefer the typed
+/// accessors on hot paths.
 #[derive(Clone, Debug, Default)]
 pub struct Header {
-    /// The members; for a received header, filled from `received` on first use.
-    members: OnceLock<Map<String, Value>>,
-    /// The text a received header arrived as, while the header is unchanged.
-    received: Option<Box<Received>>,
+    repr: Repr,
+    /// The body length declared (see [`Header::body_len`]).
     body_len: u64,
+    /// All members as a map, built when first asked for; emptied by every change.
+    view: OnceLock<Box<Map<String, Value>>>,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    /// Built by the application, or received through the general parser.
+    Built(Built),
+    /// Received through the fast path, unchanged since.
+    Received(Received),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Built(Built::default())
+    }
 }
 
 /// A header as the decoder's fast path accepted it.
 #[derive(Clone, Debug)]
 struct Received {
-    text: Box<str>,
+    /// The header text (valid UTF-8), cut out of the receive buffer.
+    text: Bytes,
     fields: Fields,
     /// `text` is what the encoder would write for these members.
     canonical: bool,
     /// The profile that read the body length.
     profile: Profile,
+}
+
+impl Received {
+    fn text(&self) -> &str {
+        // Validated as UTF-8 before it was kept; the fallback is never taken.
+        std::str::from_utf8(&self.text).unwrap_or_default()
+    }
+
+    fn span(&self, span: Span) -> Option<&str> {
+        match span {
+            Span::Plain(start, end) => self
+                .text
+                .get(start as usize..end as usize)
+                .and_then(|s| std::str::from_utf8(s).ok()),
+            Span::Absent | Span::Escaped => None,
+        }
+    }
+
+    fn parse(&self) -> Map<String, Value> {
+        // The fast path accepted this text: it parses, and has no duplicate names.
+        serde_json::from_slice(&self.text).unwrap_or_default()
+    }
 }
 
 impl Header {
@@ -69,22 +131,24 @@ impl Header {
     }
 
     /// A header with just `kind`.
-    pub fn with_kind(kind: impl Into<String>) -> Self {
+    pub fn with_kind(kind: impl Into<Cow<'static, str>>) -> Self {
         let mut h = Header::new();
         h.set_kind(kind);
         h
     }
 
-    /// Validates a member map under `profile` and makes it a header (§4).
+    /// Validates a member map under `profile` (§4, with the parser caps of §4.2) and makes it
+    /// a header.
     pub fn from_members(
         members: Map<String, Value>,
         profile: Profile,
     ) -> Result<Self, EncodeError> {
-        let body_len = check_numbers(&members)
-            .and_then(|()| validate_members(&members, profile))
-            .map_err(|kind| EncodeError::InvalidHeader(DecodeError::new(0, kind)))?
-            .body_len;
-        Ok(Header::from_parts(members, body_len))
+        let body_len = check_map(&members, profile)?;
+        Ok(Header {
+            repr: Repr::Built(Built::from_map(members)),
+            body_len,
+            view: OnceLock::new(),
+        })
     }
 
     /// Serializes a user's own `serde` type into a header. The type must serialize to a JSON
@@ -113,9 +177,13 @@ impl Header {
 
     /// Deserializes the whole header into a user's own `serde` type.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        match &self.received {
-            Some(r) => serde_json::from_str(&r.text),
-            None => T::deserialize(Value::Object(self.members().clone())),
+        match &self.repr {
+            Repr::Received(r) => serde_json::from_slice(&r.text),
+            Repr::Built(b) => {
+                let mut text = BytesMut::new();
+                b.write(&mut text)?;
+                serde_json::from_slice(&text)
+            }
         }
     }
 
@@ -128,108 +196,154 @@ impl Header {
 
     /// `kind`: the message type.
     pub fn kind(&self) -> Option<&str> {
-        self.registered_str("kind", |f| f.kind)
+        match &self.repr {
+            Repr::Received(r) => self.received_str(r, r.fields.kind, "kind"),
+            Repr::Built(b) => b.kind(),
+        }
     }
 
     /// `id`: correlates a reply with its request.
     pub fn id(&self) -> Option<u64> {
-        match &self.received {
-            Some(r) => r.fields.id,
-            None => self.members().get("id").and_then(Value::as_u64),
+        match &self.repr {
+            Repr::Received(r) => r.fields.id,
+            Repr::Built(b) => b.id(),
         }
     }
 
     /// `name`: a file or resource name (untrusted: see §11).
     pub fn name(&self) -> Option<&str> {
-        self.registered_str("name", |f| f.name)
+        match &self.repr {
+            Repr::Received(r) => self.received_str(r, r.fields.name, "name"),
+            Repr::Built(b) => b.name(),
+        }
     }
 
     /// `sha256`: lowercase hex digest of the body.
     pub fn sha256(&self) -> Option<&str> {
-        self.registered_str("sha256", |f| f.sha256)
+        match &self.repr {
+            Repr::Received(r) => self.received_str(r, r.fields.sha256, "sha256"),
+            Repr::Built(b) => b.sha256(),
+        }
     }
 
     /// `v`: the protocol version (1 when present).
     pub fn version(&self) -> Option<u64> {
-        match &self.received {
-            Some(r) => r.fields.v,
-            None => self.members().get("v").and_then(Value::as_u64),
+        match &self.repr {
+            Repr::Received(r) => r.fields.v,
+            Repr::Built(b) => b.version(),
         }
     }
 
-    /// Any member, registered or not.
+    /// Any member, registered or not. An extension of a header being built is read where it
+    /// is kept; anything else goes through [`members`](Self::members).
     pub fn get(&self, name: &str) -> Option<&Value> {
+        if let Repr::Built(b) = &self.repr {
+            if let Some(v) = b.ext_get(name) {
+                return Some(v);
+            }
+            if Reg::from_name(name).is_none() || !b.contains(name) {
+                return None;
+            }
+        }
         self.members().get(name)
     }
 
-    /// All members, in order.
+    /// True when the header has a member `name`, whatever its value.
+    pub fn contains(&self, name: &str) -> bool {
+        match &self.repr {
+            Repr::Built(b) => b.contains(name),
+            Repr::Received(_) => self.members().contains_key(name),
+        }
+    }
+
+    /// All members, in order, as a map: built the first time it is asked for after a change
+    /// (an allocation per member), then kept.
     pub fn members(&self) -> &Map<String, Value> {
-        self.members.get_or_init(|| match &self.received {
-            // The fast path accepted this text: it parses, and has no duplicate names.
-            Some(r) => serde_json::from_str(&r.text).unwrap_or_default(),
-            None => Map::new(),
+        self.view.get_or_init(|| {
+            Box::new(match &self.repr {
+                Repr::Received(r) => r.parse(),
+                Repr::Built(b) => b.to_map(),
+            })
         })
     }
 
     /// The members that are not registered in `lhp1`, in order (§4.3).
-    pub fn extensions(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.members()
-            .iter()
-            .filter(|(k, _)| !REGISTERED.contains(&k.as_str()))
+    pub fn extensions(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let (built, map) = match &self.repr {
+            Repr::Built(b) => (Some(b.extensions()), None),
+            Repr::Received(_) => (None, Some(self.members().iter())),
+        };
+        let map = map
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
+            .filter(|(k, _)| !REGISTERED.contains(k));
+        built.into_iter().flatten().chain(map)
     }
 
     /// Consumes the header, returning its members.
     pub fn into_members(mut self) -> Map<String, Value> {
-        std::mem::take(self.members_mut())
+        if let Some(view) = self.view.take() {
+            return *view;
+        }
+        match &self.repr {
+            Repr::Received(r) => r.parse(),
+            Repr::Built(b) => b.to_map(),
+        }
     }
 
-    /// A string member: from the received text when it is there unescaped.
-    fn registered_str(&self, name: &str, span: impl Fn(&Fields) -> Span) -> Option<&str> {
-        if let Some(r) = &self.received {
-            match span(&r.fields) {
-                Span::Absent => return None,
-                Span::Plain(start, end) => return r.text.get(start as usize..end as usize),
-                Span::Escaped => {}
-            }
+    /// A string member of a received header: from its text when it is there unescaped.
+    fn received_str<'a>(&'a self, r: &'a Received, span: Span, name: &str) -> Option<&'a str> {
+        match span {
+            Span::Absent => None,
+            Span::Plain(..) => r.span(span),
+            Span::Escaped => self.members().get(name).and_then(Value::as_str),
         }
-        self.members().get(name).and_then(Value::as_str)
     }
 
     /// The members, for a change: the received text no longer describes the header.
-    fn members_mut(&mut self) -> &mut Map<String, Value> {
-        self.members();
-        self.received = None;
-        match self.members.get_mut() {
-            Some(m) => m,
-            // `members()` just filled it.
-            None => unreachable!("header members are initialized"),
+    fn built(&mut self) -> &mut Built {
+        if let Repr::Received(r) = &self.repr {
+            let map = match self.view.take() {
+                Some(view) => *view,
+                None => r.parse(),
+            };
+            self.repr = Repr::Built(Built::from_map(map));
+        }
+        self.view.take();
+        match &mut self.repr {
+            Repr::Built(b) => b,
+            Repr::Received(_) => unreachable!("a received header was converted above"),
         }
     }
 
     /// Sets `kind`.
-    pub fn set_kind(&mut self, kind: impl Into<String>) -> &mut Self {
-        self.members_mut()
-            .insert("kind".into(), Value::String(kind.into()));
+    pub fn set_kind(&mut self, kind: impl Into<Cow<'static, str>>) -> &mut Self {
+        self.built().set_str(Reg::Kind, kind.into());
         self
     }
 
     /// Sets `id`.
     pub fn set_id(&mut self, id: u64) -> &mut Self {
-        self.members_mut().insert("id".into(), Value::from(id));
+        self.built().set_int(Reg::Id, id);
         self
     }
 
     /// Sets `name`.
-    pub fn set_name(&mut self, name: impl Into<String>) -> &mut Self {
-        self.members_mut()
-            .insert("name".into(), Value::String(name.into()));
+    pub fn set_name(&mut self, name: impl Into<Cow<'static, str>>) -> &mut Self {
+        self.built().set_str(Reg::Name, name.into());
         self
     }
 
-    /// Sets `sha256` from a 32-octet digest.
+    /// Sets `sha256` from a 32-octet digest (kept as its 64 hex digits, no allocation).
     pub fn set_sha256(&mut self, digest: &[u8; 32]) -> &mut Self {
-        self.members_mut()
-            .insert("sha256".into(), Value::String(hex_lower(digest)));
+        self.built().set_sha256(digest);
+        self
+    }
+
+    /// Sets `v`, the protocol version (1 is the only one a receiver accepts, §4.4).
+    pub fn set_version(&mut self, v: u64) -> &mut Self {
+        self.built().set_int(Reg::V, v);
         self
     }
 
@@ -243,34 +357,37 @@ impl Header {
     /// length member present (`body_len`, `file_size`, `total_size`) is updated, and `body_len`
     /// is added only when none is present and `len > 0`.
     pub fn set_body_len_for(&mut self, profile: Profile, len: u64) -> &mut Self {
-        if let Some(r) = &self.received {
+        if let Repr::Received(r) = &self.repr {
             // Received under this profile with this length: every length member agrees.
             if r.profile == profile && len == self.body_len {
                 return self;
             }
         }
-        let members: &[&str] = match profile {
-            Profile::Lhp1 => &LENGTH_MEMBERS[..1],
-            Profile::SeedCompat => &LENGTH_MEMBERS[..],
-        };
-        let mut found = false;
-        let map = self.members_mut();
-        for key in members {
-            if let Some(v) = map.get_mut(*key) {
-                *v = Value::from(len);
-                found = true;
+        let b = self.built();
+        let mut found = b.contains("body_len");
+        if found {
+            b.set_int(Reg::BodyLen, len);
+        }
+        if profile == Profile::SeedCompat {
+            for member in &LENGTH_MEMBERS[1..] {
+                found |= b.replace_ext(member, Value::from(len));
             }
         }
         if !found && len > 0 {
-            map.insert("body_len".into(), Value::from(len));
+            b.set_int(Reg::BodyLen, len);
         }
         self.body_len = len;
         self
     }
 
-    /// Inserts or replaces any member. Registered members are checked when the frame is
-    /// encoded; inserting `body_len` also sets [`body_len`](Self::body_len).
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) -> &mut Self {
+    /// Inserts or replaces any member (a replaced member keeps its place). Registered
+    /// members are checked when the frame is encoded; inserting `body_len` also sets
+    /// [`body_len`](Self::body_len).
+    pub fn insert(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Value>,
+    ) -> &mut Self {
         let name = name.into();
         let value = value.into();
         if name == "body_len" {
@@ -278,72 +395,134 @@ impl Header {
                 self.body_len = n;
             }
         }
-        self.members_mut().insert(name, value);
+        self.built().insert(name, value);
         self
     }
 
     /// Removes a member, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
-        let v = self.members_mut().shift_remove(name);
+        let v = self.built().remove(name);
         if name == "body_len" && v.is_some() {
             self.body_len = 0;
         }
         v
     }
 
-    pub(crate) fn from_parts(members: Map<String, Value>, body_len: u64) -> Self {
-        Header {
-            members: OnceLock::from(members),
-            received: None,
-            body_len,
-        }
+    /// The members in order, however they are kept.
+    fn iter(&self) -> impl Iterator<Item = (&str, MemberRef<'_>)> {
+        let (built, map) = match &self.repr {
+            Repr::Built(b) => (Some(b.iter()), None),
+            Repr::Received(_) => (None, Some(self.members().iter())),
+        };
+        let map = map
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), MemberRef::Value(v)));
+        built.into_iter().flatten().chain(map)
     }
 
     /// The JSON text to send for this header under `profile`, checked as a receiver would
-    /// check it (§4.4), and the body length it declares.
+    /// check it (§4), and the body length it declares.
     pub(crate) fn encoding(&self, profile: Profile) -> Result<(Encoding<'_>, u64), EncodeError> {
-        if let Some(r) = self.received.as_ref().filter(|r| r.canonical) {
-            // Accepted under this very profile when it arrived: nothing to check again.
-            if r.profile == profile {
-                return Ok((Encoding::Text(&r.text), self.body_len));
+        match &self.repr {
+            Repr::Received(r) => {
+                if r.canonical {
+                    // Accepted under this very profile when it arrived: nothing to check again.
+                    if r.profile == profile {
+                        return Ok((Encoding::Text(&r.text), self.body_len));
+                    }
+                    if let Some(f) = fast::scan(r.text(), profile) {
+                        return Ok((Encoding::Text(&r.text), f.checked.body_len));
+                    }
+                }
+                let members = self.members();
+                Ok((Encoding::Members(members), check_map(members, profile)?))
             }
-            if let Some(f) = fast::scan(&r.text, profile) {
-                return Ok((Encoding::Text(&r.text), f.checked.body_len));
+            Repr::Built(b) => {
+                // The registered members are typed, so they are valid by construction when
+                // the integers are in range; else (or in `seed-compat`, whose length and
+                // digest members are extensions here) every rule is checked on the map.
+                if profile == Profile::Lhp1 && !b.has_mistyped() && b.integers_valid() {
+                    let fail = |kind| EncodeError::InvalidHeader(DecodeError::new(0, kind));
+                    // Registered members are scalars: within the member count, only the
+                    // extensions can break a cap.
+                    let capped = if b.len() > caps::MAX_MEMBERS {
+                        caps::check_members(b.iter().map(|(_, v)| v))
+                    } else {
+                        caps::check_members(b.ext_values().map(MemberRef::Value))
+                    };
+                    capped.map_err(|cap| {
+                        fail(DecodeErrorKind::HeaderNotJson {
+                            detail: cap.detail(),
+                        })
+                    })?;
+                    b.ext_values()
+                        .try_for_each(check_number_range)
+                        .map_err(fail)?;
+                    return Ok((Encoding::Built(b), b.body_len().unwrap_or(0)));
+                }
+                let members = self.members();
+                Ok((Encoding::Members(members), check_map(members, profile)?))
             }
         }
-        let declared = check_for_encoding(self, profile)?;
-        Ok((Encoding::Members(self.members()), declared))
     }
 }
 
 /// How a header is written (see [`Header::encoding`]).
 pub(crate) enum Encoding<'a> {
     /// Canonical text as received.
-    Text(&'a str),
+    Text(&'a [u8]),
     /// Members to serialize.
     Members(&'a Map<String, Value>),
+    /// A header built member by member.
+    Built(&'a Built),
+}
+
+impl Encoding<'_> {
+    /// Appends the header text.
+    pub(crate) fn write(&self, out: &mut BytesMut) -> serde_json::Result<()> {
+        match self {
+            Encoding::Text(text) => {
+                out.extend_from_slice(text);
+                Ok(())
+            }
+            Encoding::Members(members) => crate::json::write_members(members, out),
+            Encoding::Built(b) => b.write(out),
+        }
+    }
 }
 
 impl PartialEq for Header {
     fn eq(&self, other: &Self) -> bool {
         // `body_len` is derived from the members (and the profile that read them).
-        if let (Some(a), Some(b)) = (&self.received, &other.received) {
+        if let (Repr::Received(a), Repr::Received(b)) = (&self.repr, &other.repr) {
             if a.canonical && b.canonical && a.text == b.text {
                 return true;
             }
         }
-        self.members() == other.members()
+        let mut a = self.iter();
+        let mut b = other.iter();
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return true,
+                (Some((na, va)), Some((nb, vb))) if na == nb && va.same(vb) => {}
+                _ => return false,
+            }
+        }
     }
 }
 
 impl fmt::Display for Header {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(r) = self.received.as_ref().filter(|r| r.canonical) {
-            return f.write_str(&r.text);
-        }
-        match serde_json::to_string(self.members()) {
-            Ok(s) => f.write_str(&s),
-            Err(_) => Err(fmt::Error),
+        let mut out = BytesMut::new();
+        let written = match &self.repr {
+            Repr::Received(r) if r.canonical => return f.write_str(r.text()),
+            Repr::Received(_) => crate::json::write_members(self.members(), &mut out),
+            Repr::Built(b) => b.write(&mut out),
+        };
+        match (written, std::str::from_utf8(&out)) {
+            (Ok(()), Ok(text)) => f.write_str(text),
+            _ => Err(fmt::Error),
         }
     }
 }
@@ -368,27 +547,82 @@ pub(crate) struct Checked {
 
 /// Validates a complete received header (§4) and makes it a [`Header`]: through the fast
 /// path when it can (see `fast.rs`), else through [`parse`], which also names every error.
+/// The text is copied; the decoder uses [`check_header`] to keep a slice of its buffer.
 pub(crate) fn parse_header(
     raw: &[u8],
     profile: Profile,
 ) -> Result<(Header, Checked), DecodeErrorKind> {
+    let (pending, checked) = check_header(raw, profile)?;
+    let header = pending.into_header(|| Bytes::copy_from_slice(raw));
+    Ok((header, checked))
+}
+
+/// A received header validated but not yet made a [`Header`] (see [`check_header`]).
+pub(crate) struct Pending {
+    body_len: u64,
+    profile: Profile,
+    how: How,
+}
+
+enum How {
+    /// Accepted by the fast path: the header keeps the text.
+    Fast { fields: Fields, canonical: bool },
+    /// Parsed by the general parser.
+    General(Map<String, Value>),
+}
+
+impl Pending {
+    /// True when the header will keep its text (it came through the fast path).
+    pub(crate) fn keeps_text(&self) -> bool {
+        matches!(self.how, How::Fast { .. })
+    }
+
+    /// The header, given its text (the octets [`check_header`] checked) when it needs it.
+    pub(crate) fn into_header(self, text: impl FnOnce() -> Bytes) -> Header {
+        let repr = match self.how {
+            How::Fast { fields, canonical } => Repr::Received(Received {
+                text: text(),
+                fields,
+                canonical,
+                profile: self.profile,
+            }),
+            How::General(members) => Repr::Built(Built::from_map(members)),
+        };
+        Header {
+            repr,
+            body_len: self.body_len,
+            view: OnceLock::new(),
+        }
+    }
+}
+
+/// Validates a complete received header (§4): through the fast path when it can, else
+/// through [`parse`]. The [`Header`] is made afterwards ([`Pending::into_header`]), so that
+/// the decoder can cut the text out of its buffer only once the frame is accepted.
+pub(crate) fn check_header(
+    raw: &[u8],
+    profile: Profile,
+) -> Result<(Pending, Checked), DecodeErrorKind> {
     if let Ok(text) = std::str::from_utf8(raw) {
         if let Some(f) = fast::scan(text, profile) {
-            let header = Header {
-                members: OnceLock::new(),
-                received: Some(Box::new(Received {
-                    text: text.into(),
+            let pending = Pending {
+                body_len: f.checked.body_len,
+                profile,
+                how: How::Fast {
                     fields: f.fields,
                     canonical: f.canonical,
-                    profile,
-                })),
-                body_len: f.checked.body_len,
+                },
             };
-            return Ok((header, f.checked));
+            return Ok((pending, f.checked));
         }
     }
     let (members, checked) = parse(raw, profile)?;
-    Ok((Header::from_parts(members, checked.body_len), checked))
+    let pending = Pending {
+        body_len: checked.body_len,
+        profile,
+        how: How::General(members),
+    };
+    Ok((pending, checked))
 }
 
 /// Validates a complete received header (§4) without building a [`Header`]: the fast path
@@ -460,12 +694,25 @@ pub(crate) fn parse(
     Ok((members, checked))
 }
 
-/// Serializes the members as canonical JSON (§9) after checking a receiver would accept them.
-pub(crate) fn check_for_encoding(header: &Header, profile: Profile) -> Result<u64, EncodeError> {
-    check_numbers(header.members())
-        .and_then(|()| validate_members(header.members(), profile))
+/// Checks members given by the application as a receiver would check them (§4.2 caps, §4.2
+/// number range, §4.4 registered members); returns the body length they declare.
+pub(crate) fn check_map(
+    members: &Map<String, Value>,
+    profile: Profile,
+) -> Result<u64, EncodeError> {
+    let fail = |kind| EncodeError::InvalidHeader(DecodeError::new(0, kind));
+    caps::check_members(members.values().map(MemberRef::Value)).map_err(|cap| {
+        fail(DecodeErrorKind::HeaderNotJson {
+            detail: cap.detail(),
+        })
+    })?;
+    members
+        .values()
+        .try_for_each(check_number_range)
+        .map_err(fail)?;
+    validate_members(members, profile)
         .map(|c| c.body_len)
-        .map_err(|kind| EncodeError::InvalidHeader(DecodeError::new(0, kind)))
+        .map_err(fail)
 }
 
 /// Checks the registered members (§4.4) in the order of §4.5.
@@ -574,20 +821,17 @@ fn integer_literal(v: &Value) -> Option<u64> {
     v.as_u64().filter(|&n| n <= MAX_SAFE_INTEGER)
 }
 
-/// The number-range rule for headers built by the application (received headers are checked
-/// while parsing).
-fn check_numbers(members: &Map<String, Value>) -> Result<(), DecodeErrorKind> {
-    fn walk(v: &Value) -> Result<(), DecodeErrorKind> {
-        match v {
-            Value::Number(n) if !number_in_range(n) => Err(DecodeErrorKind::NumberOutOfRange {
-                number: n.to_string(),
-            }),
-            Value::Array(a) => a.iter().try_for_each(walk),
-            Value::Object(m) => m.values().try_for_each(walk),
-            _ => Ok(()),
-        }
+/// The number-range rule (§4.2) for a value given by the application (received headers are
+/// checked while parsing).
+fn check_number_range(v: &Value) -> Result<(), DecodeErrorKind> {
+    match v {
+        Value::Number(n) if !number_in_range(n) => Err(DecodeErrorKind::NumberOutOfRange {
+            number: n.to_string(),
+        }),
+        Value::Array(a) => a.iter().try_for_each(check_number_range),
+        Value::Object(m) => m.values().try_for_each(check_number_range),
+        _ => Ok(()),
     }
-    members.values().try_for_each(walk)
 }
 
 fn number_in_range(n: &Number) -> bool {
@@ -795,7 +1039,7 @@ mod tests {
         assert_eq!(h.kind(), Some("put"));
         // Same profile: the text as it is, with the length it was accepted with.
         let (json, declared) = h.encoding(Profile::SeedCompat).unwrap();
-        assert!(matches!(json, Encoding::Text(t) if t == text));
+        assert!(matches!(json, Encoding::Text(t) if t == text.as_bytes()));
         assert_eq!(declared, 3);
         // Another profile reads the length differently: checked again.
         let (_, declared) = h.encoding(Profile::Lhp1).unwrap();
@@ -805,6 +1049,9 @@ mod tests {
         changed.set_kind("get");
         let (json, _) = changed.encoding(Profile::SeedCompat).unwrap();
         assert!(matches!(json, Encoding::Members(m) if m.get("kind") == Some(&Value::from("get"))));
+        // In lhp1 the typed members are written directly.
+        let (json, _) = changed.encoding(Profile::Lhp1).unwrap();
+        assert!(matches!(json, Encoding::Built(b) if b.kind() == Some("get")));
         assert_eq!(changed.kind(), Some("get"));
         assert_ne!(changed, h);
         // Not canonical (whitespace): serialized from the members.

@@ -28,7 +28,7 @@ pub(crate) fn write_members(
     Ok(())
 }
 
-fn write_value(value: &Value, out: &mut BytesMut) -> serde_json::Result<()> {
+pub(crate) fn write_value(value: &Value, out: &mut BytesMut) -> serde_json::Result<()> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -81,11 +81,16 @@ const ESCAPE: [u8; 256] = {
 };
 
 /// A JSON string: `"`, `\` and the control characters escaped, as `serde_json` does.
-fn write_str(s: &str, out: &mut BytesMut) {
+pub(crate) fn write_str(s: &str, out: &mut BytesMut) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rest = s.as_bytes();
     out.reserve(rest.len() + 2);
     out.put_u8(b'"');
+    if !needs_escape(rest) {
+        out.extend_from_slice(rest);
+        out.put_u8(b'"');
+        return;
+    }
     // Runs of octets that need no escape, copied whole; usually the whole string.
     while let Some(at) = rest.iter().position(|&c| ESCAPE[usize::from(c)] != 0) {
         let (plain, tail) = rest.split_at(at);
@@ -108,6 +113,31 @@ fn write_str(s: &str, out: &mut BytesMut) {
     }
     out.extend_from_slice(rest);
     out.put_u8(b'"');
+}
+
+/// Whether any octet of `b` needs an escape (`"`, `\\` or a control character), eight
+/// octets at a time.
+fn needs_escape(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Nonzero when some octet of `w` is below `n` (n ≤ 0x80; exact as a yes/no answer).
+    let below = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGH;
+    let mut words = b.chunks_exact(8);
+    for word in &mut words {
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
+            return true;
+        };
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        if below(w, 0x20) | below(quote, 1) | below(backslash, 1) != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&c| ESCAPE[usize::from(c)] != 0)
 }
 
 #[cfg(test)]
@@ -151,6 +181,22 @@ mod tests {
                 serde_json::to_string(&members).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn needs_escape_finds_every_escaped_octet_anywhere() {
+        for c in 0u8..=255 {
+            for at in 0..19 {
+                let mut b = vec![b'a'; 19];
+                b[at] = c;
+                assert_eq!(
+                    needs_escape(&b),
+                    ESCAPE[usize::from(c)] != 0,
+                    "{c:#x} at {at}"
+                );
+            }
+        }
+        assert!(!needs_escape("sensor-42/temperature.bin é 你好".as_bytes()));
     }
 
     #[test]

@@ -121,6 +121,7 @@ mod error;
 mod fast;
 mod header;
 mod json;
+mod members;
 mod typed;
 
 /// Test support shared by the unit tests of every module.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use lhp_codec::{Decoder, Encoder, Frame, Header, Limits, Profile, Value};
+use lhp_codec::{Decoder, EncodeError, Encoder, Frame, Header, Limits, Profile, Value};
 
 use crate::{assert_same_frame, TestConn};
 
@@ -65,18 +65,20 @@ pub fn echo_streams() -> Vec<EchoStream> {
             .iter()
             .all(|f| f.body.len() as u64 <= Limits::DEFAULT_MAX_BODY_LEN);
         let all_echo = frames.iter().all(|f| f.header.kind() == Some("echo"));
-        let expected: Vec<Frame> = frames.into_iter().map(as_echo).collect();
+        // Setting `kind` can push a header over a §4.2 cap (a 1024-member vector gains a
+        // 1025th member): the encoder refuses such a header (§9), as a receiver would, and
+        // the vector is left out.
+        let Some(expected) = frames
+            .into_iter()
+            .map(as_echo)
+            .collect::<Option<Vec<Frame>>>()
+        else {
+            continue;
+        };
         let mut wire = BytesMut::new();
         let mut encodable = true;
         for f in &expected {
             encodable &= Encoder::new().encode(f, &mut wire).is_ok();
-        }
-        // Setting `kind` can push a header over a §4.2 cap (a 1024-member vector gains a
-        // 1025th member): only streams a default receiver accepts are usable.
-        let mut check = BytesMut::from(&wire[..]);
-        let mut receiver = Decoder::new();
-        while encodable && !check.is_empty() {
-            encodable = matches!(receiver.decode(&mut check), Ok(Some(_)));
         }
         if !fits || !encodable {
             continue;
@@ -173,16 +175,20 @@ pub fn all_vectors_coalesced(addr: SocketAddr) {
     conn.expect_close(Duration::from_secs(10), "after all vectors");
 }
 
-/// The frame the echo server must return for `f`: `kind` set to `echo`, all else unchanged.
-fn as_echo(f: Frame) -> Frame {
+/// The frame the echo server must return for `f`: `kind` set to `echo`, all else unchanged;
+/// `None` when that header breaks a §4.2 cap (the only rule setting `kind` can break).
+fn as_echo(f: Frame) -> Option<Frame> {
     let mut members = f.header.into_members();
     members.insert("kind".into(), Value::from("echo"));
-    let header = Header::from_members(members, Profile::Lhp1)
-        .unwrap_or_else(|e| panic!("testkit bug: a decoded header with kind echo is invalid: {e}"));
-    Frame {
+    let header = match Header::from_members(members, Profile::Lhp1) {
+        Ok(h) => h,
+        Err(EncodeError::InvalidHeader(e)) if e.code() == "header_not_json" => return None,
+        Err(e) => panic!("testkit bug: a decoded header with kind echo is invalid: {e}"),
+    };
+    Some(Frame {
         header,
         body: f.body,
-    }
+    })
 }
 
 /// (H, B) of the first frame of a well-formed `lhp1` stream.

@@ -135,7 +135,7 @@ impl FromStr for ErrorCode {
 /// the body is the whole file and `sha256` (verified by the codec, §6) is its digest.
 pub fn put(name: &str, body_len: u64, file_sha256: &str, offset: Option<u64>) -> Header {
     let mut h = Header::with_kind(PUT);
-    h.set_name(name);
+    h.set_name(name.to_owned());
     match offset {
         Some(off) => {
             h.insert("offset", off);
@@ -152,7 +152,7 @@ pub fn put(name: &str, body_len: u64, file_sha256: &str, offset: Option<u64>) ->
 /// A `get` header, from `offset` if given.
 pub fn get(name: &str, offset: Option<u64>) -> Header {
     let mut h = Header::with_kind(GET);
-    h.set_name(name);
+    h.set_name(name.to_owned());
     if let Some(off) = offset {
         h.insert("offset", off);
     }
@@ -162,7 +162,7 @@ pub fn get(name: &str, offset: Option<u64>) -> Header {
 /// A `stat` header.
 pub fn stat(name: &str) -> Header {
     let mut h = Header::with_kind(STAT);
-    h.set_name(name);
+    h.set_name(name.to_owned());
     h
 }
 

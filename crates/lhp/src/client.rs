@@ -139,7 +139,7 @@ pub fn put(
     let prefix = transfer::hash_prefix(&file, offset)?;
     file.seek(SeekFrom::Start(offset))?;
     let mut header = Header::with_kind(app::PUT);
-    header.set_name(name);
+    header.set_name(name.to_owned());
     if offset > 0 {
         header.insert("offset", offset);
     }

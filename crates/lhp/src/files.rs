@@ -721,7 +721,7 @@ impl Partial {
 pub fn put_reply(head: &Header, plan: &PutPlan, stored: &Stored) -> Option<Frame> {
     let name = plan.name.as_deref()?;
     let mut h = app::reply_to(head, Header::with_kind(app::OK));
-    h.set_name(name);
+    h.set_name(name.to_owned());
     h.insert("size", stored.size)
         .insert("file_sha256", stored.digest.clone());
     Some(Frame::new(h, Bytes::new()))
@@ -816,7 +816,7 @@ pub fn open_download(root: &Path, head: &Header) -> Result<Download, Refusal> {
         let prefix = transfer::hash_prefix(&file, offset).map_err(internal)?;
         file.seek(SeekFrom::Start(offset)).map_err(internal)?;
         let mut h = app::reply_to(head, Header::with_kind(app::FILE));
-        h.set_name(name);
+        h.set_name(name.to_owned());
         h.insert("size", size)
             .insert("offset", offset)
             .insert(transfer::TRAILER, transfer::FILE_SHA256);
@@ -837,7 +837,7 @@ pub fn open_download(root: &Path, head: &Header) -> Result<Download, Refusal> {
     }
     file.seek(SeekFrom::Start(offset)).map_err(internal)?;
     let mut h = app::reply_to(head, Header::with_kind(app::FILE));
-    h.set_name(name);
+    h.set_name(name.to_owned());
     h.insert("size", size)
         .insert("offset", offset)
         .insert("file_sha256", hex_lower(&digest));
@@ -876,7 +876,7 @@ pub fn stat_reply(root: &Path, head: &Header) -> Result<Frame, Refusal> {
         .filter(|m| m.is_file())
         .map_or(0, |m| m.len());
     let mut h = app::reply_to(head, Header::with_kind(app::OK));
-    h.set_name(name);
+    h.set_name(name.to_owned());
     h.insert("size", size).insert("partial", partial);
     Ok(Frame::new(h, Bytes::new()))
 }

@@ -206,7 +206,7 @@ fn announce(addr: SocketAddr) -> io::Result<()> {
 pub fn handle(request: Frame, now: SystemTime) -> Option<Frame> {
     let id = request.header.id();
     let reply_header = |kind: &str| {
-        let mut h = Header::with_kind(kind);
+        let mut h = Header::with_kind(kind.to_owned());
         if let Some(id) = id {
             h.set_id(id);
         }
@@ -379,7 +379,7 @@ fn send(a: SendArgs) -> io::Result<ExitCode> {
         tries: a.tries,
     };
     match client.request(
-        Header::with_kind(a.kind.as_str()),
+        Header::with_kind(a.kind.clone()),
         Bytes::from(a.text.into_bytes()),
         retry,
     ) {

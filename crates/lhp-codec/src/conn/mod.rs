@@ -157,7 +157,7 @@ enum Rx {
         /// The header text, for a whole-frame echo (E7).
         raw: Option<Bytes>,
         /// The header, for a refusal once the body is read (echo server).
-        refused: Option<Header>,
+        refused: Option<Box<Header>>,
     },
 }
 
@@ -987,7 +987,7 @@ impl Connection {
             streamed,
             answer,
             raw: raw.filter(|_| !streamed && answer == Answer::Echo),
-            refused: (answer == Answer::NotEcho).then_some(header),
+            refused: (answer == Answer::NotEcho).then(|| Box::new(header)),
         };
     }
 
@@ -1032,7 +1032,7 @@ impl Connection {
             }
             (None, Answer::Echo) => self.answered(now),
             (_, Answer::NotEcho) => {
-                let header = refused.unwrap_or_default();
+                let header = refused.map(|h| *h).unwrap_or_default();
                 let what = header
                     .kind()
                     .map_or_else(|| "no kind".to_owned(), |k| format!("kind {k:?}"));
