@@ -82,6 +82,11 @@ pub struct ConvOptions {
     pub time_scale: f64,
     /// How long a started server may take to print `listening on`.
     pub start_timeout: Duration,
+    /// How many conversations run at once against a server command ([`Target::Command`]):
+    /// each has its own server process, port and served root, so they cannot see each other,
+    /// and a conversation spends nearly all its time waiting on the deadlines it tests. At
+    /// least 1; conversations against a running server ([`Target::Addr`]) run one at a time.
+    pub jobs: usize,
 }
 
 impl Default for ConvOptions {
@@ -90,9 +95,15 @@ impl Default for ConvOptions {
             run: Options::default(),
             time_scale: 1.0,
             start_timeout: Duration::from_secs(10),
+            jobs: DEFAULT_JOBS,
         }
     }
 }
+
+/// [`ConvOptions::jobs`] by default: enough to overlap the waits, few enough that the servers'
+/// start-up (a Python interpreter each, for the reference servers) does not crowd two cores
+/// into missing a deadline of a few hundred milliseconds.
+pub const DEFAULT_JOBS: usize = 4;
 
 /// Loads the conversations in `dir` whose id contains one of `filters` (all when empty). A
 /// missing directory holds none.
@@ -261,49 +272,87 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Runs `convs` against `target`; one result per conversation.
+/// Runs `convs` against `target`; one result per conversation, in the order of `convs`.
+/// Against a server command, [`ConvOptions::jobs`] conversations run at once.
 pub fn run_conversations(
     target: &Target,
     name: &str,
     convs: &[&Conversation],
     opts: &ConvOptions,
 ) -> Vec<CaseResult> {
-    let mut out = Vec::with_capacity(convs.len());
-    for c in convs {
-        let mut r = CaseResult {
-            id: c.id.clone(),
-            tier: c.tier.clone(),
-            status: Status::Pass,
-            detail: String::new(),
-            failure: None,
-            plans: 1,
-            sampled: false,
-            underived: 0,
-        };
-        let verdict = match opts.run.skips.iter().find(|s| s.matches(name, &c.id)) {
-            Some(s) => Err((Status::Skipped, format!("skips.toml: {}", s.reason))),
-            None => match target {
-                Target::Addr(addr) => match needs_own_server(c) {
-                    Some(why) => Err((
-                        Status::Skipped,
-                        format!("{why}: the harness must start the server (--server-cmd / --app-server-cmd)"),
-                    )),
-                    None => run_one(*addr, c, opts.time_scale).map_err(|e| (Status::Fail, e)),
-                },
-                Target::Command(template) => run_started(template, c, opts),
-            },
-        };
-        if let Err((status, detail)) = verdict {
-            r.status = status;
-            r.plans = usize::from(status != Status::Skipped);
-            r.detail = detail;
-        }
-        if opts.run.verbose && r.status.is_fail() {
-            eprintln!("{name}: {} {}: {}", r.status.name(), r.id, r.detail);
-        }
-        out.push(r);
+    let jobs = match target {
+        Target::Command(_) => opts.jobs.clamp(1, convs.len().max(1)),
+        Target::Addr(_) => 1,
+    };
+    if jobs == 1 {
+        return convs
+            .iter()
+            .map(|c| run_case(target, name, c, opts))
+            .collect();
     }
-    out
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<Option<CaseResult>> = vec![None; convs.len()];
+    thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(c) = convs.get(i) else { break };
+                        done.push((i, run_case(target, name, c, opts)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for w in workers {
+            // A worker only panics if a conversation's runner does; pass that on.
+            let done = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            for (i, r) in done {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Some(r);
+                }
+            }
+        }
+    });
+    out.into_iter().flatten().collect()
+}
+
+/// Runs one conversation against `target`.
+fn run_case(target: &Target, name: &str, c: &Conversation, opts: &ConvOptions) -> CaseResult {
+    let mut r = CaseResult {
+        id: c.id.clone(),
+        tier: c.tier.clone(),
+        status: Status::Pass,
+        detail: String::new(),
+        failure: None,
+        plans: 1,
+        sampled: false,
+        underived: 0,
+    };
+    let verdict = match opts.run.skips.iter().find(|s| s.matches(name, &c.id)) {
+        Some(s) => Err((Status::Skipped, format!("skips.toml: {}", s.reason))),
+        None => match target {
+            Target::Addr(addr) => match needs_own_server(c) {
+                Some(why) => Err((
+                    Status::Skipped,
+                    format!("{why}: the harness must start the server (--server-cmd / --app-server-cmd)"),
+                )),
+                None => run_one(*addr, c, opts.time_scale).map_err(|e| (Status::Fail, e)),
+            },
+            Target::Command(template) => run_started(template, c, opts),
+        },
+    };
+    if let Err((status, detail)) = verdict {
+        r.status = status;
+        r.plans = usize::from(status != Status::Skipped);
+        r.detail = detail;
+    }
+    if opts.run.verbose && r.status.is_fail() {
+        eprintln!("{name}: {} {}: {}", r.status.name(), r.id, r.detail);
+    }
+    r
 }
 
 /// Why a conversation cannot run against a server someone else started, if it cannot.

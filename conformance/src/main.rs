@@ -57,6 +57,11 @@ struct Cli {
     /// given) by this factor.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     time_scale: f64,
+    /// How many conversations run at once against a started server (--server-cmd,
+    /// --app-server-cmd): each gets its own server process, port and root. Use 1 on a machine
+    /// too busy to meet deadlines of a few hundred milliseconds with several running.
+    #[arg(long, default_value_t = conversation::DEFAULT_JOBS, value_name = "N")]
+    jobs: usize,
     /// Do not run the `resources` group.
     #[arg(long)]
     no_resources: bool,
@@ -271,6 +276,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             run: opts.clone(),
             time_scale: cli.time_scale,
             start_timeout: timeout.max(Duration::from_secs(10)),
+            jobs: cli.jobs.max(1),
         },
         resources,
     };
