@@ -5,62 +5,20 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use common::lhp;
+use common::{lhp, Serve};
 use serde_json::Value;
 
-/// A running `lhp --log-format json serve`; killed when dropped.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Serve {
-    fn start(engine: &str, root: &std::path::Path) -> Serve {
-        let mut child = lhp()
-            .args(["--log-format", "json", "serve", "--engine", engine])
-            .args(["--addr", "127.0.0.1:0", "--root"])
-            .arg(root)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line {line:?}"))
-            .to_owned();
-        Serve { child, addr }
-    }
-
-    /// Stops the server (SIGKILL: its events were written as they happened) and returns its
-    /// stderr.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut err = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        err
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `lhp --log-format json serve` on `engine` over `root`, at level `info`, stderr kept.
+fn serve_json(engine: &str, root: &std::path::Path) -> Serve {
+    let mut cmd = lhp();
+    cmd.args(["--log-format", "json", "serve", "--engine", engine])
+        .args(["--addr", "127.0.0.1:0", "--root"])
+        .arg(root)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped());
+    Serve::start(cmd)
 }
 
 /// Every stderr line of a JSON-logging run, parsed; fails on a line that is not one JSON
@@ -109,7 +67,7 @@ fn check_engine(engine: &str) {
     fs::create_dir_all(&work).unwrap();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     fs::write(work.join("data.bin"), &data).unwrap();
-    let server = Serve::start(engine, &root);
+    let server = serve_json(engine, &root);
 
     let put = client(&server.addr, &work, &["put", "data.bin"]);
     assert!(put.status.success(), "{put:?}");
@@ -195,7 +153,7 @@ fn json_log_lines_blocking_engine() {
 #[test]
 fn text_format_and_rust_log_filter() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Serve::start("tokio", tmp.path());
+    let server = serve_json("tokio", tmp.path());
     let refused = |rust_log: Option<&str>| {
         let mut cmd = lhp();
         cmd.args(["get", "missing.txt", "-o"])

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: run the built `lhp` binary, build seed streams.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 
 use sha2::{Digest, Sha256};
@@ -129,6 +129,21 @@ impl Serve {
             .unwrap_or_else(|| panic!("first line {line:?}"))
             .to_owned();
         Serve { child, addr }
+    }
+
+    /// Stops the server (SIGKILL: its events were written as they happened) and returns its
+    /// stderr, which the caller's command must have piped.
+    #[allow(dead_code)]
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            stderr
+                .read_to_string(&mut err)
+                .expect("the server's stderr");
+        }
+        err
     }
 }
 
