@@ -34,7 +34,9 @@ pub(crate) fn write_value(value: &Value, out: &mut BytesMut) -> serde_json::Resu
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => write_number(n, out)?,
-        Value::String(s) => write_str(s, out),
+        Value::String(s) => {
+            write_str(s, out);
+        }
         Value::Array(items) => {
             out.put_u8(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -80,8 +82,9 @@ const ESCAPE: [u8; 256] = {
     t
 };
 
-/// A JSON string: `"`, `\` and the control characters escaped, as `serde_json` does.
-pub(crate) fn write_str(s: &str, out: &mut BytesMut) {
+/// A JSON string: `"`, `\` and the control characters escaped, as `serde_json` does. Returns
+/// whether any octet needed an escape.
+pub(crate) fn write_str(s: &str, out: &mut BytesMut) -> bool {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rest = s.as_bytes();
     out.reserve(rest.len() + 2);
@@ -89,7 +92,7 @@ pub(crate) fn write_str(s: &str, out: &mut BytesMut) {
     if !needs_escape(rest) {
         out.extend_from_slice(rest);
         out.put_u8(b'"');
-        return;
+        return false;
     }
     // Runs of octets that need no escape, copied whole; usually the whole string.
     while let Some(at) = rest.iter().position(|&c| ESCAPE[usize::from(c)] != 0) {
@@ -113,11 +116,12 @@ pub(crate) fn write_str(s: &str, out: &mut BytesMut) {
     }
     out.extend_from_slice(rest);
     out.put_u8(b'"');
+    true
 }
 
 /// Whether any octet of `b` needs an escape (`"`, `\\` or a control character), eight
 /// octets at a time.
-fn needs_escape(b: &[u8]) -> bool {
+pub(crate) fn needs_escape(b: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Nonzero when some octet of `w` is below `n` (n ≤ 0x80; exact as a yes/no answer).

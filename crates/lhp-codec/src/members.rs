@@ -407,8 +407,12 @@ impl Built {
                     // A registered name needs no escaping: `"kind":` as it is.
                     out.extend_from_slice(reg.quoted());
                     match reg {
-                        Reg::Kind => json::write_str(&self.kind, out),
-                        Reg::Name => json::write_str(&self.name, out),
+                        Reg::Kind => {
+                            json::write_str(&self.kind, out);
+                        }
+                        Reg::Name => {
+                            json::write_str(&self.name, out);
+                        }
                         Reg::Sha256 => {
                             out.put_u8(b'"');
                             out.extend_from_slice(&self.sha256);
