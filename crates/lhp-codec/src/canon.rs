@@ -29,7 +29,7 @@ use bytes::{BufMut, BytesMut};
 use serde::ser::{self, Impossible, Serialize, Serializer};
 
 use crate::header::MAX_SAFE_INTEGER;
-use crate::json;
+use crate::json::{self, Block};
 use crate::Profile;
 
 /// Members besides the registered ones that the one pass tracks; a header with more takes the
@@ -132,19 +132,36 @@ impl Reg {
         (name == text).then_some(reg)
     }
 
-    /// `,"name":` — the member written whole, comma included (left off for the first).
-    fn written(self) -> &'static [u8] {
-        match self {
-            Reg::BodyLen => b",\"body_len\":",
-            Reg::FileSize => b",\"file_size\":",
-            Reg::TotalSize => b",\"total_size\":",
-            Reg::Kind => b",\"kind\":",
-            Reg::Id => b",\"id\":",
-            Reg::Name => b",\"name\":",
-            Reg::Sha256 => b",\"sha256\":",
-            Reg::V => b",\"v\":",
-            Reg::Md5 => b",\"md5\":",
+    /// `,"name":` — the member's name written whole, comma included, or without the comma for
+    /// the first member.
+    fn written(self, first: bool) -> &'static Block {
+        const fn pair(name: &[u8]) -> [Block; 2] {
+            let mut text = [0u8; 16];
+            text[0] = b',';
+            text[1] = b'"';
+            let mut i = 0;
+            while i < name.len() {
+                text[2 + i] = name[i];
+                i += 1;
+            }
+            text[2 + i] = b'"';
+            text[3 + i] = b':';
+            let (with_comma, _) = text.split_at(name.len() + 4);
+            let (_, without) = with_comma.split_at(1);
+            [Block::new(with_comma), Block::new(without)]
         }
+        const KEYS: [[Block; 2]; 9] = [
+            pair(b"body_len"),
+            pair(b"file_size"),
+            pair(b"total_size"),
+            pair(b"kind"),
+            pair(b"id"),
+            pair(b"name"),
+            pair(b"sha256"),
+            pair(b"v"),
+            pair(b"md5"),
+        ];
+        &KEYS[self as usize][usize::from(first)]
     }
 }
 
@@ -196,9 +213,7 @@ impl Members<'_> {
             }
             self.registered |= bit;
             self.slot = Some(reg);
-            let text = reg.written();
-            self.out
-                .extend_from_slice(text.get(usize::from(self.len == 0)..).unwrap_or(text));
+            reg.written(self.len == 0).put(self.out);
             return Ok(());
         }
         if self.extensions == MAX_EXTENSIONS || json::needs_escape(n) {
@@ -507,11 +522,7 @@ impl Scalar<'_> {
             return Err(GiveUp);
         }
         let neg = neg && n != 0;
-        if neg {
-            self.0.put_u8(b'-');
-        }
-        self.0
-            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        json::write_int(self.0, neg, n);
         Ok(Wrote::Int { neg, n })
     }
 

@@ -717,7 +717,7 @@ impl Encoder {
                 } else {
                     b",\"body_len\":"
                 });
-                dst.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+                crate::json::write_int(dst, false, body_len);
                 dst.put_u8(b'}');
                 return self.write_prefix(start, dst);
             }
