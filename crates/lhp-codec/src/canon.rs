@@ -117,19 +117,24 @@ impl Reg {
     /// The registered member `name` names: its length and first octet pick the one candidate,
     /// then one comparison of a known length decides.
     fn of(name: &[u8]) -> Option<Reg> {
-        let (reg, text): (Reg, &[u8]) = match (name.len(), name.first()) {
-            (1, _) => (Reg::V, b"v"),
-            (2, _) => (Reg::Id, b"id"),
-            (3, _) => (Reg::Md5, b"md5"),
-            (4, Some(b'k')) => (Reg::Kind, b"kind"),
-            (4, _) => (Reg::Name, b"name"),
-            (6, _) => (Reg::Sha256, b"sha256"),
-            (8, _) => (Reg::BodyLen, b"body_len"),
-            (9, _) => (Reg::FileSize, b"file_size"),
-            (10, _) => (Reg::TotalSize, b"total_size"),
+        // A comparison with an array of known length: one or two integer compares, where a
+        // slice comparison would call `bcmp`.
+        fn is<const N: usize>(name: &[u8], text: &[u8; N]) -> bool {
+            <&[u8; N]>::try_from(name).is_ok_and(|a| a == text)
+        }
+        let reg = match (name.len(), name.first()) {
+            (1, _) if is(name, b"v") => Reg::V,
+            (2, _) if is(name, b"id") => Reg::Id,
+            (3, _) if is(name, b"md5") => Reg::Md5,
+            (4, Some(b'k')) if is(name, b"kind") => Reg::Kind,
+            (4, _) if is(name, b"name") => Reg::Name,
+            (6, _) if is(name, b"sha256") => Reg::Sha256,
+            (8, _) if is(name, b"body_len") => Reg::BodyLen,
+            (9, _) if is(name, b"file_size") => Reg::FileSize,
+            (10, _) if is(name, b"total_size") => Reg::TotalSize,
             _ => return None,
         };
-        (name == text).then_some(reg)
+        Some(reg)
     }
 
     /// `,"name":` — the member's name written whole, comma included, or without the comma for
