@@ -270,9 +270,7 @@ impl Members<'_> {
     /// and `fast::check_registered` apply it; anything they would refuse is given up).
     fn check(&mut self, reg: Reg, v: Wrote) -> Result<(), GiveUp> {
         let ok = match (reg, v) {
-            (Reg::FileSize | Reg::TotalSize | Reg::Md5, _) if self.profile == Profile::Lhp1 => {
-                true
-            }
+            (Reg::FileSize | Reg::TotalSize | Reg::Md5, _) if self.profile == Profile::Lhp1 => true,
             (Reg::BodyLen | Reg::FileSize | Reg::TotalSize, Wrote::Int { neg: false, n }) => {
                 let agrees = self.declared.is_none_or(|d| d == n);
                 self.declared = Some(n);

@@ -200,7 +200,18 @@ mod tests {
 
     #[test]
     fn integers_are_written_as_itoa_writes_them() {
-        let mut edges = vec![0u64, 9, 10, 99, 100, 101, 999, 1000, u64::MAX, (1 << 53) - 1];
+        let mut edges = vec![
+            0u64,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            u64::MAX,
+            (1 << 53) - 1,
+        ];
         edges.extend((0..20).map(|p| 10u64.pow(p)));
         edges.extend((1..20).map(|p| 10u64.pow(p) - 1));
         for n in edges {

@@ -121,7 +121,16 @@ fn ext_value() -> impl Strategy<Value = Value> {
 
 fn ext() -> impl Strategy<Value = Ext> {
     let name = prop::sample::select(vec![
-        "trace", "a", "b", "md5", "file_size", "é", "x y", "q\"", "tab\t", "",
+        "trace",
+        "a",
+        "b",
+        "md5",
+        "file_size",
+        "é",
+        "x y",
+        "q\"",
+        "tab\t",
+        "",
     ]);
     prop::collection::vec((name, ext_value()), 0..6).prop_map(|pairs| {
         let mut seen = Vec::new();
@@ -192,8 +201,11 @@ fn the_everyday_header_is_octet_for_octet_the_map_style_one() {
         let mut typed = BytesMut::new();
         enc.encode_typed(&r, b"0123456789", &mut typed).unwrap();
         let mut map = BytesMut::new();
-        enc.encode(&Frame::with_profile(profile, map_style(&r, 10), "0123456789".into()), &mut map)
-            .unwrap();
+        enc.encode(
+            &Frame::with_profile(profile, map_style(&r, 10), "0123456789".into()),
+            &mut map,
+        )
+        .unwrap();
         assert_eq!(typed, map, "{profile}");
         let text = std::str::from_utf8(&typed[4..typed.len() - 10]).unwrap();
         assert!(text.ends_with(r#""trace":"t-1","body_len":10}"#), "{text}");
