@@ -211,3 +211,28 @@ fn the_everyday_header_is_octet_for_octet_the_map_style_one() {
         assert!(text.ends_with(r#""trace":"t-1","body_len":10}"#), "{text}");
     }
 }
+
+/// The disagreement the property found: `v` other than 1 with another member out of range.
+/// A receiver ranks `unsupported_version` (§4.5 rank 5) before `number_out_of_range` (rank 6),
+/// so both encoders refuse with the former.
+#[test]
+fn both_encoders_rank_the_version_before_the_number_range() {
+    let r = Random {
+        kind: None,
+        id: Some(9_007_199_254_740_992),
+        name: None,
+        sha256: None,
+        v: Some(2),
+        ext: Ext(vec![]),
+    };
+    let enc = Encoder::new();
+    let mut out = BytesMut::new();
+    let typed = outcome(enc.encode_typed(&r, b"", &mut out), BytesMut::new());
+    let map = outcome(
+        enc.encode(&Frame::new(map_style(&r, 0), Default::default()), &mut out),
+        BytesMut::new(),
+    );
+    assert_eq!(typed, Err("unsupported_version".to_owned()));
+    assert_eq!(map, typed);
+    assert!(out.is_empty(), "nothing written");
+}
