@@ -105,12 +105,13 @@ impl<W: Write> FrameWriter<W> {
         body: &[u8],
     ) -> Result<(), Error> {
         self.head.clear();
-        self.encoder
-            .encode_typed_head(header, body.len() as u64, &mut self.head)?;
         if body.len() <= COPY_BELOW {
-            self.head.extend_from_slice(body);
+            // Head and body in one buffer, reserved once.
+            self.encoder.encode_typed(header, body, &mut self.head)?;
             write_all_vectored(&mut self.inner, &[&self.head])?;
         } else {
+            self.encoder
+                .encode_typed_head(header, body.len() as u64, &mut self.head)?;
             write_all_vectored(&mut self.inner, &[&self.head, body])?;
         }
         Ok(())

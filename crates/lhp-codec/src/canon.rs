@@ -1,30 +1,40 @@
 //! The one-pass typed encoder (§9, §4.4): a serde [`Serializer`] that writes a caller's header
-//! as canonical JSON straight into the output buffer, noting each member as it goes, so that
-//! the receiver's rules are checked on what it noted instead of on a second parse of the text.
+//! as canonical JSON straight into the output buffer and applies the receiver's rules to each
+//! member as it writes it, instead of a second parse of the text.
 //!
 //! Like the fast path of validation (`fast.rs`), it only ever *accepts*: it takes what headers
 //! are made of — an object (a struct or a map with string keys) of strings, integers within
-//! ±(2^53−1), booleans and `null`, at most [`MAX_MEMBERS`] of them, names that need no escape —
-//! and gives up on anything else (floats, nested values, escaped or repeated names, a value
-//! out of range, a registered member of the wrong type, a serializer error). The caller then
-//! encodes the header the general way (`serde_json`, then the full validation of §4), which
-//! decides and names the error. So this path changes how quickly a header is encoded, never
-//! the octets written or the error returned: the tests at the end of this file check both
-//! against `serde_json` and the validator.
+//! ±(2^53−1), booleans and `null`, at most [`MAX_EXTENSIONS`] members besides the registered
+//! ones, names that need no escape — and gives up on anything else (floats, nested values,
+//! escaped or repeated names, a value out of range, a registered member of the wrong type, a
+//! serializer error). The caller then encodes the header the general way (`serde_json`, then
+//! the full validation of §4), which decides and names the error. So this path changes how
+//! quickly a header is encoded, never the octets written or the error returned: the tests at
+//! the end of this file check both against `serde_json` and the validator.
 //!
 //! The text written is `serde_json`'s compact form, octet for octet: members in the order
 //! the type serializes them, no whitespace, strings escaped as `serde_json` escapes them
 //! (`"`, `\`, and control characters; `\b \f \n \r \t` in short form, the others as
-//! `\u00XX`).
+//! `\u00XX`; see `json::write_str`).
+//!
+//! What one member costs: a registered name is recognised by its length and first octet (one
+//! comparison of at most ten octets, no chain of string compares) and written with its quotes,
+//! comma and colon in one copy; it is checked for repetition with one bit. Any other name is
+//! tested for escapes eight octets at a time and for repetition with a one-word Bloom filter,
+//! compared with the earlier names only when its bit is already set.
 
 use std::fmt;
 
 use bytes::{BufMut, BytesMut};
 use serde::ser::{self, Impossible, Serialize, Serializer};
 
-use crate::fast::{self, Entry, Val, MAX_MEMBERS};
-use crate::header::{Checked, MAX_SAFE_INTEGER};
+use crate::header::MAX_SAFE_INTEGER;
+use crate::json::{self, Block};
 use crate::Profile;
+
+/// Members besides the registered ones that the one pass tracks; a header with more takes the
+/// general path.
+pub(crate) const MAX_EXTENSIONS: usize = 16;
 
 /// Why the one-pass encoder gave up: the general path decides.
 #[derive(Debug)]
@@ -66,84 +76,169 @@ pub(crate) fn write<T: Serialize + ?Sized>(
     let mut members = Members {
         out: dst,
         start,
-        entries: [EMPTY; MAX_MEMBERS],
+        profile,
+        names: [(0, 0); MAX_EXTENSIONS],
+        extensions: 0,
         len: 0,
         seen: 0,
+        registered: 0,
+        slot: None,
+        declared: None,
         after_key: false,
     };
     header.serialize(Top(&mut members))?;
-    let Members {
-        out, entries, len, ..
-    } = &members;
-    let text = out.get(start..).unwrap_or_default();
-    // Offsets are kept as `u32`: a longer text is left to the general path (and is far over
-    // any `max_header_len` anyway).
-    if u32::try_from(text.len()).is_err() {
+    // Name offsets are kept as `u32`: a longer text is left to the general path (and is far
+    // over any `max_header_len` anyway).
+    if u32::try_from(members.out.len() - start).is_err() {
         return Err(GiveUp);
     }
-    let mut slots: [Option<Val>; 9] = [None; 9];
-    for e in entries.get(..*len).unwrap_or_default() {
-        let name = text
-            .get(e.name.0 as usize..e.name.1 as usize)
-            .ok_or(GiveUp)?;
-        if let Some(i) = fast::registered(name) {
-            *slots.get_mut(i).ok_or(GiveUp)? = Some(e.val);
-        }
-    }
-    let has_length = match profile {
-        Profile::Lhp1 => slots[0].is_some(),
-        Profile::SeedCompat => slots[..3].iter().any(Option::is_some),
-    };
-    let (Checked { body_len, .. }, _) =
-        fast::check_registered(text, &slots, profile).ok_or(GiveUp)?;
     Ok(Written {
-        declared: body_len,
-        has_length,
-        members: *len,
+        declared: members.declared.unwrap_or(0),
+        has_length: members.declared.is_some(),
+        members: members.len,
     })
 }
 
-const EMPTY: Entry = Entry {
-    name: (0, 0),
-    val: Val::Null,
-};
+/// The registered members (§4.4, and `seed-compat`'s length and digest members), by slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reg {
+    BodyLen,
+    FileSize,
+    TotalSize,
+    Kind,
+    Id,
+    Name,
+    Sha256,
+    V,
+    Md5,
+}
 
-/// The object being written: the output and the members so far (offsets relative to
-/// `start`, the header text's first octet).
+impl Reg {
+    /// The registered member `name` names: its length and first octet pick the one candidate,
+    /// then one comparison of a known length decides.
+    fn of(name: &[u8]) -> Option<Reg> {
+        // A comparison with an array of known length: one or two integer compares, where a
+        // slice comparison would call `bcmp`.
+        fn is<const N: usize>(name: &[u8], text: &[u8; N]) -> bool {
+            <&[u8; N]>::try_from(name).is_ok_and(|a| a == text)
+        }
+        let reg = match (name.len(), name.first()) {
+            (1, _) if is(name, b"v") => Reg::V,
+            (2, _) if is(name, b"id") => Reg::Id,
+            (3, _) if is(name, b"md5") => Reg::Md5,
+            (4, Some(b'k')) if is(name, b"kind") => Reg::Kind,
+            (4, _) if is(name, b"name") => Reg::Name,
+            (6, _) if is(name, b"sha256") => Reg::Sha256,
+            (8, _) if is(name, b"body_len") => Reg::BodyLen,
+            (9, _) if is(name, b"file_size") => Reg::FileSize,
+            (10, _) if is(name, b"total_size") => Reg::TotalSize,
+            _ => return None,
+        };
+        Some(reg)
+    }
+
+    /// `,"name":` — the member's name written whole, comma included, or without the comma for
+    /// the first member.
+    fn written(self, first: bool) -> &'static Block {
+        const fn pair(name: &[u8]) -> [Block; 2] {
+            let mut text = [0u8; 16];
+            text[0] = b',';
+            text[1] = b'"';
+            let mut i = 0;
+            while i < name.len() {
+                text[2 + i] = name[i];
+                i += 1;
+            }
+            text[2 + i] = b'"';
+            text[3 + i] = b':';
+            let (with_comma, _) = text.split_at(name.len() + 4);
+            let (_, without) = with_comma.split_at(1);
+            [Block::new(with_comma), Block::new(without)]
+        }
+        const KEYS: [[Block; 2]; 9] = [
+            pair(b"body_len"),
+            pair(b"file_size"),
+            pair(b"total_size"),
+            pair(b"kind"),
+            pair(b"id"),
+            pair(b"name"),
+            pair(b"sha256"),
+            pair(b"v"),
+            pair(b"md5"),
+        ];
+        &KEYS[self as usize][usize::from(first)]
+    }
+}
+
+/// A value as written: enough to apply a registered member's rule to it.
+#[derive(Clone, Copy, Debug)]
+enum Wrote {
+    /// A string whose opening quote is at `at` in the output.
+    Str { at: usize, escaped: bool },
+    /// An integer literal, `-n` when `neg`.
+    Int { neg: bool, n: u64 },
+    /// `true`, `false` or `null`.
+    Other,
+}
+
+/// The object being written: the output and what the receiver's rules need to know of the
+/// members so far.
 struct Members<'a> {
     out: &'a mut BytesMut,
+    /// The header text's first octet in `out`.
     start: usize,
-    entries: [Entry; MAX_MEMBERS],
+    profile: Profile,
+    /// `text[a..b]` (offsets from `start`) names each extension so far.
+    names: [(u32, u32); MAX_EXTENSIONS],
+    extensions: usize,
+    /// Members written.
     len: usize,
-    /// A one-word Bloom filter of the names written (see `fast::name_bit`): a name is compared
+    /// A one-word Bloom filter of the extensions' names (see [`name_bit`]): a name is compared
     /// with the earlier ones only when its bit is already set.
     seen: u64,
+    /// One bit per registered member written.
+    registered: u16,
+    /// The registered member whose name was just written.
+    slot: Option<Reg>,
+    /// The body length declared by the length members so far.
+    declared: Option<u64>,
     /// A map's key was written; its value comes next.
     after_key: bool,
 }
 
 impl Members<'_> {
-    /// Writes `"name":` (after a `,` unless first), refusing names that need an escape or
-    /// repeat an earlier one, and more than [`MAX_MEMBERS`] members.
+    /// Writes `"name":` (after a `,` unless first), refusing a name that needs an escape or
+    /// repeats an earlier one, and more than [`MAX_EXTENSIONS`] other members.
     fn key(&mut self, name: &str) -> Result<(), GiveUp> {
         let n = name.as_bytes();
-        if self.len == MAX_MEMBERS || n.iter().any(|&c| needs_escape(c)) {
+        if let Some(reg) = Reg::of(n) {
+            let bit = 1 << reg as u16;
+            if self.registered & bit != 0 {
+                return Err(GiveUp);
+            }
+            self.registered |= bit;
+            self.slot = Some(reg);
+            reg.written(self.len == 0).put(self.out);
+            return Ok(());
+        }
+        if self.extensions == MAX_EXTENSIONS || json::needs_escape(n) {
             return Err(GiveUp);
         }
-        let bit = fast::name_bit(n);
+        let bit = name_bit(n);
         if self.seen & bit != 0 {
             let text = self.out.get(self.start..).unwrap_or_default();
             let repeated = self
-                .entries
-                .get(..self.len)
+                .names
+                .get(..self.extensions)
                 .unwrap_or_default()
                 .iter()
-                .any(|e| text.get(e.name.0 as usize..e.name.1 as usize) == Some(n));
+                .any(|&(a, b)| text.get(a as usize..b as usize) == Some(n));
             if repeated {
                 return Err(GiveUp);
             }
         }
         self.seen |= bit;
+        self.slot = None;
         self.out.reserve(n.len() + 4);
         if self.len > 0 {
             self.out.put_u8(b',');
@@ -151,86 +246,78 @@ impl Members<'_> {
         self.out.put_u8(b'"');
         let a = self.out.len() - self.start;
         self.out.extend_from_slice(n);
-        let e = self.entries.get_mut(self.len).ok_or(GiveUp)?;
-        // Checked against `u32` once the text is complete.
-        e.name = (a as u32, (a + n.len()) as u32);
+        if let Some(e) = self.names.get_mut(self.extensions) {
+            // Checked against `u32` once the text is complete.
+            *e = (a as u32, (a + n.len()) as u32);
+        }
+        self.extensions += 1;
         self.out.extend_from_slice(b"\":");
         Ok(())
     }
 
-    /// Writes the value of the member whose key was just written.
+    /// Writes the value of the member whose key was just written, applying its rule if it is
+    /// a registered member.
     fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
-        let val = value.serialize(Scalar {
-            out: &mut *self.out,
-            start: self.start,
-        })?;
-        let e = self.entries.get_mut(self.len).ok_or(GiveUp)?;
-        e.val = val;
+        let v = value.serialize(Scalar(&mut *self.out))?;
+        if let Some(reg) = self.slot.take() {
+            self.check(reg, v)?;
+        }
         self.len += 1;
         Ok(())
     }
-}
 
-fn needs_escape(c: u8) -> bool {
-    fast::ESCAPE[usize::from(c)]
-}
-
-/// Writes `s` as a JSON string (quotes included): `(start, end, escaped)` of its contents.
-fn string(out: &mut BytesMut, start: usize, s: &str) -> Val {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.put_u8(b'"');
-    let a = out.len() - start;
-    let escaped = match bytes.iter().position(|&c| needs_escape(c)) {
-        None => {
-            out.extend_from_slice(bytes);
-            false
-        }
-        Some(first) => {
-            escape(out, bytes, first);
-            true
-        }
-    };
-    let b = out.len() - start;
-    out.put_u8(b'"');
-    // Checked against `u32` once the text is complete.
-    Val::Str {
-        start: a as u32,
-        end: b as u32,
-        escaped,
-    }
-}
-
-/// Writes `bytes`, whose first octet to escape is at `first`, escaped.
-fn escape(out: &mut BytesMut, bytes: &[u8], first: usize) {
-    let mut plain = 0;
-    for (i, &c) in bytes.iter().enumerate().skip(first) {
-        if !needs_escape(c) {
-            continue;
-        }
-        out.extend_from_slice(bytes.get(plain..i).unwrap_or_default());
-        plain = i + 1;
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.put_u8(HEX[usize::from(c >> 4)]);
-                out.put_u8(HEX[usize::from(c & 0xf)]);
+    /// The rule of §4.4 for registered member `reg` with value `v` (as `header::validate_members`
+    /// and `fast::check_registered` apply it; anything they would refuse is given up).
+    fn check(&mut self, reg: Reg, v: Wrote) -> Result<(), GiveUp> {
+        let ok = match (reg, v) {
+            (Reg::FileSize | Reg::TotalSize | Reg::Md5, _) if self.profile == Profile::Lhp1 => true,
+            (Reg::BodyLen | Reg::FileSize | Reg::TotalSize, Wrote::Int { neg: false, n }) => {
+                let agrees = self.declared.is_none_or(|d| d == n);
+                self.declared = Some(n);
+                agrees
             }
+            (Reg::Kind | Reg::Name, Wrote::Str { .. }) => true,
+            (Reg::Id, Wrote::Int { neg: false, .. }) => true,
+            (Reg::V, Wrote::Int { neg: false, n }) => n == 1,
+            (Reg::Sha256, Wrote::Str { at, escaped: false }) => {
+                // 64 lowercase hex digits (§4.4), between the quotes just written.
+                let end = self.out.len().saturating_sub(1);
+                self.out
+                    .get(at + 1..end)
+                    .is_some_and(|hex| hex.len() == 64 && hex.iter().all(|c| is_lower_hex(*c)))
+            }
+            // `seed-compat`: an `md5` that is not a digest is only not checked, but an escaped
+            // one is the general parser's to read.
+            (Reg::Md5, Wrote::Str { escaped, .. }) => !escaped,
+            (Reg::Md5, _) => true,
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(GiveUp)
         }
     }
-    out.extend_from_slice(bytes.get(plain..).unwrap_or_default());
+}
+
+fn is_lower_hex(c: u8) -> bool {
+    matches!(c, b'0'..=b'9' | b'a'..=b'f')
+}
+
+/// A member name's bit in a one-word Bloom filter (from its length and last octet).
+fn name_bit(name: &[u8]) -> u64 {
+    let last = name.last().copied().unwrap_or(0);
+    1 << ((name.len() * 7 + usize::from(last)) & 63)
 }
 
 /// The header itself: an object, or the general path.
 struct Top<'s, 'a>(&'s mut Members<'a>);
+
+/// A map's key: a string, or the general path.
+struct Key<'s, 'a>(&'s mut Members<'a>);
+
+/// A member's value: a scalar, or the general path.
+struct Scalar<'a>(&'a mut BytesMut);
 
 /// A newtype struct by these names is `serde_json`'s own (`RawValue`, arbitrary-precision
 /// numbers): its text is not what it serializes as.
@@ -238,13 +325,49 @@ fn serde_json_private(name: &str) -> bool {
     name.starts_with("$serde_json")
 }
 
-macro_rules! give_up {
-    ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
+/// The methods every serializer here has alike: a newtype struct is what it wraps (unless
+/// it is `serde_json`'s own), a newtype variant gives up, `Some` is either what it wraps or
+/// given up, and so is each listed method.
+macro_rules! serializer_common {
+    ($ok:ty; some: $some:ident; $($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
+        serializer_common!(@some $some $ok);
+
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            name: &'static str,
+            value: &T,
+        ) -> Result<$ok, GiveUp> {
+            if serde_json_private(name) {
+                return Err(GiveUp);
+            }
+            value.serialize(self)
+        }
+
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _name: &'static str,
+            _index: u32,
+            _variant: &'static str,
+            _value: &T,
+        ) -> Result<$ok, GiveUp> {
+            Err(GiveUp)
+        }
+
         $(
             fn $method(self, $(_: $arg),*) -> Result<$ret, GiveUp> {
                 Err(GiveUp)
             }
         )*
+    };
+    (@some forward $ok:ty) => {
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<$ok, GiveUp> {
+            value.serialize(self)
+        }
+    };
+    (@some give_up $ok:ty) => {
+        fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<$ok, GiveUp> {
+            Err(GiveUp)
+        }
     };
 }
 
@@ -269,32 +392,9 @@ impl<'s, 'a> Serializer for Top<'s, 'a> {
         Ok(self)
     }
 
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), GiveUp> {
-        if serde_json_private(name) {
-            return Err(GiveUp);
-        }
-        value.serialize(self)
-    }
-
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), GiveUp> {
-        Err(GiveUp)
-    }
-
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<(), GiveUp> {
-        Err(GiveUp)
-    }
-
-    give_up! {
+    serializer_common! {
+        ();
+        some: give_up;
         serialize_bool(bool) -> ();
         serialize_i8(i8) -> ();
         serialize_i16(i16) -> ();
@@ -371,9 +471,6 @@ impl ser::SerializeMap for Top<'_, '_> {
     }
 }
 
-/// A map's key: a string, or the general path.
-struct Key<'s, 'a>(&'s mut Members<'a>);
-
 impl Serializer for Key<'_, '_> {
     type Ok = ();
     type Error = GiveUp;
@@ -389,32 +486,9 @@ impl Serializer for Key<'_, '_> {
         self.0.key(v)
     }
 
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), GiveUp> {
-        if serde_json_private(name) {
-            return Err(GiveUp);
-        }
-        value.serialize(self)
-    }
-
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), GiveUp> {
-        Err(GiveUp)
-    }
-
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<(), GiveUp> {
-        Err(GiveUp)
-    }
-
-    give_up! {
+    serializer_common! {
+        ();
+        some: give_up;
         serialize_bool(bool) -> ();
         serialize_i8(i8) -> ();
         serialize_i16(i16) -> ();
@@ -444,125 +518,110 @@ impl Serializer for Key<'_, '_> {
     }
 }
 
-/// A member's value: a scalar, or the general path.
-struct Scalar<'a> {
-    out: &'a mut BytesMut,
-    start: usize,
-}
-
 impl Scalar<'_> {
-    fn int(self, neg: bool, n: u128) -> Result<Val, GiveUp> {
-        let n = u64::try_from(n)
-            .ok()
-            .filter(|&n| n <= MAX_SAFE_INTEGER)
-            .ok_or(GiveUp)?;
-        if neg && n != 0 {
-            self.out.put_u8(b'-');
+    /// An integer, `-n` when `neg`, within ±(2^53−1) (§4.3), or the general path.
+    fn int(self, neg: bool, n: u64) -> Result<Wrote, GiveUp> {
+        if n > MAX_SAFE_INTEGER {
+            return Err(GiveUp);
         }
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-        Ok(Val::Int {
-            neg: neg && n != 0,
-            n,
-        })
+        let neg = neg && n != 0;
+        json::write_int(self.0, neg, n);
+        Ok(Wrote::Int { neg, n })
     }
 
-    fn signed(self, v: i128) -> Result<Val, GiveUp> {
+    fn signed(self, v: i64) -> Result<Wrote, GiveUp> {
         self.int(v < 0, v.unsigned_abs())
     }
 }
 
 impl Serializer for Scalar<'_> {
-    type Ok = Val;
+    type Ok = Wrote;
     type Error = GiveUp;
-    type SerializeSeq = Impossible<Val, GiveUp>;
-    type SerializeTuple = Impossible<Val, GiveUp>;
-    type SerializeTupleStruct = Impossible<Val, GiveUp>;
-    type SerializeTupleVariant = Impossible<Val, GiveUp>;
-    type SerializeMap = Impossible<Val, GiveUp>;
-    type SerializeStruct = Impossible<Val, GiveUp>;
-    type SerializeStructVariant = Impossible<Val, GiveUp>;
+    type SerializeSeq = Impossible<Wrote, GiveUp>;
+    type SerializeTuple = Impossible<Wrote, GiveUp>;
+    type SerializeTupleStruct = Impossible<Wrote, GiveUp>;
+    type SerializeTupleVariant = Impossible<Wrote, GiveUp>;
+    type SerializeMap = Impossible<Wrote, GiveUp>;
+    type SerializeStruct = Impossible<Wrote, GiveUp>;
+    type SerializeStructVariant = Impossible<Wrote, GiveUp>;
 
-    fn serialize_bool(self, v: bool) -> Result<Val, GiveUp> {
-        self.out
-            .extend_from_slice(if v { b"true" } else { b"false" });
-        Ok(Val::Bool(v))
+    fn serialize_bool(self, v: bool) -> Result<Wrote, GiveUp> {
+        self.0.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(Wrote::Other)
     }
 
-    fn serialize_i8(self, v: i8) -> Result<Val, GiveUp> {
+    fn serialize_i8(self, v: i8) -> Result<Wrote, GiveUp> {
         self.signed(v.into())
     }
 
-    fn serialize_i16(self, v: i16) -> Result<Val, GiveUp> {
+    fn serialize_i16(self, v: i16) -> Result<Wrote, GiveUp> {
         self.signed(v.into())
     }
 
-    fn serialize_i32(self, v: i32) -> Result<Val, GiveUp> {
+    fn serialize_i32(self, v: i32) -> Result<Wrote, GiveUp> {
         self.signed(v.into())
     }
 
-    fn serialize_i64(self, v: i64) -> Result<Val, GiveUp> {
-        self.signed(v.into())
-    }
-
-    fn serialize_i128(self, v: i128) -> Result<Val, GiveUp> {
+    fn serialize_i64(self, v: i64) -> Result<Wrote, GiveUp> {
         self.signed(v)
     }
 
-    fn serialize_u8(self, v: u8) -> Result<Val, GiveUp> {
+    fn serialize_i128(self, v: i128) -> Result<Wrote, GiveUp> {
+        self.signed(i64::try_from(v).map_err(|_| GiveUp)?)
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<Wrote, GiveUp> {
         self.int(false, v.into())
     }
 
-    fn serialize_u16(self, v: u16) -> Result<Val, GiveUp> {
+    fn serialize_u16(self, v: u16) -> Result<Wrote, GiveUp> {
         self.int(false, v.into())
     }
 
-    fn serialize_u32(self, v: u32) -> Result<Val, GiveUp> {
+    fn serialize_u32(self, v: u32) -> Result<Wrote, GiveUp> {
         self.int(false, v.into())
     }
 
-    fn serialize_u64(self, v: u64) -> Result<Val, GiveUp> {
-        self.int(false, v.into())
-    }
-
-    fn serialize_u128(self, v: u128) -> Result<Val, GiveUp> {
+    fn serialize_u64(self, v: u64) -> Result<Wrote, GiveUp> {
         self.int(false, v)
     }
 
-    fn serialize_f32(self, _v: f32) -> Result<Val, GiveUp> {
+    fn serialize_u128(self, v: u128) -> Result<Wrote, GiveUp> {
+        self.int(false, u64::try_from(v).map_err(|_| GiveUp)?)
+    }
+
+    fn serialize_f32(self, _v: f32) -> Result<Wrote, GiveUp> {
         Err(GiveUp)
     }
 
-    fn serialize_f64(self, _v: f64) -> Result<Val, GiveUp> {
+    fn serialize_f64(self, _v: f64) -> Result<Wrote, GiveUp> {
         Err(GiveUp)
     }
 
-    fn serialize_char(self, v: char) -> Result<Val, GiveUp> {
+    fn serialize_char(self, v: char) -> Result<Wrote, GiveUp> {
         self.serialize_str(v.encode_utf8(&mut [0; 4]))
     }
 
-    fn serialize_str(self, v: &str) -> Result<Val, GiveUp> {
-        Ok(string(self.out, self.start, v))
+    fn serialize_str(self, v: &str) -> Result<Wrote, GiveUp> {
+        let at = self.0.len();
+        let escaped = json::write_str(v, self.0);
+        Ok(Wrote::Str { at, escaped })
     }
 
-    fn serialize_bytes(self, _v: &[u8]) -> Result<Val, GiveUp> {
+    fn serialize_bytes(self, _v: &[u8]) -> Result<Wrote, GiveUp> {
         Err(GiveUp)
     }
 
-    fn serialize_none(self) -> Result<Val, GiveUp> {
+    fn serialize_none(self) -> Result<Wrote, GiveUp> {
         self.serialize_unit()
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Val, GiveUp> {
-        value.serialize(self)
+    fn serialize_unit(self) -> Result<Wrote, GiveUp> {
+        self.0.extend_from_slice(b"null");
+        Ok(Wrote::Other)
     }
 
-    fn serialize_unit(self) -> Result<Val, GiveUp> {
-        self.out.extend_from_slice(b"null");
-        Ok(Val::Null)
-    }
-
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<Val, GiveUp> {
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<Wrote, GiveUp> {
         self.serialize_unit()
     }
 
@@ -571,32 +630,13 @@ impl Serializer for Scalar<'_> {
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-    ) -> Result<Val, GiveUp> {
+    ) -> Result<Wrote, GiveUp> {
         self.serialize_str(variant)
     }
 
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<Val, GiveUp> {
-        if serde_json_private(name) {
-            return Err(GiveUp);
-        }
-        value.serialize(self)
-    }
-
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<Val, GiveUp> {
-        Err(GiveUp)
-    }
-
-    give_up! {
+    serializer_common! {
+        Wrote;
+        some: forward;
         serialize_seq(Option<usize>) -> Self::SerializeSeq;
         serialize_tuple(usize) -> Self::SerializeTuple;
         serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;

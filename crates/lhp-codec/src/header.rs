@@ -706,6 +706,15 @@ pub(crate) fn check_map(
             detail: cap.detail(),
         })
     })?;
+    // 5. The version before the number range, as a receiver ranks them (§4.5, decisions E8):
+    //    any integer `v` other than 1, whatever its size.
+    if let Some(v @ Value::Number(n)) = members.get("v") {
+        if (n.is_u64() || n.is_i64()) && n.as_u64() != Some(1) {
+            return Err(fail(DecodeErrorKind::UnsupportedVersion {
+                version: v.to_string(),
+            }));
+        }
+    }
     members
         .values()
         .try_for_each(check_number_range)

@@ -34,7 +34,9 @@ pub(crate) fn write_value(value: &Value, out: &mut BytesMut) -> serde_json::Resu
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => write_number(n, out)?,
-        Value::String(s) => write_str(s, out),
+        Value::String(s) => {
+            write_str(s, out);
+        }
         Value::Array(items) => {
             out.put_u8(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -51,15 +53,64 @@ pub(crate) fn write_value(value: &Value, out: &mut BytesMut) -> serde_json::Resu
 }
 
 fn write_number(n: &Number, out: &mut BytesMut) -> serde_json::Result<()> {
-    let mut digits = itoa::Buffer::new();
     if let Some(u) = n.as_u64() {
-        out.extend_from_slice(digits.format(u).as_bytes());
+        write_int(out, false, u);
     } else if let Some(i) = n.as_i64() {
-        out.extend_from_slice(digits.format(i).as_bytes());
+        write_int(out, i < 0, i.unsigned_abs());
     } else {
         serde_json::to_writer(out.writer(), n)?;
     }
     Ok(())
+}
+
+/// A short constant text (at most 16 octets), appended with one fixed-size copy: the whole
+/// block is written and the extra octets cut off again, which costs a few instructions where a
+/// call to `memcpy` for a few octets costs tens.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Block {
+    bytes: [u8; Block::SIZE],
+    len: usize,
+}
+
+impl Block {
+    const SIZE: usize = 16;
+
+    /// The block holding `text` (a longer text is a compile-time error where used in a
+    /// `const`).
+    pub(crate) const fn new(text: &[u8]) -> Block {
+        assert!(text.len() <= Block::SIZE);
+        let mut bytes = [0u8; Block::SIZE];
+        let mut i = 0;
+        while i < text.len() {
+            bytes[i] = text[i];
+            i += 1;
+        }
+        Block {
+            bytes,
+            len: text.len(),
+        }
+    }
+
+    /// Appends the text.
+    pub(crate) fn put(&self, out: &mut BytesMut) {
+        out.reserve(Block::SIZE);
+        let at = out.len();
+        out.extend_from_slice(&self.bytes);
+        out.truncate(at + self.len);
+    }
+}
+
+/// Appends the decimal digits of `n`, after a `-` when `neg`: a single digit (`"v":1`) as
+/// one octet, anything longer as `itoa` formats it.
+pub(crate) fn write_int(out: &mut BytesMut, neg: bool, n: u64) {
+    if neg {
+        out.put_u8(b'-');
+    }
+    if n < 10 {
+        out.put_u8(b'0' + n as u8);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
 }
 
 /// How `serde_json` escapes each octet: 0 not at all, `u` as `\u00XX`, else `\` + it.
@@ -80,8 +131,9 @@ const ESCAPE: [u8; 256] = {
     t
 };
 
-/// A JSON string: `"`, `\` and the control characters escaped, as `serde_json` does.
-pub(crate) fn write_str(s: &str, out: &mut BytesMut) {
+/// A JSON string: `"`, `\` and the control characters escaped, as `serde_json` does. Returns
+/// whether any octet needed an escape.
+pub(crate) fn write_str(s: &str, out: &mut BytesMut) -> bool {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rest = s.as_bytes();
     out.reserve(rest.len() + 2);
@@ -89,7 +141,7 @@ pub(crate) fn write_str(s: &str, out: &mut BytesMut) {
     if !needs_escape(rest) {
         out.extend_from_slice(rest);
         out.put_u8(b'"');
-        return;
+        return false;
     }
     // Runs of octets that need no escape, copied whole; usually the whole string.
     while let Some(at) = rest.iter().position(|&c| ESCAPE[usize::from(c)] != 0) {
@@ -113,11 +165,12 @@ pub(crate) fn write_str(s: &str, out: &mut BytesMut) {
     }
     out.extend_from_slice(rest);
     out.put_u8(b'"');
+    true
 }
 
 /// Whether any octet of `b` needs an escape (`"`, `\\` or a control character), eight
 /// octets at a time.
-fn needs_escape(b: &[u8]) -> bool {
+pub(crate) fn needs_escape(b: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Nonzero when some octet of `w` is below `n` (n ≤ 0x80; exact as a yes/no answer).
@@ -144,6 +197,53 @@ fn needs_escape(b: &[u8]) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn integers_are_written_as_itoa_writes_them() {
+        let mut edges = vec![
+            0u64,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            u64::MAX,
+            (1 << 53) - 1,
+        ];
+        edges.extend((0..20).map(|p| 10u64.pow(p)));
+        edges.extend((1..20).map(|p| 10u64.pow(p) - 1));
+        for n in edges {
+            for neg in [false, true] {
+                let mut out = BytesMut::from(&b"x"[..]);
+                write_int(&mut out, neg, n);
+                let want = format!("x{}{}", if neg { "-" } else { "" }, n);
+                assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_integer_is_written_as_itoa_writes_it(n in any::<u64>(), neg in any::<bool>()) {
+            let mut out = BytesMut::new();
+            write_int(&mut out, neg, n);
+            let digits = itoa::Buffer::new().format(n).to_owned();
+            let want = if neg { format!("-{digits}") } else { digits };
+            prop_assert_eq!(&out[..], want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn blocks_append_exactly_their_text() {
+        for text in [&b""[..], b"v", b",\"body_len\":", b"0123456789abcdef"] {
+            let mut out = BytesMut::from(&b"ab"[..]);
+            Block::new(text).put(&mut out);
+            assert_eq!(&out[..2], b"ab");
+            assert_eq!(&out[2..], text);
+        }
+    }
 
     fn value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![

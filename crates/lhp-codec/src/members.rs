@@ -21,7 +21,7 @@ use std::slice;
 use bytes::{BufMut, BytesMut};
 use serde_json::{Map, Value};
 
-use crate::json;
+use crate::json::{self, Block};
 
 /// A registered member of `lhp1` that a built header keeps typed (§4.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,16 +48,18 @@ impl Reg {
         })
     }
 
-    /// The member's name quoted, with its colon: `"kind":`.
-    fn quoted(self) -> &'static [u8] {
-        match self {
-            Reg::Kind => b"\"kind\":",
-            Reg::Id => b"\"id\":",
-            Reg::Name => b"\"name\":",
-            Reg::Sha256 => b"\"sha256\":",
-            Reg::BodyLen => b"\"body_len\":",
-            Reg::V => b"\"v\":",
-        }
+    /// The member's name quoted, with its colon and, unless `first`, the comma before it:
+    /// `,"kind":`.
+    fn quoted(self, first: bool) -> &'static Block {
+        const KEYS: [[Block; 2]; 6] = [
+            [Block::new(b",\"kind\":"), Block::new(b"\"kind\":")],
+            [Block::new(b",\"id\":"), Block::new(b"\"id\":")],
+            [Block::new(b",\"name\":"), Block::new(b"\"name\":")],
+            [Block::new(b",\"sha256\":"), Block::new(b"\"sha256\":")],
+            [Block::new(b",\"body_len\":"), Block::new(b"\"body_len\":")],
+            [Block::new(b",\"v\":"), Block::new(b"\"v\":")],
+        ];
+        &KEYS[self as usize][usize::from(first)]
     }
 
     /// The member's name.
@@ -398,17 +400,17 @@ impl Built {
         let mut iter = self.iter();
         let mut first = true;
         while let Some(member) = iter.next_member() {
-            if !first {
-                out.put_u8(b',');
-            }
-            first = false;
             match member {
                 Ok(reg) => {
-                    // A registered name needs no escaping: `"kind":` as it is.
-                    out.extend_from_slice(reg.quoted());
+                    // A registered name needs no escaping: `,"kind":` as it is.
+                    reg.quoted(first).put(out);
                     match reg {
-                        Reg::Kind => json::write_str(&self.kind, out),
-                        Reg::Name => json::write_str(&self.name, out),
+                        Reg::Kind => {
+                            json::write_str(&self.kind, out);
+                        }
+                        Reg::Name => {
+                            json::write_str(&self.name, out);
+                        }
                         Reg::Sha256 => {
                             out.put_u8(b'"');
                             out.extend_from_slice(&self.sha256);
@@ -420,11 +422,15 @@ impl Built {
                     }
                 }
                 Err(e) => {
+                    if !first {
+                        out.put_u8(b',');
+                    }
                     json::write_str(&e.name, out);
                     out.put_u8(b':');
                     json::write_value(&e.value, out)?;
                 }
             }
+            first = false;
         }
         out.put_u8(b'}');
         Ok(())
@@ -526,7 +532,7 @@ impl<'a> Iterator for Iter<'a> {
 }
 
 fn write_int(n: u64, out: &mut BytesMut) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    json::write_int(out, false, n);
 }
 
 /// Our own hex digits as a `&str` (always ASCII).

@@ -48,6 +48,10 @@ use crate::fast::{Entry, Table, Val};
 use crate::header::{self, parse_header, MAX_SAFE_INTEGER};
 use crate::{Encoder, Frame, Header, Profile};
 
+/// Room reserved for a header before encoding it: most headers fit, so the one pass rarely
+/// grows the buffer while it writes.
+const HEAD_ROOM: usize = 128;
+
 /// A frame decoded in place: its validated header text and its body, both borrowed from the
 /// caller's buffer (see [`Decoder::decode_ref`](crate::Decoder::decode_ref)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -663,6 +667,8 @@ impl Encoder {
         body: &[u8],
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
+        // One reservation for the whole frame: the header's usual size and the body.
+        dst.reserve(PREFIX_LEN + HEAD_ROOM + body.len());
         self.encode_typed_head(header, body.len() as u64, dst)?;
         dst.extend_from_slice(body);
         Ok(())
@@ -691,7 +697,7 @@ impl Encoder {
         start: usize,
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        dst.reserve(PREFIX_LEN + 128);
+        dst.reserve(PREFIX_LEN + HEAD_ROOM);
         dst.put_u32(0);
         let text_start = start + PREFIX_LEN;
         // One pass: canonical JSON written and the registered members checked as it goes.
@@ -711,7 +717,7 @@ impl Encoder {
                 } else {
                     b",\"body_len\":"
                 });
-                dst.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+                crate::json::write_int(dst, false, body_len);
                 dst.put_u8(b'}');
                 return self.write_prefix(start, dst);
             }
