@@ -564,6 +564,8 @@ fn profile(case: &str) -> Result<(), String> {
             "typed-blocking-map" => drop(typed::blocking(typed::Style::Map, 100_000)),
             "typed-blocking-baseline" => drop(typed::blocking(typed::Style::HandWritten, 100_000)),
             "typed-tokio" => drop(typed::tokio(&rt, typed::Style::Typed, 100_000)),
+            "typed-tokio-map" => drop(typed::tokio(&rt, typed::Style::Map, 100_000)),
+            "typed-tokio-baseline" => drop(typed::tokio(&rt, typed::Style::HandWritten, 100_000)),
             "small-blocking" => drop(work::lhp_blocking_stream(100, 100_000)),
             "small-tokio" => drop(work::lhp_tokio_stream(&rt, 100, 100_000)),
             "bulk-blocking" => drop(work::lhp_blocking_stream(64 << 20, 4)),
@@ -592,7 +594,9 @@ fn profile(case: &str) -> Result<(), String> {
                 return Err(format!(
                     "unknown case {other:?}: codec, codec-baseline, small-blocking, small-tokio, bulk-blocking, \
                      bulk-blocking-streamed, bulk-tokio, bulk-tokio-streamed, echo-blocking, echo-raw-blocking, \
-                     echo-tokio, echo-ldc, echo-raw-tokio, raw-bulk"
+                     echo-tokio, echo-ldc, echo-raw-tokio, raw-bulk, typed-codec, typed-codec-ref, \
+                     typed-codec-baseline, typed-blocking, typed-blocking-map, typed-blocking-baseline, \
+                     typed-tokio, typed-tokio-map, typed-tokio-baseline"
                 ))
             }
         }
