@@ -363,9 +363,11 @@ pub(crate) fn scan_into(text: &str, profile: Profile, table: Option<&mut Table>)
     scan_raw(text.as_bytes(), profile, table)
 }
 
-/// [`scan_into`] on octets not yet known to be UTF-8: what it accepts is UTF-8 (it checks the
-/// non-ASCII octets of strings and takes only ASCII elsewhere), so a receiver need not check
-/// the whole text first.
+/// [`scan`] on octets not yet known to be UTF-8, also writing every member, in order, into
+/// `table` when given (valid when it accepts: a typed header is deserialized from the table
+/// without parsing the text again). What it accepts is UTF-8 (it checks the non-ASCII octets
+/// of strings and takes only ASCII elsewhere), so a receiver need not check the whole text
+/// first.
 ///
 /// One loop per member: the name is recognised among the registered ones by its first octet
 /// and one compare (a bit each for duplicates), or scanned as a string and compared with the
