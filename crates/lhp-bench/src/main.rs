@@ -596,7 +596,9 @@ fn profile(case: &str) -> Result<(), String> {
                      typed-codec-baseline, typed-blocking, typed-blocking-map, typed-blocking-baseline, \
                      typed-tokio, typed-tokio-map, typed-tokio-baseline, small-blocking, small-tokio, bulk-blocking, \
                      bulk-blocking-streamed, bulk-tokio, bulk-tokio-streamed, echo-blocking, echo-raw-blocking, \
-                     echo-tokio, echo-ldc, echo-raw-tokio, raw-bulk"
+                     echo-tokio, echo-ldc, echo-raw-tokio, raw-bulk, typed-codec, typed-codec-ref, \
+                     typed-codec-baseline, typed-blocking, typed-blocking-map, typed-blocking-baseline, \
+                     typed-tokio, typed-tokio-map, typed-tokio-baseline"
                 ))
             }
         }

@@ -86,6 +86,12 @@ pub struct FrameReader<R> {
     ///
     /// [`read_frame_ref`]: FrameReader::read_frame_ref
     consumed: usize,
+    /// The octets of frames lent out by [`read_frame_ref`] and since dropped, directly in
+    /// front of `buf` in the same allocation (or empty): initialized memory that
+    /// [`regrow`](Self::regrow) uses again without zero-filling it.
+    ///
+    /// [`read_frame_ref`]: FrameReader::read_frame_ref
+    dead: BytesMut,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -113,6 +119,7 @@ impl<R: Read> FrameReader<R> {
             in_body: false,
             frame_start,
             consumed: 0,
+            dead: BytesMut::new(),
         }
     }
 
@@ -237,6 +244,7 @@ impl<R: Read> FrameReader<R> {
     /// buffered, the read region. A read that times out between frames does this too.
     pub fn release_buffers(&mut self) {
         self.settle();
+        self.dead = BytesMut::new();
         self.reuse = Bytes::new();
         if self.buf.is_empty() {
             self.buf = BytesMut::new();
@@ -269,7 +277,12 @@ impl<R: Read> FrameReader<R> {
     fn settle(&mut self) {
         let n = std::mem::take(&mut self.consumed);
         if n > 0 {
-            self.buf.advance(n);
+            let gone = self.buf.split_to(n);
+            if contiguous(&self.dead, &gone) {
+                self.dead.unsplit(gone);
+            } else {
+                self.dead = gone;
+            }
         }
     }
 
@@ -376,18 +389,44 @@ impl<R: Read> FrameReader<R> {
     }
 
     /// A new read region: what is buffered, copied to its front, and room for a read of `n`.
-    /// When the reader is the only owner of the current region (no frame handed out still
-    /// points into it), that allocation is reused: nothing is allocated, only the read space
-    /// is zeroed again.
+    /// When the octets of the frames lent out by [`read_frame_ref`](Self::read_frame_ref)
+    /// (since dropped) lie in front of the buffered ones, that stretch of the region is used
+    /// again as it is: nothing is allocated or zeroed. Otherwise, when the reader is the only
+    /// owner of the current region (no frame handed out still points into it), that
+    /// allocation is reused: nothing is allocated, only the read space is zeroed again.
     fn regrow(&mut self, n: usize) {
         let keep = self.buf.len();
         let want = keep + n.max(REGION);
-        let mut region = std::mem::take(&mut self.buf);
+        let buffered = std::mem::take(&mut self.buf);
         let spare = std::mem::take(&mut self.spare);
-        if region.is_empty() || region.as_ptr_range().end == spare.as_ptr() {
-            // Contiguous (or nothing kept): one region again, without a copy.
-            region.unsplit(spare);
-        }
+        let dead = std::mem::take(&mut self.dead);
+        let mut region = if contiguous(&dead, &buffered) && contiguous(&buffered, &spare) {
+            // The octets of frames already consumed, the buffered ones and the read space are
+            // one initialized stretch of memory, all ours: if it is large enough, the buffered
+            // octets move to its front and the rest is read space, with nothing zeroed.
+            let front = dead.len();
+            let mut whole = dead;
+            whole.unsplit(buffered);
+            whole.unsplit(spare);
+            if whole.len() >= want {
+                whole.copy_within(front..front + keep, 0);
+                self.buf = whole.split_to(keep);
+                self.spare = whole;
+                return;
+            }
+            // The consumed front is let go, so that `reserve` below can find the region unique.
+            let rest = whole.split_off(front);
+            drop(whole);
+            rest
+        } else {
+            drop(dead);
+            let mut region = buffered;
+            if region.is_empty() || region.as_ptr_range().end == spare.as_ptr() {
+                // Contiguous (or nothing kept): one region again, without a copy.
+                region.unsplit(spare);
+            }
+            region
+        };
         region.truncate(keep);
         // Reclaims the allocation from its start if unique, else allocates and copies `keep`.
         region.reserve(want - keep);
@@ -407,6 +446,8 @@ impl<R: Read> FrameReader<R> {
     /// buffered octets as read space. Reads at most double what has arrived, up to `MAX_READ`.
     /// Returns the octets read (0 at end of stream).
     fn fill_element(&mut self) -> Result<usize, Error> {
+        // The element's allocation is reclaimed whole only if nothing else holds a part of it.
+        self.dead = BytesMut::new();
         let have = self.buf.len();
         let target = have.saturating_add(self.wanted());
         let Some(mut element) = self.reclaimed(target) else {
@@ -638,6 +679,12 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
+/// `b` begins where `a` ends, in the same allocation (so `a.unsplit(b)` copies nothing), or `a`
+/// is empty.
+fn contiguous(a: &BytesMut, b: &BytesMut) -> bool {
+    a.is_empty() || a.as_ptr_range().end == b.as_ptr()
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
@@ -693,6 +740,47 @@ mod tests {
                 assert_eq!(r.read_frame().unwrap().as_ref(), Some(f), "step {step}");
             }
             assert!(r.read_frame().unwrap().is_none());
+        }
+    }
+
+    /// Thousands of small frames lent out by `read_frame_ref` fill the read region many times
+    /// over, so it is used again (its consumed front, without zeroing) with a partial frame
+    /// kept at every possible position; `read_frame`, `read_head` and a large frame in between
+    /// break the chain, and every frame still arrives intact.
+    #[test]
+    fn lent_frames_reuse_the_region_whatever_the_mix() {
+        let mut want = Vec::new();
+        for i in 0..6000usize {
+            let mut h = Header::with_kind("k");
+            h.set_id(i as u64).insert("pad", "x".repeat(i % 37));
+            let body = vec![(i % 251) as u8; (i * 7) % 300];
+            want.push(Frame::new(h, body.into()));
+            if i % 1500 == 700 {
+                want.push(big(70_000 + i));
+            }
+        }
+        for step in [8 << 10, 997, 65_536 + 13] {
+            let mut r = FrameReader::new(Trickle {
+                data: wire(&want),
+                pos: 0,
+                step,
+            });
+            for (i, f) in want.iter().enumerate() {
+                match i % 500 {
+                    7 => assert_eq!(r.read_frame().unwrap().as_ref(), Some(f), "{i}"),
+                    9 => {
+                        assert_eq!(r.read_head().unwrap().as_ref(), Some(&f.header), "{i}");
+                        let mut body = Vec::new();
+                        r.body().read_to_end(&mut body).unwrap();
+                        assert_eq!(body, f.body, "{i}");
+                    }
+                    _ => {
+                        let got = r.read_frame_ref().unwrap().unwrap();
+                        assert_eq!(got.to_frame(), *f, "frame {i}, step {step}");
+                    }
+                }
+            }
+            assert!(r.read_frame_ref().unwrap().is_none());
         }
     }
 

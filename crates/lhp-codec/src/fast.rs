@@ -126,147 +126,197 @@ pub(crate) fn name_bit(name: &[u8]) -> u64 {
     1 << ((name.len() * 7 + usize::from(last)) & 63)
 }
 
-struct Cursor<'a> {
-    b: &'a [u8],
-    i: usize,
-    whitespace: bool,
+/// `0x01` in every octet of a word.
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+/// `0x80` in every octet of a word.
+const HIGHS: u64 = ONES * 0x80;
+
+/// The octets of `w` (eight string octets, the first in the low octet) that end a run of
+/// plain ones: `"`, `\`, a control character, or a non-ASCII octet, each marked by its high
+/// bit. The lowest mark is always exact (a borrow only ever runs upwards from an octet that
+/// is marked itself), so `trailing_zeros / 8` is the first such octet.
+#[inline(always)]
+fn specials(w: u64) -> u64 {
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    let control = w.wrapping_sub(ONES * 0x20) & !w;
+    (control | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | w) & HIGHS
 }
 
-impl Cursor<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.i += 1;
-            self.whitespace = true;
+/// The index of the first octet at or after `i` that is not plain string content (see
+/// [`specials`]), or `b.len()`: eight octets at a time, the last few one by one.
+#[inline(always)]
+fn plain_run(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let m = specials(u64::from_le_bytes(*chunk));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
         }
+        i += 8;
     }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            Some(())
-        } else {
-            None
+    while let Some(&c) = b.get(i) {
+        if ESCAPE[usize::from(c)] || c >= 0x80 {
+            break;
         }
+        i += 1;
     }
+    i
+}
 
-    /// A string whose opening quote has been eaten: `(start, end, escaped)` of its contents.
-    fn string(&mut self) -> Option<(usize, usize, bool)> {
-        let start = self.i;
-        let mut escaped = false;
-        loop {
-            // Plain octets up to the first that needs a look: `"`, `\` or a control character.
-            // (Eight octets at a time, SWAR, ran more instructions on the short strings of
-            // headers: 4,707 against 2,770 per frame of the typed codec case, callgrind.)
-            while let Some(&c) = self.b.get(self.i) {
-                if ESCAPE[usize::from(c)] {
-                    break;
-                }
-                self.i += 1;
-            }
-            match self.peek()? {
-                b'"' => {
-                    let end = self.i;
-                    self.i += 1;
-                    return Some((start, end, escaped));
-                }
-                b'\\' => {
-                    escaped = true;
-                    self.i += 1;
-                    match self.peek()? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
-                        b'u' => {
-                            let hex = self.b.get(self.i + 1..self.i + 5)?;
-                            let mut cp = 0u32;
-                            for &h in hex {
-                                cp = cp * 16 + char::from(h).to_digit(16)?;
-                            }
-                            // Surrogates (paired or not) are left to the general parser.
-                            if (0xD800..=0xDFFF).contains(&cp) {
-                                return None;
-                            }
-                            self.i += 5;
+/// A string whose contents begin at `i` (after the opening quote): the index of its closing
+/// quote, and whether it has escapes. Non-ASCII octets must form valid UTF-8 sequences
+/// (RFC 3629), so a text the scan accepts is UTF-8 throughout (outside strings it takes
+/// ASCII only). `None`: anything the general parser must decide.
+#[inline]
+fn string(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
+    loop {
+        i = plain_run(b, i);
+        match *b.get(i)? {
+            b'"' => return Some((i, escaped)),
+            b'\\' => {
+                escaped = true;
+                match *b.get(i + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    b'u' => {
+                        let hex = b.get(i + 2..i + 6)?;
+                        let mut cp = 0u32;
+                        for &h in hex {
+                            cp = cp * 16 + char::from(h).to_digit(16)?;
                         }
-                        _ => return None,
+                        // Surrogates (paired or not) are left to the general parser.
+                        if (0xD800..=0xDFFF).contains(&cp) {
+                            return None;
+                        }
+                        i += 6;
                     }
+                    _ => return None,
                 }
-                0..=0x1f => return None,
-                _ => self.i += 1,
             }
-        }
-    }
-
-    /// An integer literal in -(2^53−1)..=2^53−1, written the way JSON allows.
-    fn integer(&mut self) -> Option<Val> {
-        let neg = self.eat(b'-').is_some();
-        let start = self.i;
-        let mut n: u64 = 0;
-        while let Some(c @ b'0'..=b'9') = self.peek() {
-            n = n * 10 + u64::from(c - b'0');
-            self.i += 1;
-            if self.i - start > 16 {
-                return None;
+            lead @ 0x80.. => {
+                let width = match lead {
+                    0xC2..=0xDF => 2,
+                    0xE0..=0xEF => 3,
+                    0xF0..=0xF4 => 4,
+                    _ => return None,
+                };
+                // One sequence, checked exactly (overlong forms and surrogates included).
+                std::str::from_utf8(b.get(i..i + width)?).ok()?;
+                i += width;
             }
-        }
-        let digits = self.i - start;
-        let leading_zero = digits > 1 && self.b.get(start) == Some(&b'0');
-        if digits == 0
-            || leading_zero
-            || n > MAX_SAFE_INTEGER
-            || (neg && n == 0)
-            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
-        {
-            return None;
-        }
-        Some(Val::Int { neg, n })
-    }
-
-    fn literal(&mut self, word: &[u8], val: Val) -> Option<Val> {
-        if self.b.get(self.i..self.i + word.len())? == word {
-            self.i += word.len();
-            Some(val)
-        } else {
-            None
-        }
-    }
-
-    fn value(&mut self) -> Option<Val> {
-        match self.peek()? {
-            b'"' => {
-                self.i += 1;
-                let (start, end, escaped) = self.string()?;
-                Some(Val::Str {
-                    start: u32::try_from(start).ok()?,
-                    end: u32::try_from(end).ok()?,
-                    escaped,
-                })
-            }
-            b'-' | b'0'..=b'9' => self.integer(),
-            b't' => self.literal(b"true", Val::Bool(true)),
-            b'f' => self.literal(b"false", Val::Bool(false)),
-            b'n' => self.literal(b"null", Val::Null),
-            _ => None,
+            // A control character.
+            _ => return None,
         }
     }
 }
 
-/// The slot of a registered member (the order of `header::validate_members`).
-pub(crate) fn registered(name: &[u8]) -> Option<usize> {
-    Some(match name {
-        b"body_len" => 0,
-        b"file_size" => 1,
-        b"total_size" => 2,
-        b"kind" => 3,
-        b"id" => 4,
-        b"name" => 5,
-        b"sha256" => 6,
-        b"v" => 7,
-        b"md5" => 8,
+/// An integer literal in -(2^53−1)..=2^53−1 written the way JSON allows, starting at `i`:
+/// the value and the index after it.
+#[inline(always)]
+fn integer(b: &[u8], mut i: usize) -> Option<(Val, usize)> {
+    let neg = b.get(i) == Some(&b'-');
+    if neg {
+        i += 1;
+    }
+    let start = i;
+    let mut n: u64 = 0;
+    while let Some(&c) = b.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let digits = i - start;
+    let leading_zero = digits > 1 && b.get(start) == Some(&b'0');
+    if digits == 0
+        || digits > 16
+        || leading_zero
+        || n > MAX_SAFE_INTEGER
+        || (neg && n == 0)
+        || matches!(b.get(i), Some(b'.' | b'e' | b'E'))
+    {
+        return None;
+    }
+    Some((Val::Int { neg, n }, i))
+}
+
+/// `b[i..]` begins with `lit`.
+macro_rules! at {
+    ($b:expr, $i:expr, $lit:literal) => {
+        $b.get($i..).and_then(<[u8]>::first_chunk) == Some($lit)
+    };
+}
+
+/// A member name at `i` (after its opening quote) that is registered, recognised by its first
+/// octet and one compare that includes the closing quote: its slot (see [`registered`]) and
+/// the index of the closing quote.
+#[inline(always)]
+fn registered_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let (slot, len) = match *b.get(i)? {
+        b'k' if at!(b, i, b"kind\"") => (3, 4),
+        b'i' if at!(b, i, b"id\"") => (4, 2),
+        b'n' if at!(b, i, b"name\"") => (5, 4),
+        b'b' if at!(b, i, b"body_len\"") => (0, 8),
+        b'v' if at!(b, i, b"v\"") => (7, 1),
+        b's' if at!(b, i, b"sha256\"") => (6, 6),
+        b'f' if at!(b, i, b"file_size\"") => (1, 9),
+        b't' if at!(b, i, b"total_size\"") => (2, 10),
+        b'm' if at!(b, i, b"md5\"") => (8, 3),
         _ => return None,
-    })
+    };
+    Some((slot, i + len))
+}
+
+/// JSON's insignificant whitespace (RFC 8259 §2).
+#[inline(always)]
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The index of the first octet at or after `i` that is not whitespace, noting in `ws`
+/// whether there was any.
+#[inline(always)]
+fn skip_ws(b: &[u8], mut i: usize, ws: &mut bool) -> usize {
+    while let Some(&c) = b.get(i) {
+        if !is_ws(c) {
+            break;
+        }
+        *ws = true;
+        i += 1;
+    }
+    i
+}
+
+/// The index after the octet `c`, expected at `i` after optional whitespace.
+#[inline(always)]
+fn expect(b: &[u8], i: usize, c: u8, ws: &mut bool) -> Option<usize> {
+    if b.get(i) == Some(&c) {
+        return Some(i + 1);
+    }
+    let i = skip_ws(b, i, ws);
+    (b.get(i) == Some(&c)).then_some(i + 1)
+}
+
+/// A scalar value at `i`: the value and the index after it.
+#[inline(always)]
+fn value(b: &[u8], i: usize) -> Option<(Val, usize)> {
+    match *b.get(i)? {
+        b'"' => {
+            let (end, escaped) = string(b, i + 1)?;
+            let val = Val::Str {
+                start: u32::try_from(i + 1).ok()?,
+                end: u32::try_from(end).ok()?,
+                escaped,
+            };
+            Some((val, end + 1))
+        }
+        b'-' | b'0'..=b'9' => integer(b, i),
+        b't' if at!(b, i, b"true") => Some((Val::Bool(true), i + 4)),
+        b'f' if at!(b, i, b"false") => Some((Val::Bool(false), i + 5)),
+        b'n' if at!(b, i, b"null") => Some((Val::Null, i + 4)),
+        _ => None,
+    }
 }
 
 fn span(v: Val) -> Option<Span> {
@@ -284,81 +334,109 @@ fn non_negative(v: Val) -> Option<u64> {
     }
 }
 
-/// Accepts `text` (already known to be UTF-8) as a valid header under `profile`, or returns
-/// `None` to send it to the general parser.
+/// Accepts `text` as a valid header under `profile`, or returns `None` to send it to the
+/// general parser.
 pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
-    scan_into(text, profile, None)
+    scan_raw(text.as_bytes(), profile, None)
 }
 
+#[cfg(test)]
 /// [`scan`], also writing every member, in order, into `table` (valid when it accepts): a
 /// typed header is deserialized from the table without parsing the text again.
-pub(crate) fn scan_into(
-    text: &str,
-    profile: Profile,
-    mut table: Option<&mut Table>,
-) -> Option<Fast> {
-    let b = text.as_bytes();
-    let mut c = Cursor {
-        b,
-        i: 0,
-        whitespace: false,
-    };
-    let mut names: [&[u8]; MAX_MEMBERS] = [&[]; MAX_MEMBERS];
-    let mut count = 0;
-    let mut seen = 0u64;
+pub(crate) fn scan_into(text: &str, profile: Profile, table: Option<&mut Table>) -> Option<Fast> {
+    scan_raw(text.as_bytes(), profile, table)
+}
+
+/// [`scan`] on octets not yet known to be UTF-8, also writing every member, in order, into
+/// `table` when given (valid when it accepts: a typed header is deserialized from the table
+/// without parsing the text again). What it accepts is UTF-8 (it checks the non-ASCII octets
+/// of strings and takes only ASCII elsewhere), so a receiver need not check the whole text
+/// first.
+///
+/// One loop per member: the name is recognised among the registered ones by its first octet
+/// and one compare (a bit each for duplicates), or scanned as a string and compared with the
+/// earlier extension names when their Bloom bit says it may repeat one; the value is read by
+/// its first octet (strings eight octets at a time, integers parsed as they are scanned).
+pub(crate) fn scan_raw(b: &[u8], profile: Profile, mut table: Option<&mut Table>) -> Option<Fast> {
+    // Offsets are kept as `u32`.
+    u32::try_from(b.len()).ok()?;
+    let mut ws = false;
     let mut escaped = false;
+    // Registered members seen, one bit per slot; extension names and their Bloom filter.
+    let mut seen = 0u32;
+    let mut bloom = 0u64;
+    let mut ext: [(u32, u32); MAX_MEMBERS] = [(0, 0); MAX_MEMBERS];
+    let mut ext_count = 0;
+    let mut count = 0;
     let mut slots: [Option<Val>; 9] = [None; 9];
 
-    c.skip_ws();
-    c.eat(b'{')?;
-    c.skip_ws();
-    if c.eat(b'}').is_none() {
-        loop {
-            c.eat(b'"')?;
-            let (start, end, name_escaped) = c.string()?;
-            if name_escaped {
-                return None;
-            }
-            let name = b.get(start..end)?;
-            let bit = name_bit(name);
-            if seen & bit != 0 && names.get(..count)?.contains(&name) {
-                return None;
-            }
-            seen |= bit;
-            *names.get_mut(count)? = name;
-            count += 1;
-            c.skip_ws();
-            c.eat(b':')?;
-            c.skip_ws();
-            let v = c.value()?;
-            if let Some(t) = table.as_deref_mut() {
-                *t.entries.get_mut(count - 1)? = Entry {
-                    name: (u32::try_from(start).ok()?, u32::try_from(end).ok()?),
-                    val: v,
-                };
-            }
-            if let Val::Str { escaped: true, .. } = v {
-                escaped = true;
-            }
-            if let Some(i) = registered(name) {
-                *slots.get_mut(i)? = Some(v);
-            }
-            c.skip_ws();
-            match c.peek()? {
-                b',' => {
-                    c.i += 1;
-                    c.skip_ws();
+    let mut i = expect(b, 0, b'{', &mut ws)?;
+    let mut close = expect(b, i, b'}', &mut ws);
+    while close.is_none() {
+        i = expect(b, i, b'"', &mut ws)?;
+        let start = i;
+        let slot = registered_at(b, i);
+        let end = match slot {
+            Some((s, end)) => {
+                let bit = 1 << s;
+                if seen & bit != 0 {
+                    return None;
                 }
-                b'}' => {
-                    c.i += 1;
-                    break;
-                }
-                _ => return None,
+                seen |= bit;
+                end
             }
+            None => {
+                let (end, name_escaped) = string(b, i)?;
+                if name_escaped {
+                    return None;
+                }
+                let name = b.get(start..end)?;
+                let bit = name_bit(name);
+                if bloom & bit != 0
+                    && ext
+                        .get(..ext_count)?
+                        .iter()
+                        .any(|&(s, e)| b.get(s as usize..e as usize) == Some(name))
+                {
+                    return None;
+                }
+                bloom |= bit;
+                *ext.get_mut(ext_count)? = (start as u32, end as u32);
+                ext_count += 1;
+                end
+            }
+        };
+        i = expect(b, end + 1, b':', &mut ws)?;
+        if b.get(i).copied().is_some_and(is_ws) {
+            i = skip_ws(b, i, &mut ws);
+        }
+        let (v, after) = value(b, i)?;
+        if let Some(t) = table.as_deref_mut() {
+            *t.entries.get_mut(count)? = Entry {
+                name: (start as u32, end as u32),
+                val: v,
+            };
+        } else if count == MAX_MEMBERS {
+            return None;
+        }
+        count += 1;
+        if let Val::Str { escaped: true, .. } = v {
+            escaped = true;
+        }
+        if let Some((s, _)) = slot {
+            *slots.get_mut(s)? = Some(v);
+        }
+        match b.get(after) {
+            Some(b',') => i = after + 1,
+            Some(b'}') => close = Some(after + 1),
+            _ => match expect(b, after, b',', &mut ws) {
+                Some(next) => i = next,
+                None => close = Some(expect(b, after, b'}', &mut ws)?),
+            },
         }
     }
-    c.skip_ws();
-    if c.i != b.len() {
+    let end = close?;
+    if end != b.len() && skip_ws(b, end, &mut ws) != b.len() {
         return None;
     }
 
@@ -369,7 +447,7 @@ pub(crate) fn scan_into(
     Some(Fast {
         checked,
         fields,
-        canonical: !c.whitespace && !escaped,
+        canonical: !ws && !escaped,
     })
 }
 
@@ -381,32 +459,33 @@ pub(crate) fn check_registered(
     slots: &[Option<Val>; 9],
     profile: Profile,
 ) -> Option<(Checked, Fields)> {
-    let &[body_len_v, file_size, total_size, kind, id, name, sha256, version, md5] = slots;
-    let lengths = [body_len_v, file_size, total_size];
-    let length_members = match profile {
-        Profile::Lhp1 => &lengths[..1],
-        Profile::SeedCompat => &lengths[..],
+    // By reference: the slots are not copied.
+    let [body_len_v, file_size, total_size, kind, id, name, sha256, version, md5] = slots;
+    let mut body_len = match body_len_v {
+        Some(v) => Some(non_negative(*v)?),
+        None => None,
     };
-    let mut body_len = None;
-    for v in length_members.iter().flatten() {
-        let n = non_negative(*v)?;
-        match body_len {
-            Some(first) if first != n => return None,
-            _ => body_len = Some(n),
+    if profile == Profile::SeedCompat {
+        for v in [file_size, total_size].into_iter().flatten() {
+            let n = non_negative(*v)?;
+            match body_len {
+                Some(first) if first != n => return None,
+                _ => body_len = Some(n),
+            }
         }
     }
     let mut fields = Fields::default();
-    if let Some(v) = kind {
+    if let Some(v) = *kind {
         fields.kind = span(v)?;
     }
-    if let Some(v) = id {
+    if let Some(v) = *id {
         fields.id = Some(non_negative(v)?);
     }
-    if let Some(v) = name {
+    if let Some(v) = *name {
         fields.name = span(v)?;
     }
     let mut digests = Vec::new();
-    if let Some(v) = sha256 {
+    if let Some(v) = *sha256 {
         let Val::Str {
             start,
             end,
@@ -419,14 +498,14 @@ pub(crate) fn check_registered(
         digests.push(ExpectedDigest::Sha256(parse_hex::<32>(hex, false)?));
         fields.sha256 = span(v)?;
     }
-    if let Some(v) = version {
+    if let Some(v) = *version {
         if non_negative(v)? != 1 {
             return None;
         }
         fields.v = Some(1);
     }
     if profile == Profile::SeedCompat {
-        match md5 {
+        match *md5 {
             Some(Val::Str { escaped: true, .. }) => return None,
             Some(Val::Str { start, end, .. }) => {
                 if let Some(d) = text
@@ -612,6 +691,167 @@ mod tests {
             if let Ok(text) = String::from_utf8(bytes) {
                 agree(&text);
             }
+        }
+    }
+
+    /// The octets a receiver may meet where UTF-8 can go wrong: lone continuation octets,
+    /// overlong forms, surrogates, code points past U+10FFFF, truncated sequences.
+    fn raw_octets() -> impl Strategy<Value = Vec<u8>> {
+        prop::sample::select(vec![
+            vec![0x80],
+            vec![0xBF],
+            vec![0xC0, 0xAF],
+            vec![0xC1, 0xBF],
+            vec![0xC3],
+            vec![0xC3, 0xA9],
+            vec![0xE0, 0x80, 0xAF],
+            vec![0xE2, 0x82, 0xAC],
+            vec![0xE2, 0x82],
+            vec![0xED, 0xA0, 0x80],
+            vec![0xED, 0x9F, 0xBF],
+            vec![0xF0, 0x9F, 0x98, 0x80],
+            vec![0xF0, 0x8F, 0xBF, 0xBF],
+            vec![0xF4, 0x8F, 0xBF, 0xBF],
+            vec![0xF4, 0x90, 0x80, 0x80],
+            vec![0xF5, 0x80, 0x80, 0x80],
+            vec![0xFF],
+        ])
+    }
+
+    /// `raw` goes through `header::validate` (fast path first) and through the general parser
+    /// alone: the same answer, accept (same body length and digests) or reject (same error).
+    /// Whenever the fast path accepts, the text is UTF-8 and [`agree`] holds for it.
+    fn agree_raw(raw: &[u8]) {
+        for profile in PROFILES {
+            let general = parse(raw, profile);
+            let mut table = Table::default();
+            match (
+                crate::header::validate(raw, profile, Some(&mut table)),
+                &general,
+            ) {
+                (Ok((c, fast)), Ok((_, g))) => {
+                    assert_eq!(c.body_len, g.body_len, "{raw:?}");
+                    assert_eq!(c.digests, g.digests, "{raw:?}");
+                    if fast {
+                        let text = std::str::from_utf8(raw).expect("the fast path took non-UTF-8");
+                        agree(text);
+                    }
+                }
+                (Err(a), Err(b)) => assert_eq!(&a, b, "{raw:?} {profile}"),
+                (a, b) => panic!(
+                    "{raw:?} {profile}: validate {:?}, general {:?}",
+                    a.err(),
+                    b.as_ref().err()
+                ),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::test_support::proptest_cases(4000)))]
+
+        /// Octets that are not UTF-8, or are in ways a scanner gets wrong, put into headers
+        /// anywhere (inside strings, names, between tokens), or replacing octets.
+        #[test]
+        fn fast_path_and_general_parser_agree_on_any_octets(
+            text in header(),
+            at in any::<prop::sample::Index>(),
+            with in raw_octets(),
+            replace in any::<bool>(),
+        ) {
+            let mut bytes = text.into_bytes();
+            let i = at.index(bytes.len() + 1);
+            if replace && i < bytes.len() {
+                bytes.remove(i);
+            }
+            bytes.splice(i..i, with);
+            agree_raw(&bytes);
+        }
+
+        #[test]
+        fn fast_path_and_general_parser_agree_after_any_one_octet_change(
+            text in header(),
+            at in any::<prop::sample::Index>(),
+            with in any::<u8>(),
+            delete in any::<bool>(),
+        ) {
+            let mut bytes = text.into_bytes();
+            agree_raw(&bytes);
+            let i = at.index(bytes.len());
+            if delete {
+                bytes.remove(i);
+            } else {
+                bytes[i] = with;
+            }
+            agree_raw(&bytes);
+        }
+    }
+
+    #[test]
+    fn long_strings_and_every_special_octet_at_every_position() {
+        // The eight-at-a-time string scan: each special octet at each position of a word,
+        // and near the end of the text (where the scan goes octet by octet).
+        for len in 0..40 {
+            for special in [
+                "\\n", "\\\"", "\\u00e9", "é", "€", "😀", "\u{1}", "\u{7f}", "~",
+            ] {
+                for pos in 0..=len {
+                    let mut s = "a".repeat(len);
+                    s.insert_str(pos, special);
+                    for text in [
+                        format!("{{\"{s}\":1}}"),
+                        format!("{{\"k\":\"{s}\"}}"),
+                        format!("{{\"k\":\"{s}\",\"name\":\"{s}\",\"z\":\"{s}\"}}"),
+                    ] {
+                        agree_raw(text.as_bytes());
+                    }
+                }
+            }
+        }
+        // Plain long values are taken, and end where they end.
+        let text = format!(
+            "{{\"kind\":\"{}\",\"x\":\"{}\"}}",
+            "k".repeat(100),
+            "é".repeat(50)
+        );
+        let f = scan(&text, Profile::Lhp1).expect("plain");
+        assert_eq!(f.fields.kind, Span::Plain(9, 109));
+    }
+
+    #[test]
+    fn registered_names_are_told_apart_from_their_prefixes_and_extensions() {
+        for name in [
+            "kin",
+            "kinds",
+            "i",
+            "ids",
+            "nam",
+            "body_le",
+            "body_lens",
+            "vv",
+            "sha25",
+            "md",
+            "file_siz",
+            "total_siz",
+            "K",
+            "Kind",
+        ] {
+            let text = format!(r#"{{"{name}":"x","kind":"a","{name}x":1}}"#);
+            agree_raw(text.as_bytes());
+            let f = scan(&text, Profile::Lhp1).unwrap_or_else(|| panic!("{text}"));
+            let at = 16 + name.len() as u32;
+            assert_eq!(f.fields.kind, Span::Plain(at, at + 1), "{text}");
+        }
+        // Duplicates among registered names, among extensions, and a registered name written
+        // with an escape (left to the general parser, which finds the duplicate).
+        for dup in [
+            r#"{"kind":"a","kind":"b"}"#,
+            r#"{"id":1,"x":2,"id":1}"#,
+            r#"{"ext":1,"kind":"a","ext":2}"#,
+            r#"{"\u006bind":"a","kind":"b"}"#,
+        ] {
+            assert!(scan(dup, Profile::Lhp1).is_none(), "{dup}");
+            agree_raw(dup.as_bytes());
         }
     }
 

@@ -603,18 +603,17 @@ pub(crate) fn check_header(
     raw: &[u8],
     profile: Profile,
 ) -> Result<(Pending, Checked), DecodeErrorKind> {
-    if let Ok(text) = std::str::from_utf8(raw) {
-        if let Some(f) = fast::scan(text, profile) {
-            let pending = Pending {
-                body_len: f.checked.body_len,
-                profile,
-                how: How::Fast {
-                    fields: f.fields,
-                    canonical: f.canonical,
-                },
-            };
-            return Ok((pending, f.checked));
-        }
+    // The fast path checks UTF-8 as it goes: a text it accepts is UTF-8.
+    if let Some(f) = fast::scan_raw(raw, profile, None) {
+        let pending = Pending {
+            body_len: f.checked.body_len,
+            profile,
+            how: How::Fast {
+                fields: f.fields,
+                canonical: f.canonical,
+            },
+        };
+        return Ok((pending, f.checked));
     }
     let (members, checked) = parse(raw, profile)?;
     let pending = Pending {
@@ -633,10 +632,9 @@ pub(crate) fn validate(
     profile: Profile,
     table: Option<&mut fast::Table>,
 ) -> Result<(Checked, bool), DecodeErrorKind> {
-    if let Ok(text) = std::str::from_utf8(raw) {
-        if let Some(f) = fast::scan_into(text, profile, table) {
-            return Ok((f.checked, true));
-        }
+    // The fast path checks UTF-8 as it goes: a text it accepts is UTF-8.
+    if let Some(f) = fast::scan_raw(raw, profile, table) {
+        return Ok((f.checked, true));
     }
     parse(raw, profile).map(|(_, checked)| (checked, false))
 }

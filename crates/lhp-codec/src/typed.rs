@@ -64,6 +64,7 @@ pub struct FrameRef<'a> {
 }
 
 impl<'a> FrameRef<'a> {
+    #[inline]
     pub(crate) fn new(
         buf: &'a [u8],
         span: &FrameSpan,
@@ -138,6 +139,7 @@ pub struct RawFrame {
 }
 
 impl RawFrame {
+    #[inline]
     pub(crate) fn new(header: Bytes, body: Bytes, profile: Profile, table: Option<Table>) -> Self {
         RawFrame {
             header,
@@ -328,6 +330,7 @@ pub(crate) fn deserialize_header<'de, T: Deserialize<'de>>(
     Ok(value)
 }
 
+#[inline]
 fn name_of<'t>(text: &'t str, e: &Entry) -> Option<&'t str> {
     text.get(e.name.0 as usize..e.name.1 as usize)
 }
