@@ -280,8 +280,8 @@ async fn read_replies(
                 let reply = match rules.handle_reply(&frame.header) {
                     Ok(()) => Ok(frame),
                     Err(p) => match rules.ending() {
-                        Some(Ending::Peer(_)) => break Ended::Peer(Box::new(p)),
-                        _ => Err(Error::Refused(Box::new(p))),
+                        Some(Ending::Peer(_)) => break Ended::Peer(p),
+                        _ => Err(Error::Refused(p)),
                     },
                 };
                 let tx = {

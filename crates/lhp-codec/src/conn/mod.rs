@@ -1095,7 +1095,7 @@ impl Connection {
                 if self.role == Role::Client {
                     if let Err(p) = self.handle_reply(&frame.header) {
                         if p.class == ErrorClass::Request {
-                            self.events.push_back(Event::Refused(p));
+                            self.events.push_back(Event::Refused(*p));
                         }
                         return;
                     }
@@ -1134,7 +1134,7 @@ impl Connection {
     /// assert!(matches!(client.ending(), Some(Ending::Peer(p)) if p.code == "timeout"));
     /// assert!(client.is_closed());
     /// ```
-    pub fn handle_reply(&mut self, header: &Header) -> Result<(), PeerError> {
+    pub fn handle_reply(&mut self, header: &Header) -> Result<(), Box<PeerError>> {
         let Some(p) = PeerError::from_header(header) else {
             return Ok(());
         };
@@ -1145,7 +1145,7 @@ impl Connection {
             self.state = State::Closing { linger: None };
             self.after_flush();
         }
-        Err(p)
+        Err(Box::new(p))
     }
 
     /// Whether a frame is being received (its first octet has arrived).
