@@ -208,7 +208,9 @@ impl Client {
     /// E2, applied by the connection's client role: an error frame refuses a request or ends
     /// the connection; any other frame passes.
     fn classify(&mut self, header: &Header) -> Result<(), Error> {
-        self.conn.handle_reply(header).map_err(|p| Error::from_peer(*p))
+        self.conn
+            .handle_reply(header)
+            .map_err(|p| Error::from_peer(*p))
     }
 
     /// Uploads a file in two passes: hash it, then stream it with `body_len` and `sha256`

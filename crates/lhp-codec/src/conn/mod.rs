@@ -861,6 +861,9 @@ impl Connection {
 
     /// One decoding step; false when it needs more input (or an answer).
     fn step(&mut self, now: Instant) -> bool {
+        if self.inbuf.is_empty() && matches!(self.rx, Rx::Boundary) {
+            return false;
+        }
         if self.role == Role::EchoServer
             && matches!(self.rx, Rx::Boundary)
             && !self.paused()

@@ -360,11 +360,17 @@ fn wrong_protocol_gets_one_error_frame() {
 fn whole_and_piecemeal_frames_are_answered_alike() {
     let digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"; // "abc"
     let streams: Vec<Vec<u8>> = vec![
-        lhp(&format!(r#"{{"kind":"echo","sha256":"{digest}","body_len":3}}"#), b"abc"),
+        lhp(
+            &format!(r#"{{"kind":"echo","sha256":"{digest}","body_len":3}}"#),
+            b"abc",
+        ),
         // A digest that does not match: the body is checked before anything is echoed.
         [
             lhp(r#"{"kind":"echo"}"#, b""),
-            lhp(&format!(r#"{{"kind":"echo","sha256":"{digest}","body_len":3}}"#), b"abd"),
+            lhp(
+                &format!(r#"{{"kind":"echo","sha256":"{digest}","body_len":3}}"#),
+                b"abd",
+            ),
         ]
         .concat(),
         // An escaped kind is still `echo`; another kind is refused with its `id`.
