@@ -580,7 +580,12 @@ impl Driver {
                 *slot = IoSlice::new(chunk);
                 k += 1;
             }
-            match (&self.stream).write_vectored(&slices[..k]) {
+            // One slice goes with `send`: `writev` costs more per call.
+            let written = match k {
+                1 => (&self.stream).write(&slices[0]),
+                _ => (&self.stream).write_vectored(&slices[..k]),
+            };
+            match written {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => self.conn.handle_sent(n, Instant::now()),
                 Err(e) if is_timeout(&e) => self.conn.handle_timeout(Instant::now()),
