@@ -2,9 +2,9 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use lhp_codec::conn::PeerError;
+use lhp_codec::conn::{self, Connection, Ending, PeerError};
 use lhp_codec::{Frame, Header, Limits, Profile};
 
 use crate::reader::{Body, FrameReader};
@@ -80,11 +80,12 @@ impl ClientConfig {
 
 /// A connection to an LHP/1 server.
 ///
-/// Error frames are classified as decisions E2 says (spec §7): one without `offset` refuses
-/// one request, [`Error::Refused`], and the connection goes on; one with `offset` is a
-/// connection error, [`Error::Peer`]: the server closes, and every later call fails with the
-/// same error. An unregistered code is handled as `internal` of the class `offset` gives
-/// ([`Error::code`]). [`reader`](Self::reader) and [`writer`](Self::writer) bypass this.
+/// Error frames are classified as decisions E2 says (spec §7), by the sans-IO connection's
+/// client role ([`Connection::handle_reply`]): one without `offset` refuses one request,
+/// [`Error::Refused`], and the connection goes on; one with `offset` is a connection error,
+/// [`Error::Peer`]: the server closes, and every later call fails with the same error. An
+/// unregistered code is handled as `internal` of the class `offset` gives ([`Error::code`]).
+/// [`reader`](Self::reader) and [`writer`](Self::writer) bypass this.
 ///
 /// ```no_run
 /// use lhp_blocking::Client;
@@ -109,8 +110,9 @@ pub struct Client {
     reader: FrameReader<TcpStream>,
     writer: FrameWriter<TcpStream>,
     peer: SocketAddr,
-    /// The connection error the server sent, once it sent one.
-    ended: Option<Box<PeerError>>,
+    /// The connection's rules (client role): it classifies error frames and ends the
+    /// connection after a connection error.
+    conn: Connection,
 }
 
 impl Client {
@@ -138,11 +140,13 @@ impl Client {
         stream.set_write_timeout(config.write_timeout)?;
         let peer = stream.peer_addr()?;
         let read_half = stream.try_clone()?;
+        let mut rules = conn::Config::new();
+        rules.set_profile(config.profile).set_limits(config.limits);
         Ok(Client {
             reader: FrameReader::with(read_half, config.profile, config.limits),
             writer: FrameWriter::with_profile(stream, config.profile),
             peer,
-            ended: None,
+            conn: Connection::client(rules, Instant::now()),
         })
     }
 
@@ -180,7 +184,10 @@ impl Client {
 
     /// The connection error the server sent, if it sent one (the client is then done).
     pub fn ended(&self) -> Option<&PeerError> {
-        self.ended.as_deref()
+        match self.conn.ending() {
+            Some(Ending::Peer(p)) => Some(p),
+            _ => None,
+        }
     }
 
     /// Streams an upload: `header` (which declares the body length) and that many octets
@@ -192,22 +199,18 @@ impl Client {
 
     /// Fails the same way as the connection error the server sent, once it sent one.
     fn open(&self) -> Result<(), Error> {
-        match &self.ended {
-            Some(p) => Err(Error::Peer(p.clone())),
+        match self.ended() {
+            Some(p) => Err(Error::Peer(Box::new(p.clone()))),
             None => Ok(()),
         }
     }
 
-    /// E2: an error frame refuses a request or ends the connection; any other frame passes.
+    /// E2, applied by the connection's client role: an error frame refuses a request or ends
+    /// the connection; any other frame passes.
     fn classify(&mut self, header: &Header) -> Result<(), Error> {
-        let Some(p) = PeerError::from_header(header) else {
-            return Ok(());
-        };
-        let e = Error::from_peer(p);
-        if let Error::Peer(p) = &e {
-            self.ended = Some(p.clone());
-        }
-        Err(e)
+        self.conn
+            .handle_reply(header)
+            .map_err(|p| Error::from_peer(*p))
     }
 
     /// Uploads a file in two passes: hash it, then stream it with `body_len` and `sha256`
@@ -228,9 +231,10 @@ impl Client {
         let Some(head) = self.reader.read_head()? else {
             return Ok(None);
         };
-        if PeerError::from_header(&head).is_some() {
+        if let Err(e) = self.classify(&head) {
+            // The body of an error frame is empty (E2); whatever it has is skipped.
             io::copy(&mut self.reader.body(), &mut io::sink())?;
-            self.classify(&head)?;
+            return Err(e);
         }
         Ok(Some(head))
     }

@@ -531,7 +531,8 @@ impl ShutdownHandle {
 pub struct Driver {
     stream: TcpStream,
     conn: Connection,
-    /// The read buffer while a frame is being received (freed between frames).
+    /// The read buffer: `READ_BUF` octets while a frame is being received, `IDLE_BUF`
+    /// between frames.
     buf: Vec<u8>,
     rcv: SocketTimeout,
     snd: SocketTimeout,
@@ -543,6 +544,9 @@ pub struct Driver {
 
 /// Read buffer size during a frame.
 const READ_BUF: usize = 64 << 10;
+
+/// Read buffer size between frames.
+const IDLE_BUF: usize = 4 << 10;
 
 impl Driver {
     fn new(stream: TcpStream, conn: Connection) -> Self {
@@ -576,7 +580,12 @@ impl Driver {
                 *slot = IoSlice::new(chunk);
                 k += 1;
             }
-            match (&self.stream).write_vectored(&slices[..k]) {
+            // One slice goes with `send`: `writev` costs more per call.
+            let written = match k {
+                1 => (&self.stream).write(&slices[0]),
+                _ => (&self.stream).write_vectored(&slices[..k]),
+            };
+            match written {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => self.conn.handle_sent(n, Instant::now()),
                 Err(e) if is_timeout(&e) => self.conn.handle_timeout(Instant::now()),
@@ -618,15 +627,16 @@ impl Driver {
             self.conn.handle_timeout(Instant::now());
             return Ok(());
         }
-        let mut small = [0u8; 4096];
-        let in_frame = self.conn.in_frame();
-        if in_frame && self.buf.is_empty() {
-            self.buf = vec![0u8; READ_BUF];
-        } else if !in_frame && !self.buf.is_empty() {
-            // Between frames a connection holds no read buffer.
-            self.buf = Vec::new();
+        if self.conn.in_frame() {
+            if self.buf.len() < READ_BUF {
+                self.buf.resize(READ_BUF, 0);
+            }
+        } else if self.buf.len() != IDLE_BUF {
+            // Between frames a connection keeps only a small read buffer, reused from read
+            // to read (zeroing a buffer per read costs more than the read).
+            self.buf = vec![0u8; IDLE_BUF];
         }
-        let buf: &mut [u8] = if in_frame { &mut self.buf } else { &mut small };
+        let buf = &mut self.buf[..];
         match (&self.stream).read(buf) {
             Ok(0) => self.conn.handle_eof(Instant::now()),
             Ok(n) => self.conn.handle_input(&buf[..n], Instant::now()),

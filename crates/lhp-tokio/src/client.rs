@@ -14,9 +14,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use lhp_codec::conn::{ErrorClass, PeerError};
+use lhp_codec::conn::{self, Connection, Ending, PeerError};
 use lhp_codec::{Frame, Limits, Profile};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -157,7 +157,10 @@ impl Client {
         encoder.set_max_header_len(config.limits.max_header_len());
         let shared = Arc::new(Mutex::new(Pending::default()));
         let reader = FrameReader::with(rd, config.profile, config.limits);
-        let task = tokio::spawn(read_replies(reader, Arc::clone(&shared)));
+        let mut rules = conn::Config::new();
+        rules.set_profile(config.profile).set_limits(config.limits);
+        let rules = Connection::client(rules, Instant::now());
+        let task = tokio::spawn(read_replies(reader, rules, Arc::clone(&shared)));
         Ok(Client {
             inner: Arc::new(Inner {
                 writer: tokio::sync::Mutex::new(FrameWriter::with_encoder(wr, encoder)),
@@ -173,7 +176,7 @@ impl Client {
 
     /// Sends `request` and waits for the reply with the same `id`. The client sets `id`
     /// (replacing any the frame had). Error frames are classified as decisions E2 says (spec
-    /// §7): one without `offset` refuses its request, [`Error::Refused`], and the connection
+    /// §7), by the sans-IO connection's client role ([`Connection::handle_reply`]): one without `offset` refuses its request, [`Error::Refused`], and the connection
     /// goes on; one with `offset` is a connection error, [`Error::Peer`], for every request in
     /// flight and every later one. An unregistered code is handled as `internal` of the class
     /// `offset` gives ([`Error::code`]).
@@ -263,16 +266,23 @@ fn lock(m: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The background task that owns the read half and routes replies by `id`.
-async fn read_replies(mut reader: FrameReader<OwnedReadHalf>, shared: Arc<Mutex<Pending>>) {
+/// The background task that owns the read half and routes replies by `id`; `rules` (the
+/// connection's client role) classifies each reply.
+async fn read_replies(
+    mut reader: FrameReader<OwnedReadHalf>,
+    mut rules: Connection,
+    shared: Arc<Mutex<Pending>>,
+) {
     let ended = loop {
         match reader.read_frame().await {
             Ok(Some(frame)) => {
                 let id = frame.header.id();
-                let reply = match PeerError::from_header(&frame.header) {
-                    Some(p) if p.class == ErrorClass::Connection => break Ended::Peer(Box::new(p)),
-                    Some(p) => Err(Error::Refused(Box::new(p))),
-                    None => Ok(frame),
+                let reply = match rules.handle_reply(&frame.header) {
+                    Ok(()) => Ok(frame),
+                    Err(p) => match rules.ending() {
+                        Some(Ending::Peer(_)) => break Ended::Peer(p),
+                        _ => Err(Error::Refused(p)),
+                    },
                 };
                 let tx = {
                     let mut pending = lock(&shared);

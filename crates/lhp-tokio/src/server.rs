@@ -325,13 +325,29 @@ impl Driver {
     /// Writes everything queued, each write bounded by the machine's next deadline (E4).
     async fn flush(&mut self) -> Result<(), Error> {
         while self.conn.pending_len() > 0 && !self.conn.is_closed() {
-            let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
             let mut slices = [io::IoSlice::new(&[]); 16];
             let mut k = 0;
             for (slot, chunk) in slices.iter_mut().zip(self.conn.pending()) {
                 *slot = io::IoSlice::new(chunk);
                 k += 1;
             }
+            // A write the socket takes at once needs no deadline (nor a timer). One slice goes
+            // with `send`: `writev` costs more per call.
+            let tried = match k {
+                1 => self.stream.try_write(&slices[0]),
+                _ => self.stream.try_write_vectored(&slices[..k]),
+            };
+            match tried {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    self.conn.handle_sent(n, Instant::now());
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Io(e)),
+            }
+            let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
             let write = self.stream.write_vectored(&slices[..k]);
             let r = match deadline {
                 Some(d) => tokio::time::timeout_at(d, write).await,
@@ -480,17 +496,19 @@ async fn serve<H: Handler>(
             if shutdown.is_cancelled() {
                 d.conn.begin_shutdown(Instant::now());
             }
-            d.conn.poll_event()
+            match d.conn.poll_event() {
+                Some(event) => event,
+                // Nothing for the handler: wait for input or time under the same lock.
+                None => {
+                    if d.step(Some(&shutdown)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            }
         };
         let (head, body) = match event {
-            None => {
-                let mut d = driver.lock().await;
-                if d.step(Some(&shutdown)).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-            Some(Event::Frame(frame)) => (
+            Event::Frame(frame) => (
                 frame.header,
                 RequestBody {
                     whole: frame.body,
@@ -498,7 +516,7 @@ async fn serve<H: Handler>(
                     done: true,
                 },
             ),
-            Some(Event::Head(head)) => (
+            Event::Head(head) => (
                 head,
                 RequestBody {
                     whole: Bytes::new(),
@@ -507,7 +525,7 @@ async fn serve<H: Handler>(
                 },
             ),
             // Leftovers of a body the handler did not read are skipped.
-            Some(_) => continue,
+            _ => continue,
         };
         let streamed = body.stream.is_some();
         driver.lock().await.body_done = false;

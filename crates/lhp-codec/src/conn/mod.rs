@@ -476,9 +476,10 @@ impl Connection {
 
     /// The queued octets, in order, as slices for one vectored write. Write any prefix of them
     /// and report it with [`handle_sent`](Self::handle_sent).
-    pub fn pending(&mut self) -> impl Iterator<Item = &[u8]> {
-        self.out.seal();
-        self.out.queue.iter().map(|b| &b[..])
+    pub fn pending(&self) -> impl Iterator<Item = &[u8]> {
+        // The gathered small pieces follow every queued `Bytes` (see `Outgoing::push_bytes`).
+        let tail = Some(&self.out.tail[..]).filter(|t| !t.is_empty());
+        self.out.queue.iter().map(|b| &b[..]).chain(tail)
     }
 
     /// `n` octets from the front of [`pending`](Self::pending) were written at `now`.
@@ -860,6 +861,18 @@ impl Connection {
 
     /// One decoding step; false when it needs more input (or an answer).
     fn step(&mut self, now: Instant) -> bool {
+        if self.inbuf.is_empty() && matches!(self.rx, Rx::Boundary) {
+            return false;
+        }
+        if self.role == Role::EchoServer
+            && matches!(self.rx, Rx::Boundary)
+            && !self.paused()
+            && self.grace_until.is_none()
+        {
+            if let Some(more) = self.whole_frame(now) {
+                return more;
+            }
+        }
         match &self.rx {
             Rx::Boundary | Rx::Header { .. } => {
                 if self.paused() || (self.grace_until.is_some() && matches!(self.rx, Rx::Boundary))
@@ -925,6 +938,51 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Echo server, between frames: a frame whose octets are all buffered is decoded in place
+    /// (validated, digest checked, no `Header` built, nothing copied) and answered at once. An
+    /// echo is its own octets (E7: the profile's prefix for the same length is the same four
+    /// octets, then the header text and the body as they arrived). `None`: the frame is not
+    /// all here; the event path takes it (and validates its header again, once per such frame).
+    fn whole_frame(&mut self, now: Instant) -> Option<bool> {
+        let span = match self.decoder.decode_span(&self.inbuf) {
+            Ok(Some(span)) => span,
+            Ok(None) => return None,
+            Err(e) => {
+                self.fail(e, now);
+                return Some(false);
+            }
+        };
+        let len = span.body.end;
+        let refused = match self.decoder.frame_ref(&span, &self.inbuf) {
+            Some(frame) if is_echo(&frame) => None,
+            Some(frame) => Some(frame.to_header()),
+            // Unreachable: the span was cut from this buffer.
+            None => Some(Header::default()),
+        };
+        self.count(Stats::frame_in);
+        match refused {
+            None => {
+                self.count(Stats::frame_out);
+                let frame = self.inbuf.get(..len).unwrap_or_default();
+                self.out.push_slice(frame, now);
+            }
+            Some(header) => self.refuse_not_echo(&header, now),
+        }
+        self.inbuf.advance(len);
+        self.idle_since = now;
+        self.frame_started = (!self.inbuf.is_empty()).then_some(now);
+        Some(true)
+    }
+
+    /// An echo server has no handler for a frame of another kind: `bad_request` (§8).
+    fn refuse_not_echo(&mut self, header: &Header, now: Instant) {
+        let what = header
+            .kind()
+            .map_or_else(|| "no kind".to_owned(), |k| format!("kind {k:?}"));
+        let message = format!("this is an echo server; a frame with {what} has no handler");
+        self.refuse(header, "bad_request", &message, now);
     }
 
     /// The header length the buffered prefix declares, if the prefix is there.
@@ -1033,17 +1091,16 @@ impl Connection {
             (None, Answer::Echo) => self.answered(now),
             (_, Answer::NotEcho) => {
                 let header = refused.map(|h| *h).unwrap_or_default();
-                let what = header
-                    .kind()
-                    .map_or_else(|| "no kind".to_owned(), |k| format!("kind {k:?}"));
-                let message = format!("this is an echo server; a frame with {what} has no handler");
-                self.refuse(&header, "bad_request", &message, now);
+                self.refuse_not_echo(&header, now);
                 self.answered(now);
             }
             (Some(frame), Answer::App) => {
                 if self.role == Role::Client {
-                    if let Some(p) = PeerError::from_header(&frame.header) {
-                        return self.peer_error(p);
+                    if let Err(p) = self.handle_reply(&frame.header) {
+                        if p.class == ErrorClass::Request {
+                            self.events.push_back(Event::Refused(*p));
+                        }
+                        return;
                     }
                 }
                 self.events.push_back(Event::Frame(frame));
@@ -1052,18 +1109,46 @@ impl Connection {
         }
     }
 
-    /// Client role: classify a received error frame (E2).
-    fn peer_error(&mut self, p: PeerError) {
-        match p.class {
-            ErrorClass::Request => self.events.push_back(Event::Refused(p)),
-            ErrorClass::Connection => {
-                // The server closes after a connection error: so do we, without a reply.
-                self.ending = Some(Ending::Peer(p));
-                self.inbuf = BytesMut::new();
-                self.state = State::Closing { linger: None };
-                self.after_flush();
-            }
+    /// Client role: applies E2 to the header of a received frame. `Ok(())`: an ordinary
+    /// reply. `Err` with [`ErrorClass::Request`]: the server refused one request and the
+    /// connection goes on. `Err` with [`ErrorClass::Connection`]: the server is closing, so the
+    /// connection ends here too, without another octet ([`Ending::Peer`];
+    /// [`is_closed`](Self::is_closed) is then true once nothing is queued).
+    ///
+    /// The machine calls it for every frame it decodes in the client role; a client that
+    /// decodes replies with its own reader calls it for each header it reads, so that the
+    /// rule stays in this one place.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use lhp_codec::conn::{Config, Connection, Ending, ErrorClass};
+    /// use lhp_codec::Header;
+    ///
+    /// let now = Instant::now();
+    /// let mut client = Connection::client(Config::new(), now);
+    /// assert!(client.handle_reply(&Header::with_kind("echo")).is_ok());
+    /// let mut refusal = Header::with_kind("error");
+    /// refusal.insert("id", 1).insert("code", "not_found").insert("message", "no");
+    /// assert_eq!(client.handle_reply(&refusal).unwrap_err().class, ErrorClass::Request);
+    /// assert!(client.ending().is_none());
+    /// let mut fatal = Header::with_kind("error");
+    /// fatal.insert("code", "timeout").insert("message", "idle").insert("offset", 9);
+    /// assert_eq!(client.handle_reply(&fatal).unwrap_err().class, ErrorClass::Connection);
+    /// assert!(matches!(client.ending(), Some(Ending::Peer(p)) if p.code == "timeout"));
+    /// assert!(client.is_closed());
+    /// ```
+    pub fn handle_reply(&mut self, header: &Header) -> Result<(), Box<PeerError>> {
+        let Some(p) = PeerError::from_header(header) else {
+            return Ok(());
+        };
+        if p.class == ErrorClass::Connection && self.state == State::Open {
+            // The server closes after a connection error: so do we, without a reply.
+            self.ending = Some(Ending::Peer(p.clone()));
+            self.inbuf = BytesMut::new();
+            self.state = State::Closing { linger: None };
+            self.after_flush();
         }
+        Err(Box::new(p))
     }
 
     /// Whether a frame is being received (its first octet has arrived).
@@ -1079,6 +1164,20 @@ impl Connection {
     /// The value of `id` a request error copies (E2), for drivers that build their own.
     pub fn request_id(request: &Header) -> Option<&Value> {
         request.get("id")
+    }
+}
+
+/// Whether a frame decoded in place is an `echo` (§8), read from the decoder's member table
+/// without building its header.
+fn is_echo(frame: &crate::FrameRef<'_>) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    match frame.header::<Kind<'_>>() {
+        Ok(k) => k.kind.as_deref() == Some("echo"),
+        Err(_) => frame.to_header().kind() == Some("echo"),
     }
 }
 

@@ -353,3 +353,58 @@ fn wrong_protocol_gets_one_error_frame() {
         "{err}"
     );
 }
+
+/// An echo server decodes a frame that arrived whole in place, and one that arrives in pieces
+/// through events: both paths give the same octets, the same ending and the same counts.
+#[test]
+fn whole_and_piecemeal_frames_are_answered_alike() {
+    let digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"; // "abc"
+    let streams: Vec<Vec<u8>> = vec![
+        lhp(
+            &format!(r#"{{"kind":"echo","sha256":"{digest}","body_len":3}}"#),
+            b"abc",
+        ),
+        // A digest that does not match: the body is checked before anything is echoed.
+        [
+            lhp(r#"{"kind":"echo"}"#, b""),
+            lhp(
+                &format!(r#"{{"kind":"echo","sha256":"{digest}","body_len":3}}"#),
+                b"abd",
+            ),
+        ]
+        .concat(),
+        // An escaped kind is still `echo`; another kind is refused with its `id`.
+        [
+            lhp(r#"{"kind":"ech\u006f","body_len":1}"#, b"x"),
+            lhp(r#"{"kind":"put","id":7,"body_len":2}"#, b"zz"),
+            lhp(r#"{"id":8}"#, b""),
+        ]
+        .concat(),
+        [lhp(r#"{"kind":"echo"}"#, b""), lhp(r#"{"kind":1}"#, b"")].concat(),
+    ];
+    for wire in streams {
+        let t = Instant::now();
+        let run = |chunk: usize| {
+            let stats = Arc::new(Stats::new());
+            let mut c = Connection::echo_server(short(), t);
+            c.set_stats(stats.clone());
+            for piece in wire.chunks(chunk) {
+                c.handle_input(piece, t);
+            }
+            let out = c.take_pending(t);
+            let ending = c.ending().and_then(Ending::code).map(str::to_owned);
+            let counts = stats.snapshot();
+            (out, ending, counts.frames_in, counts.frames_out)
+        };
+        let whole = run(wire.len());
+        for chunk in [1, 3, 7] {
+            assert_eq!(
+                run(chunk),
+                whole,
+                "{chunk}-octet pieces of {:?}",
+                String::from_utf8_lossy(&wire)
+            );
+        }
+        assert!(!whole.0.is_empty());
+    }
+}
