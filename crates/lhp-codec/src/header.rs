@@ -134,9 +134,12 @@ impl Header {
     /// A header with just `kind`.
     #[inline]
     pub fn with_kind(kind: impl Into<Cow<'static, str>>) -> Self {
-        let mut h = Header::new();
-        h.set_kind(kind);
-        h
+        // Written in place: the same header as `new` + `set_kind`.
+        Header {
+            repr: Repr::Built(Built::with_kind(kind.into())),
+            body_len: 0,
+            view: OnceLock::new(),
+        }
     }
 
     /// Validates a member map under `profile` (§4, with the parser caps of §4.2) and makes it

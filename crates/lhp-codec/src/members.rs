@@ -177,6 +177,19 @@ impl Default for Built {
 }
 
 impl Built {
+    /// Just `kind` (what `set_str(Reg::Kind, kind)` makes of an empty one).
+    #[inline]
+    pub(crate) fn with_kind(kind: Cow<'static, str>) -> Built {
+        let mut seq = [ABSENT; 6];
+        seq[Reg::Kind as usize] = 0;
+        Built {
+            seq,
+            kind,
+            next: 1,
+            ..Built::default()
+        }
+    }
+
     /// The members of `map`, in its order.
     pub(crate) fn from_map(map: Map<String, Value>) -> Built {
         let mut b = Built::default();
@@ -638,6 +651,29 @@ mod tests {
         b.remove("sha256");
         assert!(!b.has_mistyped());
         assert_eq!(text(&b), r#"{"id":4,"v":1}"#);
+    }
+
+    #[test]
+    fn with_kind_is_an_empty_header_given_kind() {
+        let mut b = Built::default();
+        b.set_str(Reg::Kind, "k".into());
+        let direct = Built::with_kind("k".into());
+        assert_eq!(format!("{direct:?}"), format!("{b:?}"));
+        // Members given afterwards follow it, as they would after `set_str`.
+        let mut direct = direct;
+        direct.insert("z".into(), Value::from(1));
+        direct.set_int(Reg::Id, 2);
+        assert_eq!(names(&direct), ["kind", "z", "id"]);
+    }
+
+    #[test]
+    fn registered_names_are_recognised_exactly() {
+        for reg in ALL {
+            assert_eq!(Reg::from_name(reg.name()), Some(reg));
+        }
+        for other in ["", "k", "kinD", "kine", "nama", "i", "ix", "sha255", "body_lex", "V", "vv"] {
+            assert_eq!(Reg::from_name(other), None, "{other}");
+        }
     }
 
     #[test]
