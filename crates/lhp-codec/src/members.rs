@@ -671,7 +671,9 @@ mod tests {
         for reg in ALL {
             assert_eq!(Reg::from_name(reg.name()), Some(reg));
         }
-        for other in ["", "k", "kinD", "kine", "nama", "i", "ix", "sha255", "body_lex", "V", "vv"] {
+        for other in [
+            "", "k", "kinD", "kine", "nama", "i", "ix", "sha255", "body_lex", "V", "vv",
+        ] {
             assert_eq!(Reg::from_name(other), None, "{other}");
         }
     }

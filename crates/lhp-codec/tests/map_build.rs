@@ -175,7 +175,16 @@ fn same(h: &Header, map: &Map<String, Value>, body_len: u64) -> Result<(), TestC
     prop_assert_eq!(h.sha256(), str_of("sha256"));
     prop_assert_eq!(h.id(), int_of("id"));
     prop_assert_eq!(h.version(), int_of("v"));
-    for n in ["kind", "id", "name", "sha256", "body_len", "v", "x", "file_size"] {
+    for n in [
+        "kind",
+        "id",
+        "name",
+        "sha256",
+        "body_len",
+        "v",
+        "x",
+        "file_size",
+    ] {
         prop_assert_eq!(h.contains(n), map.contains_key(n), "contains {}", n);
         prop_assert_eq!(h.get(n), map.get(n), "get {}", n);
     }
