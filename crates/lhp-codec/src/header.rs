@@ -126,15 +126,20 @@ impl Received {
 
 impl Header {
     /// An empty header (`{}`), body length 0.
+    #[inline]
     pub fn new() -> Self {
         Header::default()
     }
 
     /// A header with just `kind`.
+    #[inline]
     pub fn with_kind(kind: impl Into<Cow<'static, str>>) -> Self {
-        let mut h = Header::new();
-        h.set_kind(kind);
-        h
+        // Written in place: the same header as `new` + `set_kind`.
+        Header {
+            repr: Repr::Built(Built::with_kind(kind.into())),
+            body_len: 0,
+            view: OnceLock::new(),
+        }
     }
 
     /// Validates a member map under `profile` (§4, with the parser caps of §4.2) and makes it
@@ -302,7 +307,22 @@ impl Header {
     }
 
     /// The members, for a change: the received text no longer describes the header.
+    #[inline]
     fn built(&mut self) -> &mut Built {
+        // A header being built with no map view (the common case) is changed in place.
+        if matches!(self.repr, Repr::Received(_)) || self.view.get_mut().is_some() {
+            self.unshare();
+        }
+        match &mut self.repr {
+            Repr::Built(b) => b,
+            Repr::Received(_) => unreachable!("a received header was converted by unshare"),
+        }
+    }
+
+    /// Makes a received header a built one, and drops the map view.
+    #[cold]
+    #[inline(never)]
+    fn unshare(&mut self) {
         if let Repr::Received(r) = &self.repr {
             let map = match self.view.take() {
                 Some(view) => *view,
@@ -311,37 +331,38 @@ impl Header {
             self.repr = Repr::Built(Built::from_map(map));
         }
         self.view.take();
-        match &mut self.repr {
-            Repr::Built(b) => b,
-            Repr::Received(_) => unreachable!("a received header was converted above"),
-        }
     }
 
     /// Sets `kind`.
+    #[inline]
     pub fn set_kind(&mut self, kind: impl Into<Cow<'static, str>>) -> &mut Self {
         self.built().set_str(Reg::Kind, kind.into());
         self
     }
 
     /// Sets `id`.
+    #[inline]
     pub fn set_id(&mut self, id: u64) -> &mut Self {
         self.built().set_int(Reg::Id, id);
         self
     }
 
     /// Sets `name`.
+    #[inline]
     pub fn set_name(&mut self, name: impl Into<Cow<'static, str>>) -> &mut Self {
         self.built().set_str(Reg::Name, name.into());
         self
     }
 
     /// Sets `sha256` from a 32-octet digest (kept as its 64 hex digits, no allocation).
+    #[inline]
     pub fn set_sha256(&mut self, digest: &[u8; 32]) -> &mut Self {
         self.built().set_sha256(digest);
         self
     }
 
     /// Sets `v`, the protocol version (1 is the only one a receiver accepts, §4.4).
+    #[inline]
     pub fn set_version(&mut self, v: u64) -> &mut Self {
         self.built().set_int(Reg::V, v);
         self
@@ -349,6 +370,7 @@ impl Header {
 
     /// Sets the body length the `lhp1` way: the `body_len` member, added when `len > 0` or
     /// replaced when present. (`file_size` and `total_size` are ordinary members in `lhp1`.)
+    #[inline]
     pub fn set_body_len(&mut self, len: u64) -> &mut Self {
         self.set_body_len_for(Profile::Lhp1, len)
     }
@@ -356,6 +378,7 @@ impl Header {
     /// Sets the body length as `profile` carries it (§3.3, §4.4). In `seed-compat` every body
     /// length member present (`body_len`, `file_size`, `total_size`) is updated, and `body_len`
     /// is added only when none is present and `len > 0`.
+    #[inline]
     pub fn set_body_len_for(&mut self, profile: Profile, len: u64) -> &mut Self {
         if let Repr::Received(r) = &self.repr {
             // Received under this profile with this length: every length member agrees.
@@ -363,6 +386,21 @@ impl Header {
                 return self;
             }
         }
+        if profile == Profile::Lhp1 {
+            // Only `body_len` carries the length: set when present (whatever its value) or
+            // when `len > 0`.
+            let b = self.built();
+            if len > 0 || b.contains_reg(Reg::BodyLen) {
+                b.set_int(Reg::BodyLen, len);
+            }
+            self.body_len = len;
+            return self;
+        }
+        self.set_seed_compat_len(profile, len)
+    }
+
+    /// [`set_body_len_for`](Self::set_body_len_for) outside `lhp1`: every length member.
+    fn set_seed_compat_len(&mut self, profile: Profile, len: u64) -> &mut Self {
         let b = self.built();
         let mut found = b.contains("body_len");
         if found {
@@ -383,6 +421,7 @@ impl Header {
     /// Inserts or replaces any member (a replaced member keeps its place). Registered
     /// members are checked when the frame is encoded; inserting `body_len` also sets
     /// [`body_len`](Self::body_len).
+    #[inline]
     pub fn insert(
         &mut self,
         name: impl Into<Cow<'static, str>>,
@@ -390,6 +429,27 @@ impl Header {
     ) -> &mut Self {
         let name = name.into();
         let value = value.into();
+        // A registered member of its registered type goes straight to its typed field
+        // (what `Built::insert` would do, without looking the name up again).
+        match (Reg::from_name(&name), value) {
+            (Some(reg @ (Reg::Id | Reg::BodyLen | Reg::V)), Value::Number(n)) if n.is_u64() => {
+                let n = n.as_u64().unwrap_or_default();
+                if reg == Reg::BodyLen {
+                    self.body_len = n;
+                }
+                self.built().set_int(reg, n);
+                self
+            }
+            (Some(reg @ (Reg::Kind | Reg::Name)), Value::String(s)) => {
+                self.built().set_str(reg, Cow::Owned(s));
+                self
+            }
+            (_, value) => self.insert_value(name, value),
+        }
+    }
+
+    /// [`insert`](Self::insert) of any other member or value type.
+    fn insert_value(&mut self, name: Cow<'static, str>, value: Value) -> &mut Self {
         if name == "body_len" {
             if let Some(n) = value.as_u64() {
                 self.body_len = n;

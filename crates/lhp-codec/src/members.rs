@@ -35,17 +35,20 @@ pub(crate) enum Reg {
 }
 
 impl Reg {
-    /// The registered member `name` names, if any.
+    /// The registered member `name` names, if any: told apart by length and first octet,
+    /// then confirmed by one comparison of known length.
+    #[inline]
     pub(crate) fn from_name(name: &str) -> Option<Reg> {
-        Some(match name {
-            "kind" => Reg::Kind,
-            "id" => Reg::Id,
-            "name" => Reg::Name,
-            "sha256" => Reg::Sha256,
-            "body_len" => Reg::BodyLen,
-            "v" => Reg::V,
+        let reg = match (name.len(), name.as_bytes().first()) {
+            (4, Some(b'k')) => Reg::Kind,
+            (2, Some(b'i')) => Reg::Id,
+            (4, Some(b'n')) => Reg::Name,
+            (6, Some(b's')) => Reg::Sha256,
+            (8, Some(b'b')) => Reg::BodyLen,
+            (1, Some(b'v')) => return Some(Reg::V),
             _ => return None,
-        })
+        };
+        (name == reg.name()).then_some(reg)
     }
 
     /// The member's name quoted, with its colon and, unless `first`, the comma before it:
@@ -63,6 +66,7 @@ impl Reg {
     }
 
     /// The member's name.
+    #[inline]
     pub(crate) fn name(self) -> &'static str {
         match self {
             Reg::Kind => "kind",
@@ -156,6 +160,7 @@ pub(crate) struct Built {
 }
 
 impl Default for Built {
+    #[inline]
     fn default() -> Self {
         Built {
             seq: [ABSENT; 6],
@@ -172,6 +177,19 @@ impl Default for Built {
 }
 
 impl Built {
+    /// Just `kind` (what `set_str(Reg::Kind, kind)` makes of an empty one).
+    #[inline]
+    pub(crate) fn with_kind(kind: Cow<'static, str>) -> Built {
+        let mut seq = [ABSENT; 6];
+        seq[Reg::Kind as usize] = 0;
+        Built {
+            seq,
+            kind,
+            next: 1,
+            ..Built::default()
+        }
+    }
+
     /// The members of `map`, in its order.
     pub(crate) fn from_map(map: Map<String, Value>) -> Built {
         let mut b = Built::default();
@@ -234,6 +252,7 @@ impl Built {
         })
     }
 
+    #[inline]
     fn has(&self, reg: Reg) -> bool {
         self.seq[reg as usize] != ABSENT
     }
@@ -304,6 +323,7 @@ impl Built {
     }
 
     /// Sets a string member (`kind` or `name`).
+    #[inline]
     pub(crate) fn set_str(&mut self, reg: Reg, val: Cow<'static, str>) {
         self.seq[reg as usize] = self.take_seq(reg);
         match reg {
@@ -313,6 +333,7 @@ impl Built {
     }
 
     /// Sets an integer member (`id`, `body_len` or `v`).
+    #[inline]
     pub(crate) fn set_int(&mut self, reg: Reg, val: u64) {
         self.seq[reg as usize] = self.take_seq(reg);
         match reg {
@@ -335,11 +356,18 @@ impl Built {
     }
 
     /// True when the member is present, whatever its value.
+    #[inline]
     pub(crate) fn contains(&self, name: &str) -> bool {
         match Reg::from_name(name) {
             Some(reg) if self.has(reg) => true,
             _ => self.ext.iter().any(|e| e.name == name),
         }
+    }
+
+    /// True when the registered member `reg` is present, whatever its value.
+    #[inline]
+    pub(crate) fn contains_reg(&self, reg: Reg) -> bool {
+        self.has(reg) || (!self.ext.is_empty() && self.ext.iter().any(|e| e.name == reg.name()))
     }
 
     /// Inserts or replaces a member: typed when it is registered and of its registered type.
@@ -452,15 +480,27 @@ impl Built {
 
     /// The place the registered member is about to take: the one it has now (removing it
     /// from the extensions if it is kept there), else the next.
+    #[inline]
     fn take_seq(&mut self, reg: Reg) -> u32 {
         let seq = self.seq[reg as usize];
         if seq != ABSENT {
             return seq;
         }
-        if !self.ext.is_empty() {
-            if let Some(at) = self.ext.iter().position(|e| e.name == reg.name()) {
-                return self.ext.remove(at).seq;
-            }
+        // New, with no extension that could hold it: the next number (kept inline, the rest
+        // out of line).
+        if self.ext.is_empty() && self.next < ABSENT - 1 {
+            self.next += 1;
+            return self.next - 1;
+        }
+        self.take_seq_slow(reg)
+    }
+
+    /// [`take_seq`](Self::take_seq) of a member that may be kept as an extension.
+    #[cold]
+    #[inline(never)]
+    fn take_seq_slow(&mut self, reg: Reg) -> u32 {
+        if let Some(at) = self.ext.iter().position(|e| e.name == reg.name()) {
+            return self.ext.remove(at).seq;
         }
         self.fresh_seq()
     }
@@ -475,6 +515,8 @@ impl Built {
     }
 
     /// Numbers the members 0, 1, ... in their order (after 2^32 changes to one header).
+    #[cold]
+    #[inline(never)]
     fn renumber(&mut self) {
         let mut seqs: Vec<u32> = self.ext.iter().map(|e| e.seq).collect();
         seqs.extend(self.seq.iter().copied().filter(|&s| s != ABSENT));
@@ -609,6 +651,31 @@ mod tests {
         b.remove("sha256");
         assert!(!b.has_mistyped());
         assert_eq!(text(&b), r#"{"id":4,"v":1}"#);
+    }
+
+    #[test]
+    fn with_kind_is_an_empty_header_given_kind() {
+        let mut b = Built::default();
+        b.set_str(Reg::Kind, "k".into());
+        let direct = Built::with_kind("k".into());
+        assert_eq!(format!("{direct:?}"), format!("{b:?}"));
+        // Members given afterwards follow it, as they would after `set_str`.
+        let mut direct = direct;
+        direct.insert("z".into(), Value::from(1));
+        direct.set_int(Reg::Id, 2);
+        assert_eq!(names(&direct), ["kind", "z", "id"]);
+    }
+
+    #[test]
+    fn registered_names_are_recognised_exactly() {
+        for reg in ALL {
+            assert_eq!(Reg::from_name(reg.name()), Some(reg));
+        }
+        for other in [
+            "", "k", "kinD", "kine", "nama", "i", "ix", "sha255", "body_lex", "V", "vv",
+        ] {
+            assert_eq!(Reg::from_name(other), None, "{other}");
+        }
     }
 
     #[test]
