@@ -230,4 +230,22 @@ mod tests {
         assert_eq!(scan(r#"{"a":"v","b":7}"#), Ok(None));
         assert!(is_integer_literal("-0") && !is_integer_literal("1e0"));
     }
+    /// What a string holds is text, whatever it looks like: brackets, colons, quoted names
+    /// and numbers after an escaped quote or backslash are neither nesting, members nor `v`.
+    #[test]
+    fn string_contents_past_an_escape_are_not_tokens() {
+        let brackets = format!(r#"{{"s":"\"{}"}}"#, "[".repeat(70));
+        assert_eq!(scan(&brackets), Ok(None));
+        let brackets = format!(r#"{{"s":"\\\"{}"}}"#, "{".repeat(70));
+        assert_eq!(scan(&brackets), Ok(None));
+        assert_eq!(scan(r#"{"s":"\",\"v\":2,\"","v":1}"#), Ok(Some("1")));
+        let long = format!(r#"{{"s":"\"{}"}}"#, "1".repeat(80));
+        assert_eq!(scan(&long), Ok(None));
+        // The same headers through the whole receiver: accepted.
+        for text in [brackets, long] {
+            let frame = [&(text.len() as u32).to_be_bytes()[..], text.as_bytes()].concat();
+            let got = crate::Decoder::new().decode(&mut bytes::BytesMut::from(&frame[..]));
+            assert!(matches!(got, Ok(Some(_))), "{text}: {got:?}");
+        }
+    }
 }
