@@ -408,3 +408,107 @@ fn whole_and_piecemeal_frames_are_answered_alike() {
         assert!(!whole.0.is_empty());
     }
 }
+
+/// Drains `c` the way a driver with short writes does: at most `write` octets per call,
+/// never handed an empty slice, `pending_len` always what is left.
+fn drain_in_writes(c: &mut Connection, write: usize, t: Instant) -> Vec<u8> {
+    let mut out = Vec::new();
+    while c.pending_len() > 0 {
+        let before = c.pending_len();
+        let mut chunk = Vec::new();
+        for s in c.pending() {
+            assert!(!s.is_empty(), "pending() handed out an empty slice");
+            chunk.extend_from_slice(s);
+        }
+        assert_eq!(chunk.len(), before, "pending() and pending_len() disagree");
+        chunk.truncate(write);
+        c.handle_sent(chunk.len(), t);
+        assert_eq!(c.pending_len(), before - chunk.len());
+        out.extend(chunk);
+    }
+    out
+}
+
+/// Replies leave whole and in order however the driver writes them: a large echo body (kept
+/// as its own buffers), small frames before and after it, the input in pieces larger and
+/// smaller than a body chunk, written one octet, a few, or many at a time.
+#[test]
+fn output_is_whole_and_in_order_whatever_the_write_sizes() {
+    let t = Instant::now();
+    let body: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let mut wire = lhp(r#"{"kind":"echo","id":1}"#, b"");
+    wire.extend(lhp(
+        &format!(r#"{{"kind":"echo","body_len":{}}}"#, body.len()),
+        &body,
+    ));
+    wire.extend(lhp(r#"{"kind":"echo","id":2}"#, b""));
+    for piece in [4500, 9000, wire.len()] {
+        for write in [1usize, 7, 4096, 5000, 1 << 20] {
+            let mut c = Connection::echo_server(Config::new(), t);
+            let mut out = Vec::new();
+            for p in wire.chunks(piece) {
+                c.handle_input(p, t);
+                out.extend(drain_in_writes(&mut c, write, t));
+            }
+            assert_eq!(
+                out.len(),
+                wire.len(),
+                "pieces of {piece}, writes of {write}"
+            );
+            assert!(
+                out == wire,
+                "pieces of {piece}, writes of {write}: octets differ"
+            );
+            assert_eq!(c.sent(), wire.len() as u64);
+        }
+    }
+}
+
+/// A connection reads while what it owes the peer stays under `OUTPUT_HIGH_WATER`, and stops
+/// reading above it until the peer has taken the excess.
+#[test]
+fn input_waits_while_too_much_output_is_queued() {
+    let t = Instant::now();
+    let c = Connection::echo_server(Config::new(), t);
+    assert!(c.wants_input(), "a fresh connection reads");
+    let mut c = Connection::echo_server(Config::new(), t);
+    c.handle_input(&lhp(r#"{"kind":"echo"}"#, b""), t);
+    assert!(c.pending_len() > 0);
+    assert!(c.wants_input(), "a small reply pending");
+    let body = vec![7u8; OUTPUT_HIGH_WATER + 10];
+    let req = lhp(
+        &format!(r#"{{"kind":"echo","body_len":{}}}"#, body.len()),
+        &body,
+    );
+    let mut c = Connection::echo_server(Config::new(), t);
+    c.handle_input(&req, t);
+    assert!(c.pending_len() > OUTPUT_HIGH_WATER);
+    assert!(!c.wants_input(), "over the high-water mark");
+    c.handle_sent(c.pending_len() - 100, t);
+    assert!(c.wants_input(), "back under it");
+}
+
+/// Each way a connection ends names the code it sent, or none.
+#[test]
+fn each_ending_names_its_code() {
+    let t = Instant::now();
+    assert_eq!(Ending::Clean.code(), None);
+    assert_eq!(Ending::WriteStalled.code(), None);
+    assert_eq!(Ending::Shutdown { forced: true }.code(), None);
+    assert_eq!(Ending::Busy.code(), Some("busy"));
+    assert_eq!(Ending::Timeout { offset: 3 }.code(), Some("timeout"));
+    let mut c = Connection::echo_server(Config::new(), t);
+    c.handle_input(&[0, 0, 0, 0], t);
+    let code = c.ending().and_then(Ending::code).map(str::to_owned);
+    assert_eq!(code.as_deref(), Some("header_len_too_small"));
+    let mut c = Connection::client(Config::new(), t);
+    c.handle_input(
+        &lhp(
+            r#"{"kind":"error","code":"header_not_json","message":"m","offset":9}"#,
+            b"",
+        ),
+        t,
+    );
+    let code = c.ending().and_then(Ending::code).map(str::to_owned);
+    assert_eq!(code.as_deref(), Some("header_not_json"));
+}
