@@ -512,3 +512,29 @@ fn each_ending_names_its_code() {
     let code = c.ending().and_then(Ending::code).map(str::to_owned);
     assert_eq!(code.as_deref(), Some("header_not_json"));
 }
+
+/// A connection counts as open from `set_stats` until it is dropped; a `busy` one counts as
+/// turned away, never as open; a second `set_stats` changes nothing.
+#[test]
+fn connections_are_counted_open_until_dropped_and_busy_ones_never() {
+    let t = Instant::now();
+    let stats = Arc::new(Stats::new());
+    let mut a = Connection::echo_server(Config::new(), t);
+    a.set_stats(stats.clone());
+    a.set_stats(stats.clone());
+    let mut b = Connection::echo_server(Config::new(), t);
+    b.set_stats(stats.clone());
+    let s = stats.snapshot();
+    assert_eq!((s.connections_open, s.connections_total), (2, 2));
+    drop(a);
+    assert_eq!(stats.snapshot().connections_open, 1);
+    let mut busy = Connection::busy(Config::new(), t);
+    busy.set_stats(stats.clone());
+    let s = stats.snapshot();
+    assert_eq!((s.connections_open, s.busy, s.frames_out), (1, 1, 1));
+    assert_eq!(s.errors_of("busy"), 1);
+    drop(busy);
+    drop(b);
+    let s = stats.snapshot();
+    assert_eq!((s.connections_open, s.busy), (0, 1));
+}
