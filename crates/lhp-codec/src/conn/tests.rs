@@ -520,8 +520,10 @@ fn connections_are_counted_open_until_dropped_and_busy_ones_never() {
     let t = Instant::now();
     let stats = Arc::new(Stats::new());
     let mut a = Connection::echo_server(Config::new(), t);
+    assert!(a.stats().is_none());
     a.set_stats(stats.clone());
-    a.set_stats(stats.clone());
+    a.set_stats(Arc::new(Stats::new()));
+    assert!(a.stats().is_some_and(|s| Arc::ptr_eq(s, &stats)), "the first counters stay");
     let mut b = Connection::echo_server(Config::new(), t);
     b.set_stats(stats.clone());
     let s = stats.snapshot();
