@@ -523,7 +523,10 @@ fn connections_are_counted_open_until_dropped_and_busy_ones_never() {
     assert!(a.stats().is_none());
     a.set_stats(stats.clone());
     a.set_stats(Arc::new(Stats::new()));
-    assert!(a.stats().is_some_and(|s| Arc::ptr_eq(s, &stats)), "the first counters stay");
+    assert!(
+        a.stats().is_some_and(|s| Arc::ptr_eq(s, &stats)),
+        "the first counters stay"
+    );
     let mut b = Connection::echo_server(Config::new(), t);
     b.set_stats(stats.clone());
     let s = stats.snapshot();
@@ -539,4 +542,28 @@ fn connections_are_counted_open_until_dropped_and_busy_ones_never() {
     drop(b);
     let s = stats.snapshot();
     assert_eq!((s.connections_open, s.busy), (0, 1));
+}
+
+/// While the application works on a request, a few pipelined requests behind it are still
+/// read; more than `PIPELINE_HIGH_WATER` of them waiting stops reading until it answers.
+#[test]
+fn pipelined_input_waits_above_the_pipeline_high_water() {
+    let t = Instant::now();
+    let mut c = Connection::app_server(Config::new(), t);
+    let mut wire = lhp(r#"{"kind":"stat","id":1}"#, b"");
+    wire.extend(lhp(r#"{"kind":"echo","id":2}"#, b""));
+    c.handle_input(&wire, t);
+    let Some(Event::Frame(f)) = c.poll_event() else {
+        panic!("the first request")
+    };
+    assert!(c.wants_input(), "one small request waiting behind it");
+    let mut more = Vec::new();
+    while more.len() <= PIPELINE_HIGH_WATER {
+        more.extend(lhp(r#"{"kind":"echo","id":3}"#, b""));
+    }
+    c.handle_input(&more, t);
+    assert!(!c.wants_input(), "over the pipeline high-water mark");
+    c.refuse(&f.header, "not_found", "no", t);
+    c.finish_request(t);
+    assert!(c.wants_input(), "answered: the waiting requests are served");
 }
