@@ -2,27 +2,12 @@
 //! classifies error frames (spec §7, decisions E2): the same scripts as `lhp-tokio`'s
 //! `tests/stats_and_errors.rs`, from `lhp_testkit::scripted`.
 
-use bytes::BytesMut;
 use lhp_blocking::{Client, Config, EchoHandler, Error, Server};
-use lhp_codec::conn::{encode_connection_error, encode_request_error, ErrorClass};
-use lhp_codec::{Frame, Header, Profile};
-use lhp_testkit::scripted::{stats_conversation, Reply, ScriptedServer};
-
-fn echo(body: &str) -> Frame {
-    Frame::new(Header::with_kind("echo"), body.to_owned().into())
-}
-
-fn request_error(code: &str) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    encode_request_error(Profile::Lhp1, None, code, "no", &mut out);
-    out.to_vec()
-}
-
-fn connection_error(code: &str, offset: u64) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    encode_connection_error(Profile::Lhp1, code, "bye", offset, None, &mut out);
-    out.to_vec()
-}
+use lhp_codec::conn::ErrorClass;
+use lhp_codec::{Frame, Header};
+use lhp_testkit::scripted::{
+    connection_error, echo, request_error, stats_conversation, Reply, ScriptedServer,
+};
 
 #[test]
 fn counters_after_a_scripted_conversation_are_exact() {
@@ -91,7 +76,10 @@ fn a_connection_error_ends_the_client() {
 
 #[test]
 fn an_unknown_code_without_offset_is_an_internal_refusal() {
-    let fake = ScriptedServer::start(vec![Reply::Send(request_error("teapot")), Reply::Echo]);
+    let fake = ScriptedServer::start(vec![
+        Reply::Send(request_error("teapot", None)),
+        Reply::Echo,
+    ]);
     let mut client = Client::connect(fake.addr).unwrap();
     match client.request(&echo("x")) {
         Err(e @ Error::Refused(_)) => assert_eq!(e.code(), "internal"),

@@ -5,6 +5,7 @@
 //! - [`ScriptedServer`]: a fake server that answers each request with a scripted frame (an echo,
 //!   or any octets, such as an error frame with an unknown code), to test how clients classify
 //!   error frames (spec §7, decisions E2).
+//! - [`echo`], [`request_error`], [`connection_error`]: the frames those scripts send.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -12,8 +13,33 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use lhp_codec::conn::StatsSnapshot;
-use lhp_codec::Decoder;
+use lhp_codec::conn::{encode_connection_error, encode_request_error, StatsSnapshot};
+use lhp_codec::{Decoder, Frame, Header, Profile};
+
+/// An `echo` request carrying `body`.
+pub fn echo(body: &str) -> Frame {
+    Frame::new(Header::with_kind("echo"), body.to_owned().into())
+}
+
+/// The octets of a request error frame (§7.2): `code`, the message `no`, and `id` if given.
+pub fn request_error(code: &str, id: Option<u64>) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode_request_error(
+        Profile::Lhp1,
+        id.map(Into::into).as_ref(),
+        code,
+        "no",
+        &mut out,
+    );
+    out.to_vec()
+}
+
+/// The octets of a connection error frame (§7.2): `code`, the message `bye`, and `offset`.
+pub fn connection_error(code: &str, offset: u64) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode_connection_error(Profile::Lhp1, code, "bye", offset, None, &mut out);
+    out.to_vec()
+}
 
 /// The counters a conversation's server must end with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -4,28 +4,14 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use lhp_codec::conn::{encode_connection_error, encode_request_error, ErrorClass};
-use lhp_testkit::scripted::{stats_conversation, Reply, ScriptedServer};
-use lhp_tokio::{Client, Config, EchoHandler, Error, Frame, Header, Profile, Server};
+use bytes::Bytes;
+use lhp_codec::conn::ErrorClass;
+use lhp_testkit::scripted::{
+    connection_error, echo, request_error, stats_conversation, Reply, ScriptedServer,
+};
+use lhp_tokio::{Client, Config, EchoHandler, Error, Frame, Header, Server};
 
 const LIMIT: Duration = Duration::from_secs(5);
-
-fn echo(body: &str) -> Frame {
-    Frame::new(Header::with_kind("echo"), body.to_owned().into())
-}
-
-fn request_error(code: &str, id: u64) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    encode_request_error(Profile::Lhp1, Some(&id.into()), code, "no", &mut out);
-    out.to_vec()
-}
-
-fn connection_error(code: &str, offset: u64) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    encode_connection_error(Profile::Lhp1, code, "bye", offset, None, &mut out);
-    out.to_vec()
-}
 
 #[test]
 fn counters_after_a_scripted_conversation_are_exact() {
@@ -106,7 +92,10 @@ async fn a_connection_error_ends_the_client() {
 #[tokio::test]
 async fn an_unknown_code_without_offset_is_an_internal_refusal() {
     // The client numbers its requests from 1.
-    let fake = ScriptedServer::start(vec![Reply::Send(request_error("teapot", 1)), Reply::Echo]);
+    let fake = ScriptedServer::start(vec![
+        Reply::Send(request_error("teapot", Some(1))),
+        Reply::Echo,
+    ]);
     let client = Client::connect(fake.addr, LIMIT).await.unwrap();
     match client.request(echo("x")).await {
         Err(e @ Error::Refused(_)) => assert_eq!(e.code(), "internal"),
