@@ -128,7 +128,9 @@ impl<R: Read> FrameReader<R> {
     ///
     /// If a streamed body was not read to its end, its rest is read and discarded first.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, Error> {
-        self.finish_body()?;
+        if self.in_body || !self.pending.is_empty() {
+            self.finish_body()?;
+        }
         self.settle();
         self.frame_start = self.decoder.offset();
         loop {
@@ -143,7 +145,7 @@ impl<R: Read> FrameReader<R> {
             let got = if self.wanted() >= DIRECT {
                 self.fill_element()?
             } else {
-                self.fill()?
+                self.fill(Fill::Greedy)?
             };
             if got == 0 {
                 self.decoder.finish(&self.buf)?;
@@ -178,20 +180,27 @@ impl<R: Read> FrameReader<R> {
     /// assert_eq!(ids, [0, 1, 2]);
     /// ```
     pub fn read_frame_ref(&mut self) -> Result<Option<FrameRef<'_>>, Error> {
-        self.finish_body()?;
-        self.settle();
+        if self.in_body || !self.pending.is_empty() {
+            self.finish_body()?;
+        }
+        // The frames lent out before stay in front of `buf` (past `consumed`) until a read
+        // needs the room: the next frame is decoded where it lies, with no per-frame split.
         self.frame_start = self.decoder.offset();
         let span = loop {
-            if let Some(span) = self.decoder.decode_span(&self.buf)? {
+            let unread = self.buf.get(self.consumed..).unwrap_or_default();
+            if let Some(span) = self.decoder.decode_span(unread)? {
                 break span;
             }
-            if self.fill()? == 0 {
+            if self.fill(Fill::Greedy)? == 0 {
+                self.settle();
                 self.decoder.finish(&self.buf)?;
                 return Ok(None);
             }
         };
-        self.consumed = span.body.end;
-        Ok(self.decoder.frame_ref(&span, &self.buf))
+        let start = self.consumed;
+        self.consumed = start + span.body.end;
+        let lent = self.buf.get(start..).unwrap_or_default();
+        Ok(self.decoder.frame_ref(&span, lent))
     }
 
     /// Reads the next frame's header; its body follows through [`body`](Self::body).
@@ -199,7 +208,9 @@ impl<R: Read> FrameReader<R> {
     ///
     /// If a streamed body was not read to its end, its rest is read and discarded first.
     pub fn read_head(&mut self) -> Result<Option<Header>, Error> {
-        self.finish_body()?;
+        if self.in_body || !self.pending.is_empty() {
+            self.finish_body()?;
+        }
         self.settle();
         self.frame_start = self.decoder.offset();
         loop {
@@ -211,7 +222,7 @@ impl<R: Read> FrameReader<R> {
                 // Body and End only follow a Head, which this loop returns: never reached.
                 Some(Event::Body(_) | Event::End) => continue,
                 None => {
-                    if self.fill()? == 0 {
+                    if self.fill(Fill::Sized)? == 0 {
                         self.decoder.finish(&self.buf)?;
                         return Ok(None);
                     }
@@ -273,7 +284,7 @@ impl<R: Read> FrameReader<R> {
         !self.in_body && self.decoder.is_between_frames() && self.buffered() == 0
     }
 
-    /// Drops the octets of the frame last lent out by [`read_frame_ref`](Self::read_frame_ref).
+    /// Drops the octets of the frames lent out by [`read_frame_ref`](Self::read_frame_ref).
     fn settle(&mut self) {
         let n = std::mem::take(&mut self.consumed);
         if n > 0 {
@@ -327,7 +338,7 @@ impl<R: Read> FrameReader<R> {
                     return Ok(());
                 }
                 None => {
-                    if self.fill()? == 0 {
+                    if self.fill(Fill::Sized)? == 0 {
                         self.decoder.finish(&self.buf)?;
                         self.in_body = false;
                         return Ok(());
@@ -339,26 +350,32 @@ impl<R: Read> FrameReader<R> {
 
     /// Octets the decoder still wants for the element being decoded.
     fn wanted(&self) -> usize {
-        usize::try_from(self.decoder.wanted(self.buf.len())).unwrap_or(usize::MAX)
+        usize::try_from(self.decoder.wanted(self.buffered())).unwrap_or(usize::MAX)
     }
 
     /// One read from the source into the buffer. Returns the octets read (0 at end of stream).
     ///
-    /// The read is sized by what the decoder still wants, at least `MIN_READ` (to pick up
-    /// coalesced small frames), at most `MAX_READ`, and at most twice what is buffered or what
-    /// the last read returned (so read space grows geometrically with arrived octets, never by
-    /// a declared length). It lands in `spare`, which is zeroed once when allocated.
-    fn fill(&mut self) -> Result<usize, Error> {
+    /// When the read space runs short, a new region is made for a read sized by what the
+    /// decoder still wants, at least `MIN_READ` (to pick up coalesced small frames), at most
+    /// `MAX_READ`, and at most twice what is buffered or what the last read returned (so read
+    /// space grows geometrically with arrived octets, never by a declared length). The read
+    /// lands in `spare`, which is zeroed once when allocated. How much it asks for, `how`
+    /// says: that size, or all the read space there already is.
+    fn fill(&mut self, how: Fill) -> Result<usize, Error> {
         let cap = self
-            .buf
-            .len()
+            .buffered()
             .max(self.last_read.saturating_mul(2))
             .clamp(MIN_READ, MAX_READ);
         let n = self.wanted().clamp(MIN_READ, cap);
         if self.spare.len() < MIN_READ {
+            self.settle();
             self.regrow(n);
         }
-        let len = n.min(self.spare.len());
+        let len = match how {
+            Fill::Sized => n,
+            Fill::Greedy => MAX_READ,
+        }
+        .min(self.spare.len());
         let result = loop {
             let Some(dst) = self.spare.get_mut(..len) else {
                 break Ok(0);
@@ -679,6 +696,19 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
+/// How much one [`FrameReader::fill`] asks the source for.
+#[derive(Clone, Copy, Debug)]
+enum Fill {
+    /// What the decoder still wants, at least `MIN_READ`, growing with what arrived: for a
+    /// header whose body may follow as a stream, so that the body's octets are read straight
+    /// into the caller's buffer rather than copied out of this one.
+    Sized,
+    /// All the read space already allocated (up to `MAX_READ`): whole frames are decoded from
+    /// the buffer anyway, and one read then picks up as many small frames as have arrived
+    /// (what a 64 KiB `BufReader` does), rather than one read per 8 KiB.
+    Greedy,
+}
+
 /// `b` begins where `a` ends, in the same allocation (so `a.unsplit(b)` copies nothing), or `a`
 /// is empty.
 fn contiguous(a: &BytesMut, b: &BytesMut) -> bool {
@@ -987,6 +1017,129 @@ mod tests {
             }
             other => panic!("expected unexpected_eof, got {other:?}"),
         }
+    }
+
+    /// A reader that records the size of every read it is asked for and returns at most
+    /// `step` octets per read (what a socket does when the sender is ahead).
+    struct Asks {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+        asked: Vec<usize>,
+    }
+
+    impl Read for Asks {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.asked.push(out.len());
+            let n = self.step.min(out.len()).min(self.data.len() - self.pos);
+            out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn small_frames(count: usize) -> Vec<Frame> {
+        (0..count)
+            .map(|i| {
+                let mut h = Header::with_kind("upload");
+                h.set_id(i as u64).set_name("sensor-42/temperature.bin");
+                Frame::new(h, vec![(i % 251) as u8; 100].into())
+            })
+            .collect()
+    }
+
+    /// Whole small frames (`read_frame_ref`, `read_frame`) are read with all the read space the
+    /// reader has, as a 64 KiB `BufReader` would: one read picks up every frame that arrived,
+    /// not 8 KiB of them. A read that asks for less than half a region is one made right
+    /// before the read space runs out (then a new region is made, of at least 64 KiB).
+    #[test]
+    fn whole_small_frames_are_read_with_all_the_room_there_is() {
+        let want = small_frames(5_000);
+        let total = wire(&want).len();
+        for lent in [true, false] {
+            let mut r = FrameReader::new(Asks {
+                data: wire(&want),
+                pos: 0,
+                step: usize::MAX,
+                asked: Vec::new(),
+            });
+            for (i, f) in want.iter().enumerate() {
+                if lent {
+                    let got = r.read_frame_ref().unwrap().unwrap();
+                    assert_eq!(got.to_frame(), *f, "frame {i}");
+                } else {
+                    assert_eq!(r.read_frame().unwrap().as_ref(), Some(f), "frame {i}");
+                }
+            }
+            assert!(r.read_frame_ref().unwrap().is_none());
+            let asked = &r.get_ref().asked;
+            let small = asked.iter().filter(|&&a| a < REGION / 2).count();
+            assert!(
+                asked.iter().all(|&a| a >= MIN_READ - 1024) && small * 4 <= asked.len(),
+                "lent {lent}: {asked:?}"
+            );
+            // About one read per 64 KiB region, not one per 8 KiB.
+            assert!(
+                asked.len() <= 2 * total / REGION + 2,
+                "lent {lent}: {asked:?}"
+            );
+        }
+    }
+
+    /// Reads that return little at a time (the peer is slow) still deliver every frame, and
+    /// each one asks for all the read space there is.
+    #[test]
+    fn whole_small_frames_through_short_reads() {
+        let want = small_frames(3_000);
+        for step in [1, 150, 9_000] {
+            let mut r = FrameReader::new(Asks {
+                data: wire(&want),
+                pos: 0,
+                step,
+                asked: Vec::new(),
+            });
+            for (i, f) in want.iter().enumerate() {
+                let got = r.read_frame_ref().unwrap().unwrap();
+                assert_eq!(got.to_frame(), *f, "frame {i}, step {step}");
+            }
+            assert!(r.read_frame_ref().unwrap().is_none());
+            let asked = &r.get_ref().asked;
+            assert!(asked.iter().all(|&a| a >= MIN_READ), "step {step}");
+            let big = asked.iter().filter(|&&a| a >= REGION / 2).count();
+            assert!(
+                big * 2 >= asked.len(),
+                "step {step}: {big} of {}",
+                asked.len()
+            );
+        }
+    }
+
+    /// A header whose body may be streamed is read with a read sized for it (at most 8 KiB
+    /// here), so that the body's octets are left in the source for `Body::read` to read
+    /// straight into the caller's buffer.
+    #[test]
+    fn a_head_is_read_with_a_sized_read() {
+        let want = [big(1 << 20)];
+        let head = wire(&want).len() - (1 << 20);
+        let mut r = FrameReader::new(Asks {
+            data: wire(&want),
+            pos: 0,
+            step: usize::MAX,
+            asked: Vec::new(),
+        });
+        assert_eq!(r.read_head().unwrap().unwrap(), want[0].header);
+        assert_eq!(r.get_ref().asked, [MIN_READ]);
+        let mut body = vec![0u8; 1 << 20];
+        r.body().read_exact(&mut body).unwrap();
+        assert_eq!(body, want[0].body);
+        // After the first 8 KiB, the rest went straight into `body`: reads the size of what
+        // was left of it.
+        let asked = &r.get_ref().asked;
+        assert_eq!(
+            asked.get(1),
+            Some(&((1 << 20) - (MIN_READ - head))),
+            "{asked:?}"
+        );
     }
 
     #[test]

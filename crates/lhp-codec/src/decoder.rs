@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{DecodeError, DecodeErrorKind, Part};
 use crate::fast::Table;
-use crate::header::{self, hex_lower, ExpectedDigest};
+use crate::header::{self, hex_lower, Checked, ExpectedDigest, Pending};
 use crate::typed::{FrameRef, FrameSpan, RawFrame};
 use crate::{Frame, Header, Limits, Profile};
 
@@ -211,10 +211,10 @@ impl Decoder {
                 }
                 State::Header { len } => {
                     let len = *len;
-                    match self.read_whole(buf, len)? {
-                        None => return Ok(None),
-                        Some(Some(frame)) => return Ok(Some(frame)),
-                        Some(None) => {}
+                    // Returned as it is, so that the frame is written once, in place.
+                    let got = self.read_whole(buf, len);
+                    if !matches!(got, Ok(None)) || matches!(self.state, State::Header { .. }) {
+                        return got;
                     }
                 }
                 State::Body { remaining, .. } => {
@@ -530,8 +530,25 @@ impl Decoder {
 
     /// §4, §5. Returns false if the header is incomplete.
     fn read_header(&mut self, buf: &mut BytesMut, len: usize) -> Result<bool, DecodeError> {
-        let Some(raw) = buf.get(..len) else {
+        let Some((pending, checked)) = self.check_head(buf, len)? else {
             return Ok(false);
+        };
+        let whole =
+            usize::try_from(checked.body_len).is_ok_and(|b| buf.len().saturating_sub(len) >= b);
+        let header = self.take_head(pending, buf, len, whole);
+        self.enter_body(header, checked);
+        Ok(true)
+    }
+
+    /// §4, §5: validates the complete header of `len` octets at the front of `buf` and checks
+    /// its body length against the limits. `Ok(None)`: the header is not complete.
+    fn check_head(
+        &mut self,
+        buf: &BytesMut,
+        len: usize,
+    ) -> Result<Option<(Pending, Checked)>, DecodeError> {
+        let Some(raw) = buf.get(..len) else {
+            return Ok(None);
         };
         let header_start = self.offset;
         let (pending, checked) = match header::check_header(raw, self.profile) {
@@ -547,12 +564,21 @@ impl Decoder {
                 },
             )));
         }
-        // The header keeps its text (when it came through the fast path): as a slice of the
-        // input buffer when the whole frame is there, since its body will be a slice of the
-        // same buffer; else as a copy, so that it does not pin a buffer the body's octets
-        // must be read past.
-        let whole =
-            usize::try_from(checked.body_len).is_ok_and(|b| buf.len().saturating_sub(len) >= b);
+        Ok(Some((pending, checked)))
+    }
+
+    /// Takes the checked header's `len` octets off the front of `buf` and makes the
+    /// [`Header`]. It keeps its text (when it came through the fast path): as a slice of the
+    /// input buffer when the whole frame is there (`whole`), since its body will be a slice of
+    /// the same buffer; else as a copy, so that it does not pin a buffer the body's octets
+    /// must be read past.
+    fn take_head(
+        &mut self,
+        pending: Pending,
+        buf: &mut BytesMut,
+        len: usize,
+        whole: bool,
+    ) -> Header {
         let text = if !pending.keeps_text() {
             buf.advance(len);
             Bytes::new()
@@ -563,8 +589,12 @@ impl Decoder {
             buf.advance(len);
             text
         };
-        let header = pending.into_header(|| text);
         self.offset += len as u64;
+        pending.into_header(|| text)
+    }
+
+    /// Enters the `Body` state for `header`, with the digests to verify (§6).
+    fn enter_body(&mut self, header: Header, checked: Checked) {
         let digests = if self.verify_digests {
             checked
                 .digests
@@ -585,40 +615,32 @@ impl Decoder {
             remaining: checked.body_len,
             digests,
         };
-        Ok(true)
     }
 
     /// [`read_header`](Self::read_header) for a whole frame: when the body is already in
-    /// `buf` and has no digest to verify, the frame is returned at once, without passing
-    /// through the `Body` state. `Ok(None)`: the header is not complete; `Ok(Some(None))`:
-    /// it is, and the decoder is in the `Body` state.
-    fn read_whole(
-        &mut self,
-        buf: &mut BytesMut,
-        len: usize,
-    ) -> Result<Option<Option<Frame>>, DecodeError> {
-        if !self.read_header(buf, len)? {
+    /// `buf` and has no digest to verify, the frame is made and returned at once, its header
+    /// built straight into it (a `Header` is some 200 octets: it is not moved into the `Body`
+    /// state and out again). `Ok(None)`: no frame yet, and the decoder is still in the
+    /// `Header` state (the header is not complete) or now in the `Body` state.
+    fn read_whole(&mut self, buf: &mut BytesMut, len: usize) -> Result<Option<Frame>, DecodeError> {
+        let Some((pending, checked)) = self.check_head(buf, len)? else {
             return Ok(None);
-        }
-        let State::Body {
-            remaining, digests, ..
-        } = &self.state
-        else {
-            return Ok(Some(None));
         };
-        let Some(need) = usize::try_from(*remaining)
+        let verify = self.verify_digests && !checked.digests.is_empty();
+        let need = usize::try_from(checked.body_len)
             .ok()
-            .filter(|&n| digests.is_empty() && n <= buf.len())
-        else {
-            return Ok(Some(None));
+            .filter(|&b| buf.len().saturating_sub(len) >= b);
+        let Some(need) = need.filter(|_| !verify) else {
+            let header = self.take_head(pending, buf, len, need.is_some());
+            self.enter_body(header, checked);
+            return Ok(None);
         };
-        let State::Body { header, .. } = std::mem::replace(&mut self.state, State::Prefix) else {
-            return Ok(Some(None));
-        };
+        self.state = State::Prefix;
+        let header = self.take_head(pending, buf, len, true);
         let body = buf.split_to(need).freeze();
         self.offset += need as u64;
         self.frame_start = self.offset;
-        Ok(Some(Some(Frame { header, body })))
+        Ok(Some(Frame { header, body }))
     }
 
     /// Accounts for body octets handed to the caller.
