@@ -119,6 +119,7 @@ mod decoder;
 mod encoder;
 mod error;
 mod fast;
+mod flat;
 mod header;
 mod json;
 mod members;
