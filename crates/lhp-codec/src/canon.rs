@@ -698,7 +698,7 @@ mod tests {
             if let Ok(w) = write(h, &mut text, profile) {
                 let json = serde_json::to_vec(h).unwrap();
                 assert_eq!(&text[..], &json[..], "{h:?}");
-                let (checked, _) = header::validate(&text, profile)
+                let (checked, _) = header::validate(&text, profile, None)
                     .unwrap_or_else(|e| panic!("{h:?} {profile}: one pass accepted, {e:?}"));
                 assert_eq!(checked.body_len, w.declared, "{h:?} {profile}");
             }

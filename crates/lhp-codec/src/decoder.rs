@@ -16,6 +16,7 @@ use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{DecodeError, DecodeErrorKind, Part};
+use crate::fast::Table;
 use crate::header::{self, hex_lower, ExpectedDigest};
 use crate::typed::{FrameRef, FrameSpan, RawFrame};
 use crate::{Frame, Header, Limits, Profile};
@@ -73,6 +74,10 @@ pub struct Decoder {
     /// In-place decoding ([`decode_span`](Decoder::decode_span)): the validated head of a
     /// frame whose body has not all arrived yet, so that it is not validated again.
     in_place: Option<InPlace>,
+    /// The members of the last header decoded in place, when the fast path read them. Boxed
+    /// (once, on the first in-place decode) so that a decoder stays small inside the futures
+    /// of idle connections.
+    table: Option<Box<Table>>,
 }
 
 /// A frame decoded in place whose head is complete and valid.
@@ -83,7 +88,7 @@ struct InPlace {
     /// The body length.
     body_len: u64,
     digests: Vec<ExpectedDigest>,
-    /// The fast path accepted the header (a typed header is read from it in one pass).
+    /// The fast path read the header: its members are in the decoder's `table`.
     fast: bool,
 }
 
@@ -136,6 +141,7 @@ impl Decoder {
             offset: 0,
             frame_start: 0,
             in_place: None,
+            table: None,
         }
     }
 
@@ -313,7 +319,8 @@ impl Decoder {
     /// The frame [`decode_span`](Self::decode_span) just returned `span` for, in `buf` (the
     /// same buffer). `None` for any other buffer that does not hold a valid header there.
     pub fn frame_ref<'b>(&self, span: &FrameSpan, buf: &'b [u8]) -> Option<FrameRef<'b>> {
-        FrameRef::new(buf, span, self.profile)
+        let table = self.table.as_deref().filter(|_| span.fast);
+        FrameRef::new(buf, span, self.profile, table)
     }
 
     /// [`decode_ref`](Self::decode_ref), returning where the frame lies in `buf` instead of
@@ -335,7 +342,8 @@ impl Decoder {
                     return Ok(None);
                 };
                 let header_start = self.offset + PREFIX_LEN as u64;
-                let (checked, fast) = match header::validate(raw, self.profile) {
+                let table = self.table.get_or_insert_with(Box::default);
+                let (checked, fast) = match header::validate(raw, self.profile, Some(table)) {
                     Ok(c) => c,
                     Err(kind) => return Err(self.fail(DecodeError::new(header_start, kind))),
                 };
@@ -392,7 +400,13 @@ impl Decoder {
         let mut whole = buf.split_to(span.body.end).freeze();
         let body = whole.split_off(span.body.start);
         whole.advance(PREFIX_LEN);
-        Ok(Some(RawFrame::new(whole, body, self.profile, span.fast)))
+        let table = self.table.as_deref().filter(|_| span.fast);
+        Ok(Some(RawFrame::new(
+            whole,
+            body,
+            self.profile,
+            table.copied(),
+        )))
     }
 
     /// For [`finish`](Self::finish) between frames: what is missing from a frame being decoded

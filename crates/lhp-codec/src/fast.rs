@@ -69,6 +69,42 @@ pub(crate) enum Val {
     Null,
 }
 
+/// One member of a header the fast path accepted: its (unescaped) name is
+/// `text[name.0..name.1]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub name: (u32, u32),
+    pub val: Val,
+}
+
+/// The members of a header the fast path accepted, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Table {
+    pub entries: [Entry; MAX_MEMBERS],
+    pub len: usize,
+}
+
+impl Table {
+    /// The members.
+    pub fn entries(&self) -> &[Entry] {
+        self.entries.get(..self.len).unwrap_or_default()
+    }
+}
+
+const EMPTY: Entry = Entry {
+    name: (0, 0),
+    val: Val::Null,
+};
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            entries: [EMPTY; MAX_MEMBERS],
+            len: 0,
+        }
+    }
+}
+
 /// The octets a JSON string cannot hold as they are: `"`, `\` and the control characters
 /// (one table lookup per octet instead of three comparisons).
 pub(crate) static ESCAPE: [bool; 256] = {
@@ -109,7 +145,7 @@ fn specials(w: u64) -> u64 {
 /// The index of the first octet at or after `i` that is not plain string content (see
 /// [`specials`]), or `b.len()`: eight octets at a time, the last few one by one.
 #[inline(always)]
-pub(crate) fn plain_run(b: &[u8], mut i: usize) -> usize {
+fn plain_run(b: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         let m = specials(u64::from_le_bytes(*chunk));
         if m != 0 {
@@ -301,18 +337,27 @@ fn non_negative(v: Val) -> Option<u64> {
 /// Accepts `text` as a valid header under `profile`, or returns `None` to send it to the
 /// general parser.
 pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
-    scan_raw(text.as_bytes(), profile)
+    scan_raw(text.as_bytes(), profile, None)
 }
 
-/// [`scan`] on octets not yet known to be UTF-8. What it accepts is UTF-8 (it checks the
-/// non-ASCII octets of strings and takes only ASCII elsewhere), so a receiver need not check
-/// the whole text first; and it is what [`crate::flat`] reads a typed header from.
+#[cfg(test)]
+/// [`scan`], also writing every member, in order, into `table` (valid when it accepts): a
+/// typed header is deserialized from the table without parsing the text again.
+pub(crate) fn scan_into(text: &str, profile: Profile, table: Option<&mut Table>) -> Option<Fast> {
+    scan_raw(text.as_bytes(), profile, table)
+}
+
+/// [`scan`] on octets not yet known to be UTF-8, also writing every member, in order, into
+/// `table` when given (valid when it accepts: a typed header is deserialized from the table
+/// without parsing the text again). What it accepts is UTF-8 (it checks the non-ASCII octets
+/// of strings and takes only ASCII elsewhere), so a receiver need not check the whole text
+/// first.
 ///
 /// One loop per member: the name is recognised among the registered ones by its first octet
 /// and one compare (a bit each for duplicates), or scanned as a string and compared with the
 /// earlier extension names when their Bloom bit says it may repeat one; the value is read by
 /// its first octet (strings eight octets at a time, integers parsed as they are scanned).
-pub(crate) fn scan_raw(b: &[u8], profile: Profile) -> Option<Fast> {
+pub(crate) fn scan_raw(b: &[u8], profile: Profile, mut table: Option<&mut Table>) -> Option<Fast> {
     // Offsets are kept as `u32`.
     u32::try_from(b.len()).ok()?;
     let mut ws = false;
@@ -366,7 +411,12 @@ pub(crate) fn scan_raw(b: &[u8], profile: Profile) -> Option<Fast> {
             i = skip_ws(b, i, &mut ws);
         }
         let (v, after) = value(b, i)?;
-        if count == MAX_MEMBERS {
+        if let Some(t) = table.as_deref_mut() {
+            *t.entries.get_mut(count)? = Entry {
+                name: (start as u32, end as u32),
+                val: v,
+            };
+        } else if count == MAX_MEMBERS {
             return None;
         }
         count += 1;
@@ -391,6 +441,9 @@ pub(crate) fn scan_raw(b: &[u8], profile: Profile) -> Option<Fast> {
     }
 
     let (checked, fields) = check_registered(b, &slots, profile)?;
+    if let Some(t) = table {
+        t.len = count;
+    }
     Some(Fast {
         checked,
         fields,
@@ -515,10 +568,13 @@ mod tests {
             if f.canonical {
                 assert_eq!(serde_json::to_string(&members).unwrap(), text);
             }
-            // A typed header read from the accepted text in one pass is what serde_json reads.
-            let one_pass: Value = crate::typed::deserialize_header(text, true, 0, Profile::Lhp1)
-                .unwrap_or_else(|e| panic!("{text:?}: {e}"));
-            assert_eq!(one_pass, Value::Object(lazy.clone()), "{text:?}");
+            // A typed header read from the scan's table is what serde_json reads from the text.
+            let mut table = Table::default();
+            assert!(scan_into(text, profile, Some(&mut table)).is_some());
+            let via_table: Value =
+                crate::typed::deserialize_header(text, Some(&table), 0, Profile::Lhp1)
+                    .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(via_table, Value::Object(lazy.clone()), "{text:?}");
         }
     }
 
@@ -668,7 +724,11 @@ mod tests {
     fn agree_raw(raw: &[u8]) {
         for profile in PROFILES {
             let general = parse(raw, profile);
-            match (crate::header::validate(raw, profile), &general) {
+            let mut table = Table::default();
+            match (
+                crate::header::validate(raw, profile, Some(&mut table)),
+                &general,
+            ) {
                 (Ok((c, fast)), Ok((_, g))) => {
                     assert_eq!(c.body_len, g.body_len, "{raw:?}");
                     assert_eq!(c.digests, g.digests, "{raw:?}");

@@ -664,7 +664,7 @@ pub(crate) fn check_header(
     profile: Profile,
 ) -> Result<(Pending, Checked), DecodeErrorKind> {
     // The fast path checks UTF-8 as it goes: a text it accepts is UTF-8.
-    if let Some(f) = fast::scan_raw(raw, profile) {
+    if let Some(f) = fast::scan_raw(raw, profile, None) {
         let pending = Pending {
             body_len: f.checked.body_len,
             profile,
@@ -686,11 +686,14 @@ pub(crate) fn check_header(
 
 /// Validates a complete received header (§4) without building a [`Header`]: the fast path
 /// when it can, else [`parse`] (which names every error).
-/// `true`: the fast path accepted it, so a typed header can be read from it by
-/// [`crate::flat`].
-pub(crate) fn validate(raw: &[u8], profile: Profile) -> Result<(Checked, bool), DecodeErrorKind> {
+/// Through the fast path (`true`), also fills `table` with the members it read.
+pub(crate) fn validate(
+    raw: &[u8],
+    profile: Profile,
+    table: Option<&mut fast::Table>,
+) -> Result<(Checked, bool), DecodeErrorKind> {
     // The fast path checks UTF-8 as it goes: a text it accepts is UTF-8.
-    if let Some(f) = fast::scan_raw(raw, profile) {
+    if let Some(f) = fast::scan_raw(raw, profile, table) {
         return Ok((f.checked, true));
     }
     parse(raw, profile).map(|(_, checked)| (checked, false))

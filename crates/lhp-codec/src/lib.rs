@@ -119,7 +119,6 @@ mod decoder;
 mod encoder;
 mod error;
 mod fast;
-mod flat;
 mod header;
 mod json;
 mod members;
