@@ -197,7 +197,7 @@ fn plain_run(b: &[u8], mut i: usize) -> usize {
 /// quote, and whether it has escapes. Non-ASCII octets must form valid UTF-8 sequences
 /// (RFC 3629), so a text the scan accepts is UTF-8 throughout (outside strings it takes
 /// ASCII only). `None`: anything the general parser must decide.
-#[inline]
+#[inline(always)]
 fn string(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     loop {
