@@ -1226,6 +1226,31 @@ mod tests {
     }
 
     #[test]
+    fn headers_past_the_table_size_and_long_texts_read_as_serde_json_reads_them() {
+        // More members than a table holds (the typed header is then read by serde_json), and
+        // an 80 KB text (offsets past 16 bits): the fast path accepts both, and the typed
+        // header is what serde_json reads, through `decode_ref` and `decode_raw`.
+        let many: String = (0..12).map(|i| format!(",\"x{i}\":{i}")).collect();
+        let long = "é".repeat(40_000);
+        for text in [
+            format!(r#"{{"kind":"put","id":3{many},"name":"a\"b"}}"#),
+            format!(r#"{{"note":"{long}","kind":"put","id":3,"name":"n"}}"#),
+        ] {
+            let mut buf = BytesMut::new();
+            buf.put_u32(text.len() as u32);
+            buf.extend_from_slice(text.as_bytes());
+            let mut dec = Decoder::with(Profile::Lhp1, Limits::new().with_max_header_len(1 << 20));
+            let f = dec.decode_ref(&buf).unwrap().unwrap();
+            let got: Msg<'_> = f.header().unwrap();
+            assert_eq!(got, serde_json::from_str::<Msg<'_>>(&text).unwrap());
+            let mut buf = BytesMut::from(&buf[..]);
+            let raw = dec.decode_raw(&mut buf).unwrap().unwrap();
+            let got: Value = raw.header().unwrap();
+            assert_eq!(got, serde_json::from_str::<Value>(&text).unwrap());
+        }
+    }
+
+    #[test]
     fn table_reader_names_the_member_that_does_not_fit_as_serde_json_does() {
         let cases: [(&str, &str, &str); 6] = [
             (
