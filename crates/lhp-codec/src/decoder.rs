@@ -407,12 +407,7 @@ impl Decoder {
             .table
             .as_deref()
             .filter(|t| span.fast && t.is_complete());
-        Ok(Some(RawFrame::new(
-            whole,
-            body,
-            self.profile,
-            table.copied(),
-        )))
+        Ok(Some(RawFrame::new(whole, body, self.profile, table)))
     }
 
     /// For [`finish`](Self::finish) between frames: what is missing from a frame being decoded

@@ -395,9 +395,18 @@ pub(crate) fn scan_into(text: &str, profile: Profile, table: Option<&mut Table>)
 /// and one compare (a bit each for duplicates), or scanned as a string and compared with the
 /// earlier extension names when their Bloom bit says it may repeat one; the value is read by
 /// its first octet (strings eight octets at a time, integers parsed as they are scanned).
-pub(crate) fn scan_raw(b: &[u8], profile: Profile, mut table: Option<&mut Table>) -> Option<Fast> {
+pub(crate) fn scan_raw(b: &[u8], profile: Profile, table: Option<&mut Table>) -> Option<Fast> {
     // Offsets are kept as `u32`.
     u32::try_from(b.len()).ok()?;
+    // One table either way: the member loop then writes it without asking whether it has one.
+    let mut scratch;
+    let table = match table {
+        Some(t) => t,
+        None => {
+            scratch = Table::default();
+            &mut scratch
+        }
+    };
     let mut ws = false;
     let mut escaped = false;
     // Registered members seen, one bit per slot; extension names and their Bloom filter.
@@ -452,7 +461,7 @@ pub(crate) fn scan_raw(b: &[u8], profile: Profile, mut table: Option<&mut Table>
         if count == MAX_MEMBERS {
             return None;
         }
-        if let Some(e) = table.as_deref_mut().and_then(|t| t.entries.get_mut(count)) {
+        if let Some(e) = table.entries.get_mut(count) {
             *e = Entry {
                 name: (start as u32, end as u32),
                 val: v,
@@ -480,9 +489,7 @@ pub(crate) fn scan_raw(b: &[u8], profile: Profile, mut table: Option<&mut Table>
     }
 
     let (checked, fields) = check_registered(b, &slots, profile)?;
-    if let Some(t) = table {
-        t.len = count;
-    }
+    table.len = count;
     Some(Fast {
         checked,
         fields,

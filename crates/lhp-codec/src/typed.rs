@@ -140,12 +140,13 @@ pub struct RawFrame {
 
 impl RawFrame {
     #[inline]
-    pub(crate) fn new(header: Bytes, body: Bytes, profile: Profile, table: Option<Table>) -> Self {
+    pub(crate) fn new(header: Bytes, body: Bytes, profile: Profile, table: Option<&Table>) -> Self {
+        // The table is copied here, straight into the frame.
         RawFrame {
             header,
             body,
             profile,
-            table,
+            table: table.copied(),
         }
     }
 
