@@ -379,15 +379,16 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
 }
 
 #[cfg(test)]
-/// [`scan`], also writing every member, in order, into `table` (valid when it accepts): a
-/// typed header is deserialized from the table without parsing the text again.
+/// [`scan`], also writing the members, in order, into `table` (valid when it accepts and
+/// [`Table::is_complete`]): a typed header is deserialized from the table without parsing
+/// the text again.
 pub(crate) fn scan_into(text: &str, profile: Profile, table: Option<&mut Table>) -> Option<Fast> {
     scan_raw(text.as_bytes(), profile, table)
 }
 
-/// [`scan`] on octets not yet known to be UTF-8, also writing every member, in order, into
-/// `table` when given (valid when it accepts: a typed header is deserialized from the table
-/// without parsing the text again). What it accepts is UTF-8 (it checks the non-ASCII octets
+/// [`scan`] on octets not yet known to be UTF-8, also writing the members, in order, into
+/// `table` when given (valid when it accepts and [`Table::is_complete`]: a typed header is
+/// deserialized from the table without parsing the text again). What it accepts is UTF-8 (it checks the non-ASCII octets
 /// of strings and takes only ASCII elsewhere), so a receiver need not check the whole text
 /// first.
 ///
