@@ -319,7 +319,10 @@ impl Decoder {
     /// The frame [`decode_span`](Self::decode_span) just returned `span` for, in `buf` (the
     /// same buffer). `None` for any other buffer that does not hold a valid header there.
     pub fn frame_ref<'b>(&self, span: &FrameSpan, buf: &'b [u8]) -> Option<FrameRef<'b>> {
-        let table = self.table.as_deref().filter(|_| span.fast);
+        let table = self
+            .table
+            .as_deref()
+            .filter(|t| span.fast && t.is_complete());
         FrameRef::new(buf, span, self.profile, table)
     }
 
@@ -400,13 +403,11 @@ impl Decoder {
         let mut whole = buf.split_to(span.body.end).freeze();
         let body = whole.split_off(span.body.start);
         whole.advance(PREFIX_LEN);
-        let table = self.table.as_deref().filter(|_| span.fast);
-        Ok(Some(RawFrame::new(
-            whole,
-            body,
-            self.profile,
-            table.copied(),
-        )))
+        let table = self
+            .table
+            .as_deref()
+            .filter(|t| span.fast && t.is_complete());
+        Ok(Some(RawFrame::new(whole, body, self.profile, table)))
     }
 
     /// For [`finish`](Self::finish) between frames: what is missing from a frame being decoded

@@ -20,6 +20,11 @@ use crate::Profile;
 /// Headers with more members than this take the general path.
 pub(crate) const MAX_MEMBERS: usize = 16;
 
+/// The members a [`Table`] holds. A header with more (up to [`MAX_MEMBERS`]) is still
+/// accepted by the fast path, but its typed header is read by `serde_json`: the table goes
+/// into every frame by value, and a small one costs little to move.
+pub(crate) const TABLE_MEMBERS: usize = 8;
+
 /// Where a registered string member's value is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Span {
@@ -63,10 +68,29 @@ pub(crate) enum Val {
     /// An integer literal, `-n` when `neg`.
     Int {
         neg: bool,
-        n: u64,
+        n: U53,
     },
     Bool(bool),
     Null,
+}
+
+/// An integer of at most 53 bits (the range of §4.2), kept in two 32-bit halves so that a
+/// [`Val`], and so a [`Table`], needs only 4-octet alignment (20 octets an [`Entry`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct U53([u32; 2]);
+
+impl U53 {
+    /// `n`, of which only the low 64 bits are kept (the scan never gives more than 53).
+    #[inline(always)]
+    pub fn new(n: u64) -> Self {
+        U53([n as u32, (n >> 32) as u32])
+    }
+
+    /// The value.
+    #[inline(always)]
+    pub fn get(self) -> u64 {
+        u64::from(self.0[0]) | u64::from(self.0[1]) << 32
+    }
 }
 
 /// One member of a header the fast path accepted: its (unescaped) name is
@@ -80,14 +104,21 @@ pub(crate) struct Entry {
 /// The members of a header the fast path accepted, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Table {
-    pub entries: [Entry; MAX_MEMBERS],
+    pub entries: [Entry; TABLE_MEMBERS],
+    /// The number of members of the header (more than the table holds when the header has
+    /// more than [`TABLE_MEMBERS`]).
     pub len: usize,
 }
 
 impl Table {
-    /// The members.
-    pub fn entries(&self) -> &[Entry] {
-        self.entries.get(..self.len).unwrap_or_default()
+    /// The members, when the table holds them all.
+    pub fn entries(&self) -> Option<&[Entry]> {
+        self.entries.get(..self.len)
+    }
+
+    /// The table holds every member of the header.
+    pub fn is_complete(&self) -> bool {
+        self.len <= TABLE_MEMBERS
     }
 }
 
@@ -99,7 +130,7 @@ const EMPTY: Entry = Entry {
 impl Default for Table {
     fn default() -> Self {
         Table {
-            entries: [EMPTY; MAX_MEMBERS],
+            entries: [EMPTY; TABLE_MEMBERS],
             len: 0,
         }
     }
@@ -166,7 +197,7 @@ fn plain_run(b: &[u8], mut i: usize) -> usize {
 /// quote, and whether it has escapes. Non-ASCII octets must form valid UTF-8 sequences
 /// (RFC 3629), so a text the scan accepts is UTF-8 throughout (outside strings it takes
 /// ASCII only). `None`: anything the general parser must decide.
-#[inline]
+#[inline(always)]
 fn string(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     loop {
@@ -238,7 +269,13 @@ fn integer(b: &[u8], mut i: usize) -> Option<(Val, usize)> {
     {
         return None;
     }
-    Some((Val::Int { neg, n }, i))
+    Some((
+        Val::Int {
+            neg,
+            n: U53::new(n),
+        },
+        i,
+    ))
 }
 
 /// `b[i..]` begins with `lit`.
@@ -304,9 +341,10 @@ fn value(b: &[u8], i: usize) -> Option<(Val, usize)> {
     match *b.get(i)? {
         b'"' => {
             let (end, escaped) = string(b, i + 1)?;
+            // `scan_raw` takes only texts whose offsets fit in `u32`.
             let val = Val::Str {
-                start: u32::try_from(i + 1).ok()?,
-                end: u32::try_from(end).ok()?,
+                start: (i + 1) as u32,
+                end: end as u32,
                 escaped,
             };
             Some((val, end + 1))
@@ -329,7 +367,7 @@ fn span(v: Val) -> Option<Span> {
 
 fn non_negative(v: Val) -> Option<u64> {
     match v {
-        Val::Int { neg: false, n } => Some(n),
+        Val::Int { neg: false, n } => Some(n.get()),
         _ => None,
     }
 }
@@ -341,15 +379,16 @@ pub(crate) fn scan(text: &str, profile: Profile) -> Option<Fast> {
 }
 
 #[cfg(test)]
-/// [`scan`], also writing every member, in order, into `table` (valid when it accepts): a
-/// typed header is deserialized from the table without parsing the text again.
+/// [`scan`], also writing the members, in order, into `table` (valid when it accepts and
+/// [`Table::is_complete`]): a typed header is deserialized from the table without parsing
+/// the text again.
 pub(crate) fn scan_into(text: &str, profile: Profile, table: Option<&mut Table>) -> Option<Fast> {
     scan_raw(text.as_bytes(), profile, table)
 }
 
-/// [`scan`] on octets not yet known to be UTF-8, also writing every member, in order, into
-/// `table` when given (valid when it accepts: a typed header is deserialized from the table
-/// without parsing the text again). What it accepts is UTF-8 (it checks the non-ASCII octets
+/// [`scan`] on octets not yet known to be UTF-8, also writing the members, in order, into
+/// `table` when given (valid when it accepts and [`Table::is_complete`]: a typed header is
+/// deserialized from the table without parsing the text again). What it accepts is UTF-8 (it checks the non-ASCII octets
 /// of strings and takes only ASCII elsewhere), so a receiver need not check the whole text
 /// first.
 ///
@@ -357,9 +396,18 @@ pub(crate) fn scan_into(text: &str, profile: Profile, table: Option<&mut Table>)
 /// and one compare (a bit each for duplicates), or scanned as a string and compared with the
 /// earlier extension names when their Bloom bit says it may repeat one; the value is read by
 /// its first octet (strings eight octets at a time, integers parsed as they are scanned).
-pub(crate) fn scan_raw(b: &[u8], profile: Profile, mut table: Option<&mut Table>) -> Option<Fast> {
+pub(crate) fn scan_raw(b: &[u8], profile: Profile, table: Option<&mut Table>) -> Option<Fast> {
     // Offsets are kept as `u32`.
     u32::try_from(b.len()).ok()?;
+    // One table either way: the member loop then writes it without asking whether it has one.
+    let mut scratch;
+    let table = match table {
+        Some(t) => t,
+        None => {
+            scratch = Table::default();
+            &mut scratch
+        }
+    };
     let mut ws = false;
     let mut escaped = false;
     // Registered members seen, one bit per slot; extension names and their Bloom filter.
@@ -411,13 +459,14 @@ pub(crate) fn scan_raw(b: &[u8], profile: Profile, mut table: Option<&mut Table>
             i = skip_ws(b, i, &mut ws);
         }
         let (v, after) = value(b, i)?;
-        if let Some(t) = table.as_deref_mut() {
-            *t.entries.get_mut(count)? = Entry {
+        if count == MAX_MEMBERS {
+            return None;
+        }
+        if let Some(e) = table.entries.get_mut(count) {
+            *e = Entry {
                 name: (start as u32, end as u32),
                 val: v,
             };
-        } else if count == MAX_MEMBERS {
-            return None;
         }
         count += 1;
         if let Val::Str { escaped: true, .. } = v {
@@ -441,9 +490,7 @@ pub(crate) fn scan_raw(b: &[u8], profile: Profile, mut table: Option<&mut Table>
     }
 
     let (checked, fields) = check_registered(b, &slots, profile)?;
-    if let Some(t) = table {
-        t.len = count;
-    }
+    table.len = count;
     Some(Fast {
         checked,
         fields,
