@@ -1178,10 +1178,10 @@ fn is_echo(frame: &crate::FrameRef<'_>) -> bool {
         #[serde(borrow)]
         kind: Option<std::borrow::Cow<'a, str>>,
     }
-    match frame.header::<Kind<'_>>() {
-        Ok(k) => k.kind.as_deref() == Some("echo"),
-        Err(_) => frame.to_header().kind() == Some("echo"),
-    }
+    // §4.4 has checked that `kind`, if present, is a string: this can not fail.
+    frame
+        .header::<Kind<'_>>()
+        .is_ok_and(|k| k.kind.as_deref() == Some("echo"))
 }
 
 #[cfg(test)]

@@ -749,12 +749,14 @@ fn only_an_idle_server_has_an_idle_deadline() {
         panic!("the request")
     };
     assert_eq!(c.poll_timeout(), None, "the application is working");
+    assert_eq!(c.outstanding(), 1);
     c.handle_timeout(t + ms(5000));
     assert!(c.ending().is_none() && c.pending_len() == 0);
     // Idle again from the moment it answers.
     c.refuse(&f.header, "not_found", "no", t + ms(5000));
     c.finish_request(t + ms(5000));
     c.take_pending(t + ms(5000));
+    assert_eq!(c.outstanding(), 0);
     assert_eq!(c.poll_timeout(), Some(t + ms(6000)));
 }
 
@@ -1053,4 +1055,13 @@ fn bodies_stream_only_above_the_threshold() {
             "put of {len}"
         );
     }
+}
+
+/// `request_id` is the `id` a request error copies: the request's own value, or none.
+#[test]
+fn request_id_is_the_requests_own_id() {
+    let mut h = Header::with_kind("get");
+    assert_eq!(Connection::request_id(&h), None);
+    h.insert("id", "abc");
+    assert_eq!(Connection::request_id(&h), Some(&Value::from("abc")));
 }
