@@ -1012,17 +1012,23 @@ fn shutdown_lets_a_frame_begun_in_its_prefix_finish() {
 #[test]
 fn a_frame_begun_behind_an_answered_one_has_a_read_deadline() {
     let t = Instant::now();
+    let mut config = short();
+    config.set_write_timeout(ms(5000));
     let echo = lhp(r#"{"kind":"echo","body_len":2}"#, b"hi");
     let mut wire = echo.clone();
     wire.extend_from_slice(&[0, 0, 0]);
     // Whole: answered in place.
-    let mut c = Connection::echo_server(short(), t);
+    let mut c = Connection::echo_server(config, t);
     c.handle_input(&wire, t + ms(50));
+    assert_eq!(c.take_pending(t + ms(50)), echo);
     assert_eq!(c.poll_timeout(), Some(t + ms(450)));
-    // In pieces: answered through the event path.
-    let mut c = Connection::echo_server(short(), t);
-    c.handle_input(&wire[..10], t);
-    c.handle_input(&wire[10..], t + ms(100));
+    // The head first, then the body with the next frame's first octets: answered through
+    // the event path.
+    let mut c = Connection::echo_server(config, t);
+    let cut = echo.len() - 2;
+    c.handle_input(&wire[..cut], t);
+    assert_eq!(c.pending_len(), 0);
+    c.handle_input(&wire[cut..], t + ms(100));
     assert_eq!(c.take_pending(t + ms(100)), echo);
     assert_eq!(c.poll_timeout(), Some(t + ms(500)));
 }
@@ -1064,4 +1070,20 @@ fn request_id_is_the_requests_own_id() {
     assert_eq!(Connection::request_id(&h), None);
     h.insert("id", "abc");
     assert_eq!(Connection::request_id(&h), Some(&Value::from("abc")));
+}
+
+/// A client's read deadline for the next reply runs from the input that brought its first
+/// octets, behind a reply delivered in pieces.
+#[test]
+fn a_clients_next_reply_has_a_read_deadline_from_its_first_octets() {
+    let t = Instant::now();
+    let reply = lhp(r#"{"kind":"ok","body_len":2}"#, b"hi");
+    let mut wire = reply.clone();
+    wire.extend_from_slice(&[0, 0, 0]);
+    let mut c = Connection::client(short(), t);
+    let cut = reply.len() - 2;
+    c.handle_input(&wire[..cut], t);
+    c.handle_input(&wire[cut..], t + ms(100));
+    assert!(matches!(c.poll_event(), Some(Event::Frame(_))));
+    assert_eq!(c.poll_timeout(), Some(t + ms(500)));
 }
