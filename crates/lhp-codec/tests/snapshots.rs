@@ -32,6 +32,11 @@ fn error_messages() {
     let cases: Vec<(&str, String)> = vec![
         ("header_len_too_small", message(lhp, &[0, 0, 0, 1, b'{'])),
         ("http", message(lhp, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
+        ("header_len_zero", message(lhp, &[0, 0, 0, 0])),
+        ("http_response", message(lhp, b"HTTP/1.1 200 OK\r\n\r\n")),
+        ("http2_preface", message(lhp, b"PRI * HTTP/2.0\r\n\r\n")),
+        ("not_tls", message(lhp, &[0x16, 0x01, 0x00, 0x10])),
+        ("large_not_seed", message(lhp, &[0x00, 0x10, 0x00, 0x00])),
         ("tls", message(lhp, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])),
         ("ssh", message(lhp, b"SSH-2.0-OpenSSH_9.6\r\n")),
         ("bare_json", message(lhp, b"{\"kind\":\"echo\"}")),

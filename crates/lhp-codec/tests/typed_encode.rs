@@ -236,3 +236,26 @@ fn both_encoders_rank_the_version_before_the_number_range() {
     assert_eq!(map, typed);
     assert!(out.is_empty(), "nothing written");
 }
+
+/// A header type whose `Serialize` fails gives `EncodeError::Serialize`, which names its
+/// cause as the error's source, and leaves the output as it was.
+#[test]
+fn a_failing_serialize_is_the_errors_source() {
+    struct Broken;
+    impl Serialize for Broken {
+        fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("the clock is broken"))
+        }
+    }
+    let mut out = BytesMut::from(&b"kept"[..]);
+    let e = Encoder::new()
+        .encode_typed(&Broken, b"", &mut out)
+        .unwrap_err();
+    assert!(matches!(e, EncodeError::Serialize(_)), "{e:?}");
+    let source = std::error::Error::source(&e).expect("the serde error");
+    assert!(
+        source.to_string().contains("the clock is broken"),
+        "{source}"
+    );
+    assert_eq!(&out[..], b"kept");
+}

@@ -829,8 +829,10 @@ impl Connection {
     }
 
     /// Closes at a frame boundary when the peer half-closed or a shutdown began (E4, E5).
+    /// A frame boundary is zero octets of a next frame received (§3): a frame whose first
+    /// prefix octet has arrived is in progress.
     fn settle(&mut self) {
-        if self.state != State::Open || !matches!(self.rx, Rx::Boundary) {
+        if self.state != State::Open || self.in_frame() {
             return;
         }
         if self.outstanding > 0 || self.reply_remaining.is_some() {
@@ -838,7 +840,7 @@ impl Connection {
         }
         if self.grace_until.is_some() {
             self.finish_clean(Ending::Shutdown { forced: false });
-        } else if self.peer_eof && self.inbuf.is_empty() {
+        } else if self.peer_eof {
             self.finish_clean(Ending::Clean);
         }
     }
@@ -875,8 +877,9 @@ impl Connection {
         }
         match &self.rx {
             Rx::Boundary | Rx::Header { .. } => {
-                if self.paused() || (self.grace_until.is_some() && matches!(self.rx, Rx::Boundary))
-                {
+                // During a shutdown grace a frame whose first octet has arrived is in
+                // progress (E4), so it is decoded like any other.
+                if self.paused() {
                     return false;
                 }
                 let raw = self.capture_header();
@@ -1175,10 +1178,10 @@ fn is_echo(frame: &crate::FrameRef<'_>) -> bool {
         #[serde(borrow)]
         kind: Option<std::borrow::Cow<'a, str>>,
     }
-    match frame.header::<Kind<'_>>() {
-        Ok(k) => k.kind.as_deref() == Some("echo"),
-        Err(_) => frame.to_header().kind() == Some("echo"),
-    }
+    // §4.4 has checked that `kind`, if present, is a string: this can not fail.
+    frame
+        .header::<Kind<'_>>()
+        .is_ok_and(|k| k.kind.as_deref() == Some("echo"))
 }
 
 #[cfg(test)]

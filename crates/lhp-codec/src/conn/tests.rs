@@ -567,3 +567,523 @@ fn pipelined_input_waits_above_the_pipeline_high_water() {
     c.finish_request(t);
     assert!(c.wants_input(), "answered: the waiting requests are served");
 }
+
+/// The accessors report the settings the connection was made with, its role, and every octet
+/// received (discarded ones too) and reported sent.
+#[test]
+fn a_connection_reports_its_settings_role_and_octets() {
+    let t = Instant::now();
+    let mut c = Connection::echo_server(short(), t);
+    assert_eq!(c.config().idle_timeout(), ms(1000));
+    assert_eq!(c.config().close_linger(), ms(100));
+    assert_eq!(c.role(), Role::EchoServer);
+    assert_eq!(Connection::client(short(), t).role(), Role::Client);
+    let req = lhp(r#"{"kind":"echo","body_len":2}"#, b"hi");
+    c.handle_input(&req, t);
+    assert_eq!(c.received(), req.len() as u64);
+    c.handle_sent(5, t);
+    assert_eq!(c.sent(), 5);
+    c.handle_input(&[0, 0, 0, 0], t);
+    c.handle_input(b"discarded while closing", t);
+    assert_eq!(c.received(), (req.len() + 4 + 23) as u64);
+}
+
+/// Input a driver hands over after the peer's end is ignored: it can not be a request.
+#[test]
+fn input_after_the_peers_end_is_ignored() {
+    let t = Instant::now();
+    let mut c = Connection::app_server(short(), t);
+    c.handle_input(&lhp(r#"{"kind":"stat","id":1}"#, b""), t);
+    let Some(Event::Frame(f)) = c.poll_event() else {
+        panic!("the request")
+    };
+    c.handle_eof(t);
+    c.handle_input(&lhp(r#"{"kind":"echo","id":2}"#, b""), t);
+    c.refuse(&f.header, "not_found", "no", t);
+    c.finish_request(t);
+    let out = String::from_utf8_lossy(&c.take_pending(t)).into_owned();
+    assert!(!out.contains(r#""id":2"#), "{out}");
+    assert!(c.is_closed());
+    assert_eq!(c.ending(), Some(&Ending::Clean));
+}
+
+/// An application that has not taken 1 MiB of delivered body octets stops the reading; taking
+/// them, chunk by chunk, lets it go on once less than 1 MiB is waiting.
+#[test]
+fn input_waits_while_the_application_holds_a_mebibyte_of_body() {
+    let t = Instant::now();
+    let mut config = Config::new();
+    config.set_deliver_whole(0);
+    let mut c = Connection::app_server(config, t);
+    let small = 100 << 10;
+    let big = OUTPUT_HIGH_WATER;
+    let len = small + big + 10;
+    c.handle_input(
+        &lhp(
+            &format!(r#"{{"kind":"put","body_len":{len}}}"#),
+            &vec![1; small],
+        ),
+        t,
+    );
+    assert!(c.wants_input());
+    c.handle_input(&vec![2; big], t);
+    assert!(!c.wants_input(), "1.1 MiB delivered and not taken");
+    assert!(matches!(c.poll_event(), Some(Event::Head(_))));
+    assert!(matches!(c.poll_event(), Some(Event::Body(b)) if b.len() == small));
+    assert!(!c.wants_input(), "exactly 1 MiB still held");
+    assert!(matches!(c.poll_event(), Some(Event::Body(b)) if b.len() == big));
+    assert!(c.wants_input(), "all taken");
+}
+
+/// A connection stops reading with exactly `OUTPUT_HIGH_WATER` octets queued for the peer,
+/// and reads again once it has taken one of them.
+#[test]
+fn input_waits_at_exactly_the_output_high_water() {
+    let t = Instant::now();
+    let head = |n: usize| format!(r#"{{"kind":"echo","body_len":{n}}}"#);
+    let n = OUTPUT_HIGH_WATER - 4 - head(1_000_000).len();
+    let req = lhp(&head(n), &vec![3; n]);
+    assert_eq!(req.len(), OUTPUT_HIGH_WATER);
+    let mut c = Connection::echo_server(Config::new(), t);
+    c.handle_input(&req, t);
+    assert_eq!(c.pending_len(), OUTPUT_HIGH_WATER);
+    assert!(!c.wants_input());
+    c.handle_sent(1, t);
+    assert!(c.wants_input());
+}
+
+/// Pipelined requests waiting behind one the application works on: reading stops with
+/// exactly `PIPELINE_HIGH_WATER` octets of them buffered, not one octet before.
+#[test]
+fn pipelined_input_waits_at_exactly_the_pipeline_high_water() {
+    let t = Instant::now();
+    for (waiting, wants) in [
+        (PIPELINE_HIGH_WATER - 1, true),
+        (PIPELINE_HIGH_WATER, false),
+    ] {
+        let mut c = Connection::app_server(Config::new(), t);
+        c.handle_input(&lhp(r#"{"kind":"stat","id":1}"#, b""), t);
+        assert!(matches!(c.poll_event(), Some(Event::Frame(_))));
+        let head = |n: usize| format!(r#"{{"kind":"echo","body_len":{n}}}"#);
+        let n = waiting - 4 - head(10_000).len();
+        let next = lhp(&head(n), &vec![4; n]);
+        assert_eq!(next.len(), waiting);
+        c.handle_input(&next, t);
+        assert_eq!(c.wants_input(), wants, "{waiting} octets waiting");
+    }
+}
+
+/// A frame delivered whole that is larger than `PIPELINE_HIGH_WATER` is read to its end: the
+/// connection keeps asking for input while the frame is incomplete.
+#[test]
+fn a_whole_frame_above_the_pipeline_high_water_is_read_to_its_end() {
+    let t = Instant::now();
+    let mut config = Config::new();
+    config.set_deliver_whole(1 << 20);
+    let mut c = Connection::app_server(config, t);
+    let body = vec![5u8; 200 << 10];
+    let wire = lhp(
+        &format!(r#"{{"kind":"put","body_len":{}}}"#, body.len()),
+        &body,
+    );
+    for piece in wire.chunks(10 << 10) {
+        assert!(c.wants_input(), "the frame is not complete");
+        assert_eq!(c.poll_event(), None);
+        c.handle_input(piece, t);
+    }
+    assert!(matches!(c.poll_event(), Some(Event::Frame(f)) if f.body.len() == body.len()));
+}
+
+/// The connection asks a driver for what the current element still needs: the prefix, the
+/// rest of a header, or a body, at most 1 MiB at a time.
+#[test]
+fn the_read_hint_is_what_the_current_element_still_needs() {
+    let t = Instant::now();
+    let mut config = Config::new();
+    config.set_deliver_whole(0);
+    let mut c = Connection::app_server(config, t);
+    assert_eq!(c.read_hint(), 4);
+    let header = format!(r#"{{"kind":"put","body_len":{}}}"#, 5 << 20);
+    let wire = lhp(&header, b"");
+    c.handle_input(&wire[..4], t);
+    assert_eq!(c.read_hint(), header.len());
+    c.handle_input(&wire[4..10], t);
+    assert_eq!(c.read_hint(), header.len() - 6);
+    c.handle_input(&wire[10..], t);
+    assert!(matches!(c.poll_event(), Some(Event::Head(_))));
+    assert_eq!(
+        c.read_hint(),
+        1 << 20,
+        "a 5 MiB body, asked for 1 MiB at a time"
+    );
+    c.handle_input(&vec![0; (5 << 20) - 100], t);
+    assert_eq!(c.read_hint(), 100);
+}
+
+/// Reporting a write of nothing is no progress: the write deadline still runs from the last
+/// octet written, and not a moment before it.
+#[test]
+fn a_write_of_nothing_is_no_progress() {
+    let t = Instant::now();
+    let mut c = Connection::echo_server(short(), t);
+    c.handle_input(&lhp(r#"{"kind":"echo","body_len":4}"#, b"abcd"), t);
+    c.handle_sent(0, t + ms(300));
+    assert_eq!(c.poll_timeout(), Some(t + ms(400)));
+    c.handle_timeout(t + ms(399));
+    assert!(!c.is_closed(), "the peer has 400 ms");
+    c.handle_timeout(t + ms(400));
+    assert_eq!(c.ending(), Some(&Ending::WriteStalled));
+}
+
+/// Only a server with nothing in progress has an idle deadline: not a client, not a server
+/// whose application is working on a request.
+#[test]
+fn only_an_idle_server_has_an_idle_deadline() {
+    let t = Instant::now();
+    let client = Connection::client(short(), t);
+    assert_eq!(client.poll_timeout(), None);
+    let mut c = Connection::app_server(short(), t);
+    assert_eq!(c.poll_timeout(), Some(t + ms(1000)));
+    c.handle_input(&lhp(r#"{"kind":"stat","id":1}"#, b""), t);
+    let Some(Event::Frame(f)) = c.poll_event() else {
+        panic!("the request")
+    };
+    assert_eq!(c.poll_timeout(), None, "the application is working");
+    assert_eq!(c.outstanding(), 1);
+    c.handle_timeout(t + ms(5000));
+    assert!(c.ending().is_none() && c.pending_len() == 0);
+    // Idle again from the moment it answers.
+    c.refuse(&f.header, "not_found", "no", t + ms(5000));
+    c.finish_request(t + ms(5000));
+    c.take_pending(t + ms(5000));
+    assert_eq!(c.outstanding(), 0);
+    assert_eq!(c.poll_timeout(), Some(t + ms(6000)));
+}
+
+/// A peer that reads slowly but steadily is not idle while output is queued for it.
+#[test]
+fn queued_output_is_not_idleness() {
+    let t = Instant::now();
+    let mut c = Connection::echo_server(short(), t);
+    c.handle_input(&lhp(r#"{"kind":"echo","body_len":4}"#, b"abcd"), t);
+    for step in 1..=5 {
+        let now = t + ms(300 * step);
+        c.handle_sent(1, now);
+        c.handle_timeout(now);
+        assert!(c.ending().is_none(), "at {} ms", 300 * step);
+    }
+    assert!(c.pending_len() > 0);
+}
+
+/// A frame begun just before the idle deadline is given its whole `read_timeout`.
+#[test]
+fn a_frame_begun_before_the_idle_deadline_gets_its_read_timeout() {
+    let t = Instant::now();
+    let mut c = Connection::echo_server(short(), t);
+    c.handle_input(&[0, 0, 0], t + ms(900));
+    assert_eq!(c.poll_timeout(), Some(t + ms(1300)));
+    c.handle_timeout(t + ms(1000));
+    assert!(c.ending().is_none() && c.pending_len() == 0);
+    c.handle_timeout(t + ms(1300));
+    assert!(matches!(c.ending(), Some(Ending::Timeout { offset: 3 })));
+}
+
+/// A request pipelined behind one the application works on waits without a deadline; its
+/// `read_timeout` starts when the earlier one is answered.
+#[test]
+fn a_waiting_pipelined_request_has_no_deadline_until_its_turn() {
+    let t = Instant::now();
+    let mut c = Connection::app_server(short(), t);
+    let mut wire = lhp(r#"{"kind":"stat","id":1}"#, b"");
+    let second = lhp(r#"{"kind":"echo","id":2}"#, b"");
+    wire.extend_from_slice(&second[..6]);
+    c.handle_input(&wire, t);
+    let Some(Event::Frame(f)) = c.poll_event() else {
+        panic!("the request")
+    };
+    assert_eq!(c.poll_timeout(), None);
+    c.handle_timeout(t + ms(3000));
+    assert!(c.ending().is_none() && c.pending_len() == 0);
+    c.refuse(&f.header, "not_found", "no", t + ms(3000));
+    c.finish_request(t + ms(3000));
+    c.take_pending(t + ms(3000));
+    assert_eq!(c.poll_timeout(), Some(t + ms(3400)));
+    c.handle_input(&second[6..], t + ms(3100));
+    let out = c.take_pending(t + ms(3100));
+    assert_eq!(out, second);
+}
+
+/// A second `begin_shutdown` does not extend the grace the first one gave.
+#[test]
+fn shutdown_grace_is_not_extended_by_a_second_call() {
+    let t = Instant::now();
+    let mut config = short();
+    config
+        .set_shutdown_grace(ms(200))
+        .set_read_timeout(ms(10_000));
+    let mut c = Connection::echo_server(config, t);
+    c.handle_input(&[0, 0, 0], t);
+    c.begin_shutdown(t);
+    assert!(!c.is_closed(), "a frame has begun");
+    c.begin_shutdown(t + ms(150));
+    assert_eq!(c.poll_timeout(), Some(t + ms(200)));
+    c.handle_timeout(t + ms(200));
+    assert!(c.is_closed());
+    assert_eq!(c.ending(), Some(&Ending::Shutdown { forced: true }));
+}
+
+/// A streamed reply: its head, then exactly `body_len` octets however they are handed over
+/// (octets beyond it dropped); an empty one is complete at once.
+#[test]
+fn a_streamed_reply_is_its_head_then_exactly_body_len_octets() {
+    let t = Instant::now();
+    let mut c = Connection::app_server(short(), t);
+    let mut wire = lhp(r#"{"kind":"get","id":1}"#, b"");
+    wire.extend(lhp(r#"{"kind":"get","id":2}"#, b""));
+    c.handle_input(&wire, t);
+    assert!(matches!(c.poll_event(), Some(Event::Frame(_))));
+    let mut h = Header::with_kind("ok");
+    h.set_body_len(10);
+    c.send_head(&h, 10, t).unwrap();
+    assert!(c.is_sending_body());
+    c.send_body(Bytes::from_static(b"abcdef"), t);
+    assert!(c.is_sending_body());
+    c.send_body(Bytes::from_static(b"ghijklmnop"), t);
+    assert!(!c.is_sending_body());
+    c.finish_request(t);
+    assert!(matches!(c.poll_event(), Some(Event::Frame(_))));
+    let empty = Header::with_kind("ok");
+    c.send_head(&empty, 0, t).unwrap();
+    assert!(!c.is_sending_body(), "an empty body is complete");
+    c.finish_request(t);
+    let mut want = BytesMut::new();
+    Encoder::new().encode_head(&h, 10, &mut want).unwrap();
+    want.extend_from_slice(b"abcdefghij");
+    Encoder::new().encode_head(&empty, 0, &mut want).unwrap();
+    assert_eq!(c.take_pending(t), want);
+    assert!(
+        !c.is_closed(),
+        "both requests answered, the connection goes on"
+    );
+}
+
+/// An application whose source breaks mid-reply aborts it: nothing more is written and the
+/// connection closes once what was queued is out.
+#[test]
+fn an_aborted_reply_closes_without_another_octet() {
+    let t = Instant::now();
+    let mut c = Connection::app_server(short(), t);
+    c.handle_input(&lhp(r#"{"kind":"get","id":1}"#, b""), t);
+    assert!(matches!(c.poll_event(), Some(Event::Frame(_))));
+    let mut h = Header::with_kind("ok");
+    h.set_body_len(10);
+    c.send_head(&h, 10, t).unwrap();
+    c.send_body(Bytes::from_static(b"abc"), t);
+    let queued = c.pending_len();
+    c.abort_reply(t);
+    assert!(!c.is_closed(), "what was queued still goes out");
+    assert_eq!(c.take_pending(t).len(), queued);
+    assert!(c.is_closed());
+    assert_eq!(c.ending(), Some(&Ending::Shutdown { forced: true }));
+    c.send_body(Bytes::from_static(b"defghij"), t);
+    assert_eq!(c.pending_len(), 0);
+}
+
+/// Once a connection is closing nothing more is queued, whatever the application sends.
+#[test]
+fn a_closing_connection_queues_nothing_more() {
+    let t = Instant::now();
+    let mut c = Connection::client(Config::new(), t);
+    let mut fatal = Header::with_kind("error");
+    fatal
+        .insert("code", "timeout")
+        .insert("message", "idle")
+        .insert("offset", 9);
+    assert!(c.handle_reply(&fatal).is_err());
+    let req = Frame::new(Header::with_kind("echo"), Bytes::new());
+    c.send(&req, t).unwrap();
+    c.send_head(&req.header, 3, t).unwrap();
+    c.send_body(Bytes::from_static(b"abc"), t);
+    c.refuse(&req.header, "internal", "x", t);
+    assert_eq!(c.pending_len(), 0);
+}
+
+/// A `seed-compat` server's refusals and error frames carry that profile's prefix (i32 LE).
+#[test]
+fn seed_compat_error_frames_carry_its_prefix() {
+    let t = Instant::now();
+    let mut config = short();
+    config.set_profile(Profile::SeedCompat);
+    let mut c = Connection::echo_server(config, t);
+    c.handle_input(&frame(Profile::SeedCompat, r#"{"kind":"stat"}"#, b""), t);
+    let out = c.take_pending(t);
+    let text = r#"{"kind":"error","code":"bad_request","#;
+    let n = i32::from_le_bytes(out[..4].try_into().unwrap());
+    assert_eq!(n as usize, out.len() - 4);
+    assert!(String::from_utf8_lossy(&out[4..]).starts_with(text));
+    c.handle_input(&[0, 0, 0, 0], t);
+    let out = c.take_pending(t);
+    let n = i32::from_le_bytes(out[..4].try_into().unwrap());
+    assert_eq!(n as usize, out.len() - 4);
+}
+
+/// Frames in and out are counted on every path: whole, piecemeal, refused, streamed.
+#[test]
+fn frames_are_counted_in_and_out_on_every_path() {
+    let t = Instant::now();
+    let stats = Arc::new(Stats::new());
+    let mut c = Connection::app_server(short(), t);
+    c.set_stats(stats.clone());
+    let echo = lhp(r#"{"kind":"echo","body_len":3}"#, b"abc");
+    c.handle_input(&echo[..5], t);
+    c.handle_input(&echo[5..], t);
+    c.handle_input(&lhp(r#"{"kind":"get","id":1}"#, b""), t);
+    let Some(Event::Frame(f)) = c.poll_event() else {
+        panic!("the request")
+    };
+    let mut h = Header::with_kind("ok");
+    h.set_body_len(2);
+    c.send_head(&h, 2, t).unwrap();
+    c.send_body(Bytes::from_static(b"ok"), t);
+    c.finish_request(t);
+    c.handle_input(&lhp(r#"{"kind":"get","id":2}"#, b""), t);
+    assert!(matches!(c.poll_event(), Some(Event::Frame(_))));
+    c.refuse(&f.header, "not_found", "no", t);
+    c.finish_request(t);
+    let s = stats.snapshot();
+    assert_eq!((s.frames_in, s.frames_out), (3, 3));
+}
+
+/// Nothing is shut down before the octets queued ahead of the close are written: a refusal
+/// then a clean half-close, an error frame then the linger.
+#[test]
+fn the_sending_direction_closes_only_after_what_is_queued() {
+    let t = Instant::now();
+    let mut c = Connection::app_server(short(), t);
+    c.handle_input(&lhp(r#"{"kind":"stat","id":1}"#, b""), t);
+    let Some(Event::Frame(f)) = c.poll_event() else {
+        panic!("the request")
+    };
+    c.handle_eof(t);
+    assert!(!c.is_write_closed(), "the request is not answered yet");
+    c.refuse(&f.header, "not_found", "no", t);
+    c.finish_request(t);
+    assert!(
+        c.pending_len() > 0,
+        "the refusal went out after the half-close"
+    );
+    assert!(!c.is_write_closed() && !c.is_closed());
+    c.take_pending(t);
+    assert!(c.is_closed());
+    let mut c = Connection::echo_server(short(), t);
+    c.handle_input(&[0, 0, 0, 0], t);
+    assert!(
+        c.wants_input(),
+        "input is read and discarded during the linger"
+    );
+    assert!(!c.is_write_closed(), "the error frame is still queued");
+    c.handle_sent(c.pending_len() - 1, t);
+    assert!(!c.is_write_closed());
+    c.handle_eof(t);
+    assert!(!c.wants_input(), "the peer ended: nothing more to read");
+    assert!(!c.is_closed(), "one octet of the error frame left");
+    c.handle_sent(1, t);
+    assert!(c.is_write_closed() && c.is_closed());
+}
+
+/// A shutdown lets a frame whose first prefix octets have arrived finish (it is in progress,
+/// not at a frame boundary, §3), then closes cleanly.
+#[test]
+fn shutdown_lets_a_frame_begun_in_its_prefix_finish() {
+    let t = Instant::now();
+    let mut c = Connection::echo_server(short(), t);
+    let req = lhp(r#"{"kind":"echo","body_len":2}"#, b"hi");
+    c.handle_input(&req[..3], t);
+    c.begin_shutdown(t);
+    assert!(!c.is_closed() && !c.is_write_closed());
+    c.handle_input(&req[3..], t);
+    assert_eq!(c.take_pending(t), req);
+    assert!(c.is_closed());
+    assert_eq!(c.ending(), Some(&Ending::Shutdown { forced: false }));
+}
+
+/// A frame that follows an answered one in the same input has begun: its `read_timeout` runs
+/// from that input, whether the answered frame arrived whole or in pieces.
+#[test]
+fn a_frame_begun_behind_an_answered_one_has_a_read_deadline() {
+    let t = Instant::now();
+    let mut config = short();
+    config.set_write_timeout(ms(5000));
+    let echo = lhp(r#"{"kind":"echo","body_len":2}"#, b"hi");
+    let mut wire = echo.clone();
+    wire.extend_from_slice(&[0, 0, 0]);
+    // Whole: answered in place.
+    let mut c = Connection::echo_server(config, t);
+    c.handle_input(&wire, t + ms(50));
+    assert_eq!(c.take_pending(t + ms(50)), echo);
+    assert_eq!(c.poll_timeout(), Some(t + ms(450)));
+    // The head first, then the body with the next frame's first octets: answered through
+    // the event path.
+    let mut c = Connection::echo_server(config, t);
+    let cut = echo.len() - 2;
+    c.handle_input(&wire[..cut], t);
+    assert_eq!(c.pending_len(), 0);
+    c.handle_input(&wire[cut..], t + ms(100));
+    assert_eq!(c.take_pending(t + ms(100)), echo);
+    assert_eq!(c.poll_timeout(), Some(t + ms(500)));
+}
+
+/// A body of exactly the threshold is delivered whole (echoed in one piece, handed over as
+/// one `Frame`); one octet more streams.
+#[test]
+fn bodies_stream_only_above_the_threshold() {
+    let t = Instant::now();
+    let mut config = short();
+    config.set_stream_threshold(4).set_deliver_whole(4);
+    for (len, streamed) in [(4usize, false), (5, true)] {
+        let body = vec![b'x'; len];
+        let echo = lhp(&format!(r#"{{"kind":"echo","body_len":{len}}}"#), &body);
+        let mut c = Connection::echo_server(config, t);
+        c.handle_input(&echo[..echo.len() - 1], t);
+        assert_eq!(c.pending_len() > 0, streamed, "echo of {len}");
+        let put = lhp(&format!(r#"{{"kind":"put","body_len":{len}}}"#), &body);
+        let mut c = Connection::app_server(config, t);
+        c.handle_input(&put, t);
+        let first = c.poll_event();
+        assert_eq!(
+            matches!(first, Some(Event::Head(_))),
+            streamed,
+            "put of {len}"
+        );
+        assert_eq!(
+            matches!(first, Some(Event::Frame(_))),
+            !streamed,
+            "put of {len}"
+        );
+    }
+}
+
+/// `request_id` is the `id` a request error copies: the request's own value, or none.
+#[test]
+fn request_id_is_the_requests_own_id() {
+    let mut h = Header::with_kind("get");
+    assert_eq!(Connection::request_id(&h), None);
+    h.insert("id", "abc");
+    assert_eq!(Connection::request_id(&h), Some(&Value::from("abc")));
+}
+
+/// A client's read deadline for the next reply runs from the input that brought its first
+/// octets, behind a reply delivered in pieces.
+#[test]
+fn a_clients_next_reply_has_a_read_deadline_from_its_first_octets() {
+    let t = Instant::now();
+    let reply = lhp(r#"{"kind":"ok","body_len":2}"#, b"hi");
+    let mut wire = reply.clone();
+    wire.extend_from_slice(&[0, 0, 0]);
+    let mut c = Connection::client(short(), t);
+    let cut = reply.len() - 2;
+    c.handle_input(&wire[..cut], t);
+    c.handle_input(&wire[cut..], t + ms(100));
+    assert!(matches!(c.poll_event(), Some(Event::Frame(_))));
+    assert_eq!(c.poll_timeout(), Some(t + ms(500)));
+}
