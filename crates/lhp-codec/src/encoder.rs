@@ -161,20 +161,27 @@ mod tests {
     #[test]
     fn refuses_headers_over_the_parser_caps() {
         use serde_json::json;
-        let nest = |depth: usize| {
+        let nest = |depth: usize, arrays: bool| {
             // `depth` containers inside the header object: total depth `depth + 1`.
             let mut v = json!(1);
             for _ in 0..depth {
-                v = json!({ "a": v });
+                v = if arrays {
+                    json!([0, v])
+                } else {
+                    json!({ "a": v })
+                };
             }
             v
         };
-        for (depth, want) in [(63, Ok(())), (64, Err("header_not_json"))] {
-            let mut h = Header::with_kind("deep");
-            h.insert("n", nest(depth));
-            assert_eq!(encoder_and_receiver_agree(&h), want, "depth {}", depth + 1);
-            let e = Header::from_members(h.members().clone(), Profile::Lhp1);
-            assert_eq!(e.is_ok(), want.is_ok());
+        for arrays in [false, true] {
+            for (depth, want) in [(63, Ok(())), (64, Err("header_not_json"))] {
+                let mut h = Header::with_kind("deep");
+                h.insert("n", nest(depth, arrays));
+                let what = format!("depth {} (arrays: {arrays})", depth + 1);
+                assert_eq!(encoder_and_receiver_agree(&h), want, "{what}");
+                let e = Header::from_members(h.members().clone(), Profile::Lhp1);
+                assert_eq!(e.is_ok(), want.is_ok(), "{what}");
+            }
         }
         let wide = |n: usize, nested: bool| {
             let mut h = Header::new();
@@ -205,7 +212,7 @@ mod tests {
         assert_eq!(encoder_and_receiver_agree(&h), Err("header_not_json"));
         // The typed error names the rule.
         let mut h = Header::new();
-        h.insert("n", nest(64));
+        h.insert("n", nest(64, false));
         let e = Encoder::new()
             .encode_head(&h, 0, &mut BytesMut::new())
             .unwrap_err();
