@@ -34,6 +34,23 @@ fn short() -> Config {
     c
 }
 
+/// The next event, which must be a whole request frame handed to the application.
+fn request(c: &mut Connection) -> Frame {
+    match c.poll_event() {
+        Some(Event::Frame(f)) => f,
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+/// An application server (timeouts of `short()`) whose application holds one request,
+/// `{"kind":"stat","id":1}`, unanswered.
+fn handed_a_request(t: Instant) -> (Connection, Frame) {
+    let mut c = Connection::app_server(short(), t);
+    c.handle_input(&lhp(r#"{"kind":"stat","id":1}"#, b""), t);
+    let f = request(&mut c);
+    (c, f)
+}
+
 /// The error frame's header text, if `out` is exactly one error frame.
 fn error_text(out: &[u8]) -> String {
     String::from_utf8(out[4..].to_vec()).unwrap()
@@ -239,9 +256,7 @@ fn half_close_answers_everything_then_closes_cleanly() {
     wire.extend(lhp(r#"{"kind":"echo","id":2}"#, b""));
     c.handle_input(&wire, t);
     c.handle_eof(t);
-    let Some(Event::Frame(f)) = c.poll_event() else {
-        panic!()
-    };
+    let f = request(&mut c);
     assert_eq!(
         c.poll_event(),
         None,
@@ -289,9 +304,12 @@ fn shutdown_grace_runs_out() {
     c.handle_input(&[0, 0, 0], t);
     c.handle_input(&[16], t);
     c.begin_shutdown(t);
+    // A second call does not extend the grace the first one gave.
+    c.begin_shutdown(t + ms(150));
     assert_eq!(c.poll_timeout(), Some(t + ms(200)));
     c.handle_timeout(t + ms(200));
     assert!(c.is_closed() && c.pending_len() == 0);
+    assert_eq!(c.ending(), Some(&Ending::Shutdown { forced: true }));
 }
 
 #[test]
@@ -553,9 +571,7 @@ fn pipelined_input_waits_above_the_pipeline_high_water() {
     let mut wire = lhp(r#"{"kind":"stat","id":1}"#, b"");
     wire.extend(lhp(r#"{"kind":"echo","id":2}"#, b""));
     c.handle_input(&wire, t);
-    let Some(Event::Frame(f)) = c.poll_event() else {
-        panic!("the first request")
-    };
+    let f = request(&mut c);
     assert!(c.wants_input(), "one small request waiting behind it");
     let mut more = Vec::new();
     while more.len() <= PIPELINE_HIGH_WATER {
@@ -592,11 +608,7 @@ fn a_connection_reports_its_settings_role_and_octets() {
 #[test]
 fn input_after_the_peers_end_is_ignored() {
     let t = Instant::now();
-    let mut c = Connection::app_server(short(), t);
-    c.handle_input(&lhp(r#"{"kind":"stat","id":1}"#, b""), t);
-    let Some(Event::Frame(f)) = c.poll_event() else {
-        panic!("the request")
-    };
+    let (mut c, f) = handed_a_request(t);
     c.handle_eof(t);
     c.handle_input(&lhp(r#"{"kind":"echo","id":2}"#, b""), t);
     c.refuse(&f.header, "not_found", "no", t);
@@ -745,9 +757,7 @@ fn only_an_idle_server_has_an_idle_deadline() {
     let mut c = Connection::app_server(short(), t);
     assert_eq!(c.poll_timeout(), Some(t + ms(1000)));
     c.handle_input(&lhp(r#"{"kind":"stat","id":1}"#, b""), t);
-    let Some(Event::Frame(f)) = c.poll_event() else {
-        panic!("the request")
-    };
+    let f = request(&mut c);
     assert_eq!(c.poll_timeout(), None, "the application is working");
     assert_eq!(c.outstanding(), 1);
     c.handle_timeout(t + ms(5000));
@@ -798,9 +808,7 @@ fn a_waiting_pipelined_request_has_no_deadline_until_its_turn() {
     let second = lhp(r#"{"kind":"echo","id":2}"#, b"");
     wire.extend_from_slice(&second[..6]);
     c.handle_input(&wire, t);
-    let Some(Event::Frame(f)) = c.poll_event() else {
-        panic!("the request")
-    };
+    let f = request(&mut c);
     assert_eq!(c.poll_timeout(), None);
     c.handle_timeout(t + ms(3000));
     assert!(c.ending().is_none() && c.pending_len() == 0);
@@ -811,25 +819,6 @@ fn a_waiting_pipelined_request_has_no_deadline_until_its_turn() {
     c.handle_input(&second[6..], t + ms(3100));
     let out = c.take_pending(t + ms(3100));
     assert_eq!(out, second);
-}
-
-/// A second `begin_shutdown` does not extend the grace the first one gave.
-#[test]
-fn shutdown_grace_is_not_extended_by_a_second_call() {
-    let t = Instant::now();
-    let mut config = short();
-    config
-        .set_shutdown_grace(ms(200))
-        .set_read_timeout(ms(10_000));
-    let mut c = Connection::echo_server(config, t);
-    c.handle_input(&[0, 0, 0], t);
-    c.begin_shutdown(t);
-    assert!(!c.is_closed(), "a frame has begun");
-    c.begin_shutdown(t + ms(150));
-    assert_eq!(c.poll_timeout(), Some(t + ms(200)));
-    c.handle_timeout(t + ms(200));
-    assert!(c.is_closed());
-    assert_eq!(c.ending(), Some(&Ending::Shutdown { forced: true }));
 }
 
 /// A streamed reply: its head, then exactly `body_len` octets however they are handed over
@@ -938,9 +927,7 @@ fn frames_are_counted_in_and_out_on_every_path() {
     c.handle_input(&echo[..5], t);
     c.handle_input(&echo[5..], t);
     c.handle_input(&lhp(r#"{"kind":"get","id":1}"#, b""), t);
-    let Some(Event::Frame(f)) = c.poll_event() else {
-        panic!("the request")
-    };
+    let f = request(&mut c);
     let mut h = Header::with_kind("ok");
     h.set_body_len(2);
     c.send_head(&h, 2, t).unwrap();
@@ -959,11 +946,7 @@ fn frames_are_counted_in_and_out_on_every_path() {
 #[test]
 fn the_sending_direction_closes_only_after_what_is_queued() {
     let t = Instant::now();
-    let mut c = Connection::app_server(short(), t);
-    c.handle_input(&lhp(r#"{"kind":"stat","id":1}"#, b""), t);
-    let Some(Event::Frame(f)) = c.poll_event() else {
-        panic!("the request")
-    };
+    let (mut c, f) = handed_a_request(t);
     c.handle_eof(t);
     assert!(!c.is_write_closed(), "the request is not answered yet");
     c.refuse(&f.header, "not_found", "no", t);
