@@ -3,7 +3,7 @@
 #
 # Not part of .ci/run: a whole run takes hours on two cores. Usage:
 #
-#   scripts/mutants.sh [-m MODULE] [-s K/N] [-j JOBS] [-t SECS] [-r REGEX] [-l]
+#   scripts/mutants.sh [-m MODULE] [-s K/N] [-j JOBS] [-t SECS] [-r REGEX] [-T TESTS] [-l]
 #
 #   -m MODULE  a file under crates/lhp-codec/src, e.g. decoder.rs, conn/mod.rs, or `conn/*`,
 #              or `all` (the default: every module)
@@ -12,6 +12,10 @@
 #   -t SECS    test timeout per mutant (default 120; the baseline takes about 15 s)
 #   -r REGEX   only mutants whose name matches (cargo-mutants --re), e.g. to rerun the ones
 #              a new test is meant to kill
+#   -T TESTS   the cargo test selection instead of the default below, e.g.
+#              -T '--lib --test datagram_vectors' for datagram.rs: fewer test binaries to link
+#              per mutant. Only ever narrow it to the tests that can reach the module; a
+#              narrower selection can only lower the score, never raise it
 #   -l         list the mutants that would run, and stop
 #
 # Test selection (honest but fast): `cargo test -p lhp-codec --tests`, i.e. the codec's unit
@@ -34,16 +38,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-module=all shard="" jobs=1 timeout=120 re="" list=0
-while getopts "m:s:j:t:r:lh" opt; do
+module=all shard="" jobs=1 timeout=120 re="" list=0 tests=""
+while getopts "m:s:j:t:r:T:lh" opt; do
     case $opt in
         m) module=$OPTARG ;;
         s) shard=$OPTARG ;;
         j) jobs=$OPTARG ;;
         t) timeout=$OPTARG ;;
         r) re=$OPTARG ;;
+        T) tests=$OPTARG ;;
         l) list=1 ;;
-        *) sed -n '2,16p' "$0"; exit 2 ;;
+        *) sed -n '2,20p' "$0"; exit 2 ;;
     esac
 done
 
@@ -54,6 +59,8 @@ fi
 
 test_args=(--tests)
 case $module in conn/*) test_args=(--lib) ;; esac
+# shellcheck disable=SC2206 # the selection is a list of words on purpose
+if [ -n "$tests" ]; then test_args=($tests); fi
 args=(-p lhp-codec --timeout "$timeout" --build-timeout 600 --cap-lints true)
 name=all
 if [ "$module" != all ]; then
