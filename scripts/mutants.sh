@@ -3,7 +3,7 @@
 #
 # Not part of .ci/run: a whole run takes hours on two cores. Usage:
 #
-#   scripts/mutants.sh [-m MODULE] [-s K/N] [-j JOBS] [-t SECS] [-r REGEX] [-T TESTS] [-l]
+#   scripts/mutants.sh [-m MODULE] [-s K/N] [-j JOBS] [-t SECS] [-r REGEX] [-T TESTS] [-b SECS] [-l]
 #
 #   -m MODULE  a file under crates/lhp-codec/src, e.g. decoder.rs, conn/mod.rs, or `conn/*`,
 #              or `all` (the default: every module)
@@ -12,6 +12,9 @@
 #   -t SECS    test timeout per mutant (default 120; the baseline takes about 15 s)
 #   -r REGEX   only mutants whose name matches (cargo-mutants --re), e.g. to rerun the ones
 #              a new test is meant to kill
+#   -b SECS    build timeout per mutant (default 180; a mutant's build takes 3-10 s, but one
+#              that turns a const-evaluated loop into one that never ends, `i += 1` -> `i *= 1`,
+#              keeps rustc busy until this runs out; counted as a timeout)
 #   -T TESTS   the cargo test selection instead of the default below, e.g.
 #              -T '--lib --test datagram_vectors' for datagram.rs: fewer test binaries to link
 #              per mutant. Only ever narrow it to the tests that can reach the module; a
@@ -38,8 +41,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-module=all shard="" jobs=1 timeout=120 re="" list=0 tests=""
-while getopts "m:s:j:t:r:T:lh" opt; do
+module=all shard="" jobs=1 timeout=120 re="" list=0 tests="" build_timeout=180
+while getopts "m:s:j:t:r:T:b:lh" opt; do
     case $opt in
         m) module=$OPTARG ;;
         s) shard=$OPTARG ;;
@@ -47,8 +50,9 @@ while getopts "m:s:j:t:r:T:lh" opt; do
         t) timeout=$OPTARG ;;
         r) re=$OPTARG ;;
         T) tests=$OPTARG ;;
+        b) build_timeout=$OPTARG ;;
         l) list=1 ;;
-        *) sed -n '2,20p' "$0"; exit 2 ;;
+        *) sed -n '2,23p' "$0"; exit 2 ;;
     esac
 done
 
@@ -61,7 +65,7 @@ test_args=(--tests)
 case $module in conn/*) test_args=(--lib) ;; esac
 # shellcheck disable=SC2206 # the selection is a list of words on purpose
 if [ -n "$tests" ]; then test_args=($tests); fi
-args=(-p lhp-codec --timeout "$timeout" --build-timeout 600 --cap-lints true)
+args=(-p lhp-codec --timeout "$timeout" --build-timeout "$build_timeout" --cap-lints true)
 name=all
 if [ "$module" != all ]; then
     args+=(--file "crates/lhp-codec/src/$module")
