@@ -12,7 +12,7 @@
 #   -t SECS    test timeout per mutant (default 120; the baseline takes about 15 s)
 #   -r REGEX   only mutants whose name matches (cargo-mutants --re), e.g. to rerun the ones
 #              a new test is meant to kill
-#   -b SECS    build timeout per mutant (default 180; a mutant's build takes 3-10 s, but one
+#   -b SECS    build timeout per mutant (default 180; a mutant's build takes seconds, but one
 #              that turns a const-evaluated loop into one that never ends, `i += 1` -> `i *= 1`,
 #              keeps rustc busy until this runs out; counted as a timeout)
 #   -T TESTS   the cargo test selection instead of the default below, e.g.
