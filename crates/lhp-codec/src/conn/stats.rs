@@ -254,4 +254,27 @@ mod tests {
         assert_eq!(snap.errors.len(), CODES.len());
         assert!(snap.errors.iter().all(|(_, n)| *n == 1));
     }
+
+    #[test]
+    fn a_fresh_server_has_counted_nothing() {
+        let snap = Stats::new().snapshot();
+        assert_eq!(snap, StatsSnapshot::default());
+        assert_eq!((snap.timeouts(), snap.errors_json().as_str()), (0, "{}"));
+    }
+
+    /// `{:?}` of the shared counters shows the counters, as a snapshot does.
+    #[test]
+    fn debug_shows_the_counters() {
+        let s = Stats::new();
+        s.frame_in();
+        s.refusal("timeout");
+        s.refusal("timeout");
+        let text = format!("{s:?}");
+        assert_eq!(text, format!("{:?}", s.snapshot()));
+        assert!(
+            text.contains("frames_in: 1") && text.contains("(\"timeout\", 2)"),
+            "{text}"
+        );
+        assert_eq!(s.snapshot().timeouts(), 2);
+    }
 }

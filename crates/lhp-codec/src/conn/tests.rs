@@ -222,7 +222,9 @@ fn body_deadline_is_read_timeout_plus_len_over_rate() {
 #[test]
 fn a_peer_that_does_not_read_stalls_the_write_and_is_closed_silently() {
     let t = Instant::now();
+    let stats = Arc::new(Stats::new());
     let mut c = Connection::echo_server(short(), t);
+    c.set_stats(stats.clone());
     c.handle_input(&lhp(r#"{"kind":"echo","body_len":4}"#, b"abcd"), t);
     assert!(c.pending_len() > 0);
     assert_eq!(c.poll_timeout(), Some(t + ms(400)));
@@ -231,6 +233,11 @@ fn a_peer_that_does_not_read_stalls_the_write_and_is_closed_silently() {
     c.handle_timeout(t + ms(700));
     assert!(c.is_closed());
     assert_eq!(c.ending(), Some(&Ending::WriteStalled));
+    // Counted once as a stall, and not as an error: nothing was sent about it.
+    c.handle_timeout(t + ms(800));
+    let s = stats.snapshot();
+    assert_eq!((s.write_stalls, s.connection_errors), (1, 0));
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
 }
 
 #[test]
@@ -939,6 +946,15 @@ fn frames_are_counted_in_and_out_on_every_path() {
     c.finish_request(t);
     let s = stats.snapshot();
     assert_eq!((s.frames_in, s.frames_out), (3, 3));
+    // Octets: every one received, and every one the driver reports written (but never more
+    // than were queued).
+    let received = echo.len() + 2 * lhp(r#"{"kind":"get","id":1}"#, b"").len();
+    assert_eq!(s.octets_in, received as u64);
+    assert_eq!(s.octets_out, 0, "nothing reported written yet");
+    let queued = c.pending_len();
+    c.handle_sent(queued - 1, t);
+    c.handle_sent(queued, t);
+    assert_eq!(stats.snapshot().octets_out, queued as u64);
 }
 
 /// Nothing is shut down before the octets queued ahead of the close are written: a refusal
