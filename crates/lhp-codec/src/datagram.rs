@@ -1129,6 +1129,213 @@ mod tests {
         assert_eq!(server.limiter.slots(), 64);
     }
 
+    /// Every setting reaches the codec and the server, and each is clamped to what the
+    /// binding allows (§3.1, §4.1, §6, §7).
+    #[test]
+    fn settings_reach_the_codec_and_are_clamped() {
+        let limits = Limits::new()
+            .with_max_header_len(300)
+            .with_max_body_len(100);
+        let cfg = DatagramConfig::new()
+            .with_profile(Profile::SeedCompat)
+            .with_max_datagram_len(1200)
+            .with_limits(limits)
+            .with_amplification(2)
+            .with_rate(5, 7)
+            .with_rate_slots(9);
+        assert_eq!(cfg.profile(), Profile::SeedCompat);
+        assert_eq!(cfg.limits(), limits);
+        assert_eq!(
+            (cfg.max_datagram_len(), cfg.recv_buffer_len()),
+            (1200, 1201)
+        );
+        assert_eq!(
+            (cfg.amplification(), cfg.burst(), cfg.per_second()),
+            (2, 5, 7)
+        );
+        assert_eq!(cfg.rate_slots(), 9);
+        let codec = cfg.codec();
+        assert_eq!(
+            (codec.profile(), codec.limits(), codec.max_datagram_len()),
+            (Profile::SeedCompat, limits, 1200)
+        );
+        let server = DatagramServer::new(cfg);
+        assert_eq!(*server.config(), cfg);
+        assert_eq!(server.limiter.slots(), 9);
+
+        let d = DatagramConfig::default();
+        assert_eq!(d, DatagramConfig::new());
+        assert_eq!(d.amplification(), AMPLIFICATION_FACTOR);
+        assert_eq!(
+            d.with_amplification(10).amplification(),
+            AMPLIFICATION_FACTOR
+        );
+        assert_eq!(d.with_amplification(0).amplification(), 1);
+        assert_eq!(
+            d.with_max_datagram_len(1).max_datagram_len(),
+            MIN_DATAGRAM_LEN
+        );
+        assert_eq!(
+            d.with_max_datagram_len(usize::MAX).max_datagram_len(),
+            MAX_DATAGRAM_LEN
+        );
+        assert_eq!(
+            (d.with_rate(0, 3).burst(), d.with_rate_slots(0).rate_slots()),
+            (1, 1)
+        );
+        // §4.1: limits never exceed what a 600-octet datagram carries.
+        let small = d.with_max_datagram_len(600);
+        assert_eq!(small.limits().max_header_len(), 596);
+        assert!(small.limits().max_body_len() < 596);
+        assert_eq!(DatagramCodec::new(), d.codec());
+        assert_eq!(DatagramCodec::default(), d.codec());
+    }
+
+    /// The server's rate limit refills at the configured rate: burst 2 at 10 per second
+    /// gives one datagram back per 100 ms (§7).
+    #[test]
+    fn the_server_refills_at_the_configured_rate() {
+        let cfg = DatagramConfig::new().with_rate(2, 10);
+        let mut server = DatagramServer::new(cfg);
+        let mut req = BytesMut::new();
+        cfg.codec()
+            .encode(&Frame::new(Header::with_kind("echo"), "x".into()), &mut req)
+            .unwrap();
+        let t = Instant::now();
+        let mut out = BytesMut::new();
+        let mut at =
+            |ms: u64| server.handle(&req, "s", t + Duration::from_millis(ms), &mut out, Some);
+        assert_eq!(at(0), Disposition::Replied);
+        assert_eq!(at(0), Disposition::Replied);
+        assert_eq!(at(0), Disposition::Dropped(DropReason::RateLimited));
+        assert_eq!(at(50), Disposition::Dropped(DropReason::RateLimited));
+        assert_eq!(at(100), Disposition::Replied);
+        assert_eq!(at(100), Disposition::Dropped(DropReason::RateLimited));
+    }
+
+    /// With factor 1 a reply may not be longer than its request (§6); with 3 it may be three
+    /// times as long.
+    #[test]
+    fn the_amplification_factor_is_the_configured_one() {
+        let twice = |f: Frame| {
+            let body = [&f.body[..], &f.body[..]].concat();
+            Some(Frame::new(Header::with_kind("x"), body.into()))
+        };
+        for (factor, expected) in [
+            (1, Disposition::Refused("reply_too_large")),
+            (3, Disposition::Replied),
+        ] {
+            let cfg = DatagramConfig::new().with_amplification(factor);
+            let mut server = DatagramServer::new(cfg);
+            let mut req = BytesMut::new();
+            cfg.codec()
+                .encode(
+                    &Frame::new(Header::with_kind("upper"), vec![b'a'; 200].into()),
+                    &mut req,
+                )
+                .unwrap();
+            let mut out = BytesMut::new();
+            assert_eq!(
+                server.handle(&req, "s", Instant::now(), &mut out, twice),
+                expected,
+                "factor {factor}"
+            );
+            assert!(out.len() <= factor * req.len());
+        }
+    }
+
+    /// Each error names the rule it breaks and where, in its section and its message.
+    #[test]
+    fn errors_name_their_rule_and_offset() {
+        let trailing = DatagramError::TrailingOctets {
+            offset: 6,
+            count: 2,
+        };
+        assert_eq!(trailing.section(), "lhp-udp §4.3");
+        let text = trailing.to_string();
+        assert!(
+            text.starts_with("trailing_octets at offset 6 (lhp-udp §4.3): 2 octet(s)"),
+            "{text}"
+        );
+        let large = DatagramError::TooLarge { max: 512 };
+        assert_eq!(large.section(), "lhp-udp §3.2");
+        assert!(large
+            .to_string()
+            .starts_with("datagram_too_large at offset 512 (lhp-udp §3.2)"));
+        let eof = DatagramCodec::new().decode(b"\0\0").unwrap_err();
+        let DatagramError::Decode(inner) = &eof else {
+            panic!("{eof:?}")
+        };
+        assert_eq!(eof.section(), format!("lhp-1 §{}", inner.section()));
+        assert_eq!(eof.to_string(), inner.to_string());
+        assert_eq!(eof.missing(), Some(2));
+
+        let too_large = DatagramEncodeError::TooLarge { len: 700, max: 600 };
+        assert_eq!(
+            too_large.to_string(),
+            "the frame is 700 octets, more than fits in one datagram (600; lhp-udp §3.1)"
+        );
+        // A header that breaks §4.4 (`id` must be an integer) is caller misuse.
+        let mut h = Header::with_kind("echo");
+        h.insert("id", "three");
+        let e = DatagramCodec::new()
+            .encode(&Frame::new(h, Bytes::new()), &mut BytesMut::new())
+            .unwrap_err();
+        let DatagramEncodeError::Encode(inner) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(e.to_string(), inner.to_string());
+    }
+
+    /// The size limit counts the frame alone, not what `dst` held before it: a frame of
+    /// exactly `max_datagram_len` octets is sent, one octet more is refused (§3.1).
+    #[test]
+    fn a_frame_that_exactly_fills_the_datagram_is_sent() {
+        let codec = DatagramConfig::new().with_max_datagram_len(600).codec();
+        let frame = |n: usize| Frame::new(Header::with_kind("echo"), vec![7u8; n].into());
+        let mut probe = BytesMut::new();
+        codec.encode(&frame(100), &mut probe).unwrap();
+        let fill = 600 - (probe.len() - 100);
+        let mut out = BytesMut::from(&b"earlier"[..]);
+        codec.encode(&frame(fill), &mut out).unwrap();
+        assert_eq!(out.len(), 7 + 600);
+        let mut out = BytesMut::from(&b"earlier"[..]);
+        let e = codec.encode(&frame(fill + 1), &mut out).unwrap_err();
+        assert!(
+            matches!(e, DatagramEncodeError::TooLarge { len: 601, max: 600 }),
+            "{e:?}"
+        );
+        assert_eq!(&out[..], b"earlier");
+    }
+
+    /// An error frame's message is shortened no more than the budget needs: an ASCII
+    /// message fills the budget exactly; a two-octet character is never cut in two, so the
+    /// frame is at most one octet short of it.
+    #[test]
+    fn error_messages_are_shortened_no_more_than_the_budget_needs() {
+        let codec = DatagramCodec::new();
+        let err = DatagramError::TrailingOctets {
+            offset: 6,
+            count: 6,
+        };
+        for limit in 120..124 {
+            let mut out = BytesMut::new();
+            assert!(codec.encode_error(&err, &"a".repeat(500), limit, &mut out));
+            assert_eq!(out.len(), limit);
+            let wide = "é".repeat(500);
+            let mut out = BytesMut::new();
+            assert!(codec.encode_error(&err, &wide, limit, &mut out));
+            assert!(
+                out.len() == limit || out.len() + 1 == limit,
+                "{} for {limit}",
+                out.len()
+            );
+            let f = codec.decode(&out).unwrap();
+            let sent = f.header.get("message").and_then(Value::as_str).unwrap();
+            assert!(!sent.is_empty() && wide.starts_with(sent), "{sent:?}");
+        }
+    }
+
     #[test]
     fn retry_applies_to_idempotent_kinds_only() {
         assert!(is_idempotent(Some("echo")) && is_idempotent(Some("time")));
