@@ -1244,6 +1244,36 @@ mod tests {
         }
     }
 
+    /// At factor 1 a reply may be exactly as long as its request, even a request of the
+    /// largest size (§6: "not longer than").
+    #[test]
+    fn at_factor_one_a_reply_may_be_as_long_as_a_full_size_request() {
+        let cfg = DatagramConfig::new()
+            .with_max_datagram_len(600)
+            .with_amplification(1);
+        let codec = cfg.codec();
+        let frame =
+            |kind: &'static str, n: usize| Frame::new(Header::with_kind(kind), vec![7u8; n].into());
+        let mut probe = BytesMut::new();
+        codec.encode(&frame("upper", 100), &mut probe).unwrap();
+        let fill = 600 - (probe.len() - 100);
+        let mut req = BytesMut::new();
+        codec.encode(&frame("upper", fill), &mut req).unwrap();
+        assert_eq!(req.len(), 600);
+        let mut server = DatagramServer::new(cfg);
+        let mut out = BytesMut::new();
+        // "upper" → "UPPER": the same length, not the same frame (so not an echo).
+        let d = server.handle(&req, "s", Instant::now(), &mut out, |_| {
+            Some(frame("UPPER", fill))
+        });
+        assert_eq!((d, out.len()), (Disposition::Replied, 600));
+        let s = server.stats();
+        assert_eq!(
+            (s.received, s.replied, s.largest_reply, s.max_ratio_milli),
+            (1, 1, 600, 1000)
+        );
+    }
+
     /// Each error names the rule it breaks and where, in its section and its message.
     #[test]
     fn errors_name_their_rule_and_offset() {
