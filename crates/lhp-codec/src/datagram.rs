@@ -1274,6 +1274,20 @@ mod tests {
         );
     }
 
+    /// LHP/1 §8: an echo is sent back octet for octet, header text included, even when
+    /// that text is not how this implementation would write it.
+    #[test]
+    fn an_echo_is_the_request_octet_for_octet() {
+        let req = datagram(
+            r#"{ "id" : 4, "kind" : "ech\u006f", "body_len" : 2 }"#,
+            b"hi",
+        );
+        let mut server = DatagramServer::new(DatagramConfig::new());
+        let mut out = BytesMut::new();
+        let d = server.handle(&req, "s", Instant::now(), &mut out, Some);
+        assert_eq!((d, &out[..]), (Disposition::Replied, &req[..]));
+    }
+
     /// Each error names the rule it breaks and where, in its section and its message.
     #[test]
     fn errors_name_their_rule_and_offset() {
