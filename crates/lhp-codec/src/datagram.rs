@@ -1288,6 +1288,118 @@ mod tests {
         assert_eq!((d, &out[..]), (Disposition::Replied, &req[..]));
     }
 
+    /// The server counts what it did with each datagram: replies, refusals (an error frame
+    /// sent) and drops over budget (§6).
+    #[test]
+    fn the_server_counts_refusals_and_drops_over_budget() {
+        let mut server = DatagramServer::new(DatagramConfig::new());
+        let mut out = BytesMut::new();
+        let now = Instant::now();
+        // Two frames in one datagram: refused with `trailing_octets` (§4.3).
+        let two = [
+            datagram(r#"{"kind":"echo"}"#, b""),
+            datagram(r#"{"kind":"echo"}"#, b""),
+        ]
+        .concat();
+        let d = server.handle(&two, "a", now, &mut out, Some);
+        assert_eq!(d, Disposition::Refused("trailing_octets"));
+        // A 4-octet datagram: even an empty error frame is more than 3 × 4 octets.
+        let d = server.handle(b"\0\0\0\x09", "b", now, &mut out, Some);
+        assert_eq!(d, Disposition::Dropped(DropReason::ErrorOverBudget));
+        assert!(out.is_empty());
+        // The handler wants no reply: counted as received only.
+        let echo = datagram(r#"{"kind":"echo"}"#, b"");
+        let d = server.handle(&echo, "c", now, &mut out, |_| None);
+        assert_eq!(d, Disposition::Dropped(DropReason::NoReply));
+        let s = server.stats();
+        assert_eq!(
+            (
+                s.received,
+                s.replied,
+                s.refused,
+                s.over_budget,
+                s.rate_limited
+            ),
+            (3, 0, 1, 1, 0)
+        );
+    }
+
+    /// Only an `error` reply without a body has its `message` shortened to fit (§5.3); any
+    /// other reply over budget is refused with `reply_too_large` (§6), even one that carries
+    /// a `message` member or an error with a body.
+    #[test]
+    fn only_bodiless_error_replies_are_shortened() {
+        let cfg = DatagramConfig::new();
+        let mut req = BytesMut::new();
+        let mut h = Header::with_kind("time");
+        h.set_id(5);
+        cfg.codec()
+            .encode(&Frame::new(h, Bytes::new()), &mut req)
+            .unwrap();
+        let long = "m".repeat(400);
+        let with_body = |kind: &'static str, body: &'static [u8]| {
+            let long = long.clone();
+            move |_f: Frame| {
+                let mut h = Header::with_kind(kind);
+                h.set_id(5)
+                    .insert("code", "bad_request")
+                    .insert("message", long);
+                Some(Frame::new(h, Bytes::from_static(body)))
+            }
+        };
+        let mut out = BytesMut::new();
+        for (kind, body) in [("error", &b"x"[..]), ("notice", &b""[..])] {
+            let mut server = DatagramServer::new(cfg);
+            let d = server.handle(&req, "s", Instant::now(), &mut out, with_body(kind, body));
+            assert_eq!(
+                d,
+                Disposition::Refused("reply_too_large"),
+                "{kind} {body:?}"
+            );
+        }
+        let mut server = DatagramServer::new(cfg);
+        let d = server.handle(&req, "s", Instant::now(), &mut out, with_body("error", b""));
+        assert_eq!(d, Disposition::Replied);
+        let f = cfg.codec().decode(&out).unwrap();
+        let sent = f.header.get("message").and_then(Value::as_str).unwrap();
+        assert!(!sent.is_empty() && long.starts_with(sent), "{sent:?}");
+    }
+
+    /// A client takes as its reply a frame with its request's `id`, or a datagram error
+    /// (which carries `offset` and cannot carry `id`, §5.1); nothing else.
+    #[test]
+    fn replies_are_matched_by_id_or_as_datagram_errors() {
+        let mut reply = Header::with_kind("time");
+        reply.set_id(7);
+        assert!(matches_request(&reply, 7));
+        assert!(!matches_request(&reply, 8));
+        assert!(!matches_request(&Header::with_kind("time"), 7));
+        let bad = DatagramError::TooLarge { max: 512 }.error_header("too large");
+        assert!(is_datagram_error(&bad) && matches_request(&bad, 7));
+        // A request refusal has `id`, not `offset`; an `offset` on another kind is not one.
+        let refusal = reply_too_large_header(Some(3), "no");
+        assert!(!is_datagram_error(&refusal));
+        assert!(matches_request(&refusal, 3) && !matches_request(&refusal, 7));
+        let mut other = Header::with_kind("time");
+        other.insert("offset", 0);
+        assert!(!is_datagram_error(&other));
+        assert_eq!(error_code(&bad), Some("datagram_too_large"));
+        assert_eq!(error_code(&other), None);
+    }
+
+    #[test]
+    fn retry_once_sends_once() {
+        let t = Duration::from_millis(80);
+        assert_eq!(
+            Retry::once(t),
+            Retry {
+                timeout: t,
+                tries: 1
+            }
+        );
+        assert_eq!(Retry::default().tries, 3);
+    }
+
     /// Each error names the rule it breaks and where, in its section and its message.
     #[test]
     fn errors_name_their_rule_and_offset() {
