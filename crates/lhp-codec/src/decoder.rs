@@ -296,6 +296,12 @@ impl Decoder {
     /// those of [`decode`](Self::decode). Nothing is allocated (unless the header needs the
     /// general parser, or declares a digest).
     ///
+    /// The frame borrows the decoder too, until it (and a typed header deserialized from it)
+    /// is dropped: the members the validation pass read stay in the decoder, where
+    /// [`FrameRef::header`] reads them, instead of being copied into every frame. To keep
+    /// borrows of `buf` across decodes, use [`decode_span`](Self::decode_span), which returns
+    /// where the frame lies and borrows nothing.
+    ///
     /// Use it between frames only: during a frame begun with
     /// [`decode_event`](Self::decode_event) it returns `Ok(None)`.
     ///
@@ -310,7 +316,10 @@ impl Decoder {
     /// let f = dec.decode_ref(&wire).unwrap().unwrap();
     /// assert_eq!((f.header_text(), f.body(), f.len()), (r#"{"kind":"echo","body_len":2}"#, &b"hi"[..], wire.len()));
     /// ```
-    pub fn decode_ref<'b>(&mut self, buf: &'b [u8]) -> Result<Option<FrameRef<'b>>, DecodeError> {
+    pub fn decode_ref<'b>(
+        &'b mut self,
+        buf: &'b [u8],
+    ) -> Result<Option<FrameRef<'b>>, DecodeError> {
         Ok(self
             .decode_span(buf)?
             .and_then(|span| self.frame_ref(&span, buf)))
@@ -318,7 +327,8 @@ impl Decoder {
 
     /// The frame [`decode_span`](Self::decode_span) just returned `span` for, in `buf` (the
     /// same buffer). `None` for any other buffer that does not hold a valid header there.
-    pub fn frame_ref<'b>(&self, span: &FrameSpan, buf: &'b [u8]) -> Option<FrameRef<'b>> {
+    /// Like [`decode_ref`](Self::decode_ref)'s, the frame borrows the decoder's member table.
+    pub fn frame_ref<'b>(&'b self, span: &FrameSpan, buf: &'b [u8]) -> Option<FrameRef<'b>> {
         let table = self
             .table
             .as_deref()

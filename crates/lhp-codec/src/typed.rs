@@ -54,13 +54,18 @@ const HEAD_ROOM: usize = 128;
 
 /// A frame decoded in place: its validated header text and its body, both borrowed from the
 /// caller's buffer (see [`Decoder::decode_ref`](crate::Decoder::decode_ref)).
+///
+/// It also borrows the decoder that lent it out: the members the §4 validation pass read
+/// (the fast path's member table, which [`header`](Self::header) deserializes from) stay in
+/// the decoder and are not copied into each frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameRef<'a> {
     header: &'a str,
     body: &'a [u8],
     len: usize,
     profile: Profile,
-    table: Option<Table>,
+    /// The decoder's member table for this header, when the fast path read all its members.
+    table: Option<&'a Table>,
 }
 
 impl<'a> FrameRef<'a> {
@@ -69,7 +74,7 @@ impl<'a> FrameRef<'a> {
         buf: &'a [u8],
         span: &FrameSpan,
         profile: Profile,
-        table: Option<&Table>,
+        table: Option<&'a Table>,
     ) -> Option<Self> {
         let header = std::str::from_utf8(buf.get(span.header.clone())?).ok()?;
         let body = buf.get(span.body.clone())?;
@@ -78,7 +83,7 @@ impl<'a> FrameRef<'a> {
             body,
             len: span.body.end,
             profile,
-            table: table.copied(),
+            table,
         })
     }
 
@@ -87,7 +92,7 @@ impl<'a> FrameRef<'a> {
     pub fn header<T: Deserialize<'a>>(&self) -> Result<T, TypedError> {
         deserialize_header(
             self.header,
-            self.table.as_ref(),
+            self.table,
             self.body.len() as u64,
             self.profile,
         )
@@ -849,7 +854,8 @@ mod tests {
             &out[4..],
             br#"{"kind":"put","id":3,"name":"a\"b","body_len":3}xyz"#
         );
-        let f = Decoder::new().decode_ref(&out).unwrap().unwrap();
+        let mut dec = Decoder::new();
+        let f = dec.decode_ref(&out).unwrap().unwrap();
         let back: Msg<'_> = f.header().unwrap();
         assert_eq!(back, m);
         assert!(
