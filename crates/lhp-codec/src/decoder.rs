@@ -406,18 +406,27 @@ impl Decoder {
 
     /// [`decode_ref`](Self::decode_ref) on a [`BytesMut`]: the frame is split off `buf` as a
     /// [`RawFrame`] (header text and body, without a copy). What a `tokio_util` codec wants.
+    #[inline]
     pub fn decode_raw(&mut self, buf: &mut BytesMut) -> Result<Option<RawFrame>, DecodeError> {
         let Some(span) = self.decode_span(buf)? else {
             return Ok(None);
         };
-        let mut whole = buf.split_to(span.body.end).freeze();
-        let body = whole.split_off(span.body.start);
-        whole.advance(PREFIX_LEN);
+        // One split per frame: the header text and the body stay one `Bytes` (one reference
+        // count to take and to drop, as for a `LengthDelimitedCodec` frame).
+        buf.advance(PREFIX_LEN);
+        let octets = buf
+            .split_to(span.body.end.saturating_sub(PREFIX_LEN))
+            .freeze();
         let table = self
             .table
             .as_deref()
             .filter(|t| span.fast && t.is_complete());
-        Ok(Some(RawFrame::new(whole, body, self.profile, table)))
+        Ok(Some(RawFrame::new(
+            octets,
+            span.header.len(),
+            self.profile,
+            table,
+        )))
     }
 
     /// For [`finish`](Self::finish) between frames: what is missing from a frame being decoded
