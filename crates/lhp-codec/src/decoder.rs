@@ -797,6 +797,62 @@ mod tests {
         assert_eq!(e.offset(), body_offset);
     }
 
+    /// §4.1: a header that is not UTF-8 is refused with `header_not_utf8` at the header's
+    /// first octet by every entry point, the in-place and raw ones included (they make the
+    /// header's `&str` after the validation pass, which must have refused it first).
+    #[test]
+    fn non_utf8_headers_are_refused_by_every_entry_point() {
+        let texts: [&[u8]; 7] = [
+            b"{\"kind\":\"\xff\"}",              // not a UTF-8 octet, in a value
+            b"{\"k\xc3\":1}",                    // a sequence cut short by the quote, in a name
+            b"{\"kind\":\"\xed\xa0\x80\"}",      // a surrogate
+            b"{\"kind\":\"\xc0\xaf\"}",          // an overlong encoding
+            b"{\"kind\":\"\xf4\x90\x80\x80\"}",  // past U+10FFFF
+            b"{\x80\"kind\":\"x\"}",             // outside strings
+            b"{\"a\":\"0123456789abcdef\x80\"}", // past the first eight octets of a string
+        ];
+        for text in texts {
+            let mut wire = BytesMut::new();
+            wire.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            wire.extend_from_slice(text);
+            wire.extend_from_slice(&frame("next", b"")[..]);
+            let expect = |e: DecodeError, how: &str| {
+                assert_eq!(
+                    (e.code(), e.offset()),
+                    ("header_not_utf8", PREFIX_LEN as u64),
+                    "{how}: {text:?}"
+                );
+                e
+            };
+            let mut dec = Decoder::new();
+            let e = expect(dec.decode(&mut wire.clone()).unwrap_err(), "decode");
+            let mut dec = Decoder::new();
+            let got = dec.decode_event(&mut wire.clone()).unwrap_err();
+            assert_eq!(expect(got, "decode_event"), e);
+            let mut dec = Decoder::new();
+            let got = dec.decode_ref(&wire).unwrap_err();
+            assert_eq!(expect(got, "decode_ref"), e);
+            let mut dec = Decoder::new();
+            let got = dec.decode_span(&wire).unwrap_err();
+            assert_eq!(expect(got, "decode_span"), e);
+            let mut dec = Decoder::new();
+            let got = dec.decode_raw(&mut wire.clone()).unwrap_err();
+            assert_eq!(expect(got, "decode_raw"), e);
+            // The same, the header arriving an octet at a time.
+            let mut dec = Decoder::new();
+            let mut buf = BytesMut::new();
+            let mut got = None;
+            for octet in wire.iter() {
+                buf.extend_from_slice(&[*octet]);
+                if let Err(e) = dec.decode_raw(&mut buf) {
+                    got = Some(e);
+                    break;
+                }
+            }
+            assert_eq!(got.map(|g| expect(g, "decode_raw, split")), Some(e));
+        }
+    }
+
     #[test]
     fn seed_compat_negative_prefix() {
         let mut dec = Decoder::with(Profile::SeedCompat, Limits::default());
