@@ -413,10 +413,8 @@ impl Decoder {
         };
         // One split per frame: the header text and the body stay one `Bytes` (one reference
         // count to take and to drop, as for a `LengthDelimitedCodec` frame).
-        buf.advance(PREFIX_LEN);
-        let octets = buf
-            .split_to(span.body.end.saturating_sub(PREFIX_LEN))
-            .freeze();
+        let mut octets = buf.split_to(span.body.end).freeze();
+        octets.advance(PREFIX_LEN);
         let table = self
             .table
             .as_deref()
