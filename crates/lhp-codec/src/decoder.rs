@@ -296,6 +296,12 @@ impl Decoder {
     /// those of [`decode`](Self::decode). Nothing is allocated (unless the header needs the
     /// general parser, or declares a digest).
     ///
+    /// The frame borrows the decoder too, until it (and a typed header deserialized from it)
+    /// is dropped: the members the validation pass read stay in the decoder, where
+    /// [`FrameRef::header`] reads them, instead of being copied into every frame. To keep
+    /// borrows of `buf` across decodes, use [`decode_span`](Self::decode_span), which returns
+    /// where the frame lies and borrows nothing.
+    ///
     /// Use it between frames only: during a frame begun with
     /// [`decode_event`](Self::decode_event) it returns `Ok(None)`.
     ///
@@ -310,7 +316,10 @@ impl Decoder {
     /// let f = dec.decode_ref(&wire).unwrap().unwrap();
     /// assert_eq!((f.header_text(), f.body(), f.len()), (r#"{"kind":"echo","body_len":2}"#, &b"hi"[..], wire.len()));
     /// ```
-    pub fn decode_ref<'b>(&mut self, buf: &'b [u8]) -> Result<Option<FrameRef<'b>>, DecodeError> {
+    pub fn decode_ref<'b>(
+        &'b mut self,
+        buf: &'b [u8],
+    ) -> Result<Option<FrameRef<'b>>, DecodeError> {
         Ok(self
             .decode_span(buf)?
             .and_then(|span| self.frame_ref(&span, buf)))
@@ -318,7 +327,8 @@ impl Decoder {
 
     /// The frame [`decode_span`](Self::decode_span) just returned `span` for, in `buf` (the
     /// same buffer). `None` for any other buffer that does not hold a valid header there.
-    pub fn frame_ref<'b>(&self, span: &FrameSpan, buf: &'b [u8]) -> Option<FrameRef<'b>> {
+    /// Like [`decode_ref`](Self::decode_ref)'s, the frame borrows the decoder's member table.
+    pub fn frame_ref<'b>(&'b self, span: &FrameSpan, buf: &'b [u8]) -> Option<FrameRef<'b>> {
         let table = self
             .table
             .as_deref()
@@ -396,18 +406,25 @@ impl Decoder {
 
     /// [`decode_ref`](Self::decode_ref) on a [`BytesMut`]: the frame is split off `buf` as a
     /// [`RawFrame`] (header text and body, without a copy). What a `tokio_util` codec wants.
+    #[inline]
     pub fn decode_raw(&mut self, buf: &mut BytesMut) -> Result<Option<RawFrame>, DecodeError> {
         let Some(span) = self.decode_span(buf)? else {
             return Ok(None);
         };
-        let mut whole = buf.split_to(span.body.end).freeze();
-        let body = whole.split_off(span.body.start);
-        whole.advance(PREFIX_LEN);
+        // One split per frame: the header text and the body stay one `Bytes` (one reference
+        // count to take and to drop, as for a `LengthDelimitedCodec` frame).
+        let mut octets = buf.split_to(span.body.end).freeze();
+        octets.advance(PREFIX_LEN);
         let table = self
             .table
             .as_deref()
             .filter(|t| span.fast && t.is_complete());
-        Ok(Some(RawFrame::new(whole, body, self.profile, table)))
+        Ok(Some(RawFrame::new(
+            octets,
+            span.header.len(),
+            self.profile,
+            table,
+        )))
     }
 
     /// For [`finish`](Self::finish) between frames: what is missing from a frame being decoded
@@ -776,6 +793,62 @@ mod tests {
         let e = dec.decode_event(&mut wire).unwrap_err();
         assert_eq!(e.code(), "digest_mismatch");
         assert_eq!(e.offset(), body_offset);
+    }
+
+    /// §4.1: a header that is not UTF-8 is refused with `header_not_utf8` at the header's
+    /// first octet by every entry point, the in-place and raw ones included (they make the
+    /// header's `&str` after the validation pass, which must have refused it first).
+    #[test]
+    fn non_utf8_headers_are_refused_by_every_entry_point() {
+        let texts: [&[u8]; 7] = [
+            b"{\"kind\":\"\xff\"}",              // not a UTF-8 octet, in a value
+            b"{\"k\xc3\":1}",                    // a sequence cut short by the quote, in a name
+            b"{\"kind\":\"\xed\xa0\x80\"}",      // a surrogate
+            b"{\"kind\":\"\xc0\xaf\"}",          // an overlong encoding
+            b"{\"kind\":\"\xf4\x90\x80\x80\"}",  // past U+10FFFF
+            b"{\x80\"kind\":\"x\"}",             // outside strings
+            b"{\"a\":\"0123456789abcdef\x80\"}", // past the first eight octets of a string
+        ];
+        for text in texts {
+            let mut wire = BytesMut::new();
+            wire.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            wire.extend_from_slice(text);
+            wire.extend_from_slice(&frame("next", b"")[..]);
+            let expect = |e: DecodeError, how: &str| {
+                assert_eq!(
+                    (e.code(), e.offset()),
+                    ("header_not_utf8", PREFIX_LEN as u64),
+                    "{how}: {text:?}"
+                );
+                e
+            };
+            let mut dec = Decoder::new();
+            let e = expect(dec.decode(&mut wire.clone()).unwrap_err(), "decode");
+            let mut dec = Decoder::new();
+            let got = dec.decode_event(&mut wire.clone()).unwrap_err();
+            assert_eq!(expect(got, "decode_event"), e);
+            let mut dec = Decoder::new();
+            let got = dec.decode_ref(&wire).unwrap_err();
+            assert_eq!(expect(got, "decode_ref"), e);
+            let mut dec = Decoder::new();
+            let got = dec.decode_span(&wire).unwrap_err();
+            assert_eq!(expect(got, "decode_span"), e);
+            let mut dec = Decoder::new();
+            let got = dec.decode_raw(&mut wire.clone()).unwrap_err();
+            assert_eq!(expect(got, "decode_raw"), e);
+            // The same, the header arriving an octet at a time.
+            let mut dec = Decoder::new();
+            let mut buf = BytesMut::new();
+            let mut got = None;
+            for octet in wire.iter() {
+                buf.extend_from_slice(&[*octet]);
+                if let Err(e) = dec.decode_raw(&mut buf) {
+                    got = Some(e);
+                    break;
+                }
+            }
+            assert_eq!(got.map(|g| expect(g, "decode_raw, split")), Some(e));
+        }
     }
 
     #[test]

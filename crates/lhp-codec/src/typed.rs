@@ -36,7 +36,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::Serialize;
@@ -54,13 +54,18 @@ const HEAD_ROOM: usize = 128;
 
 /// A frame decoded in place: its validated header text and its body, both borrowed from the
 /// caller's buffer (see [`Decoder::decode_ref`](crate::Decoder::decode_ref)).
+///
+/// It also borrows the decoder that lent it out: the members the §4 validation pass read
+/// (the fast path's member table, which [`header`](Self::header) deserializes from) stay in
+/// the decoder and are not copied into each frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameRef<'a> {
     header: &'a str,
     body: &'a [u8],
     len: usize,
     profile: Profile,
-    table: Option<Table>,
+    /// The decoder's member table for this header, when the fast path read all its members.
+    table: Option<&'a Table>,
 }
 
 impl<'a> FrameRef<'a> {
@@ -69,7 +74,7 @@ impl<'a> FrameRef<'a> {
         buf: &'a [u8],
         span: &FrameSpan,
         profile: Profile,
-        table: Option<&Table>,
+        table: Option<&'a Table>,
     ) -> Option<Self> {
         let header = std::str::from_utf8(buf.get(span.header.clone())?).ok()?;
         let body = buf.get(span.body.clone())?;
@@ -78,7 +83,7 @@ impl<'a> FrameRef<'a> {
             body,
             len: span.body.end,
             profile,
-            table: table.copied(),
+            table,
         })
     }
 
@@ -87,7 +92,7 @@ impl<'a> FrameRef<'a> {
     pub fn header<T: Deserialize<'a>>(&self) -> Result<T, TypedError> {
         deserialize_header(
             self.header,
-            self.table.as_ref(),
+            self.table,
             self.body.len() as u64,
             self.profile,
         )
@@ -130,21 +135,32 @@ impl<'a> FrameRef<'a> {
 /// A frame decoded without building its header: the validated header text and the body, both
 /// cut out of the receive buffer without a copy (see
 /// [`Decoder::decode_raw`](crate::Decoder::decode_raw)). What a `tokio_util` codec yields.
+///
+/// The header text and the body are one shared slice of the receive buffer (one reference
+/// count per frame, as for a `LengthDelimitedCodec` frame); [`into_body`](Self::into_body)
+/// and [`body_bytes`](Self::body_bytes) give the body as [`Bytes`] of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawFrame {
-    header: Bytes,
-    body: Bytes,
+    /// The header text, then the body (the prefix is not kept).
+    octets: Bytes,
+    /// Octets of header text at the front of `octets`.
+    header_len: usize,
     profile: Profile,
     table: Option<Table>,
 }
 
 impl RawFrame {
     #[inline]
-    pub(crate) fn new(header: Bytes, body: Bytes, profile: Profile, table: Option<&Table>) -> Self {
+    pub(crate) fn new(
+        octets: Bytes,
+        header_len: usize,
+        profile: Profile,
+        table: Option<&Table>,
+    ) -> Self {
         // The table is copied here, straight into the frame.
         RawFrame {
-            header,
-            body,
+            octets,
+            header_len,
             profile,
             table: table.copied(),
         }
@@ -155,7 +171,7 @@ impl RawFrame {
         deserialize_header(
             self.header_text(),
             self.table.as_ref(),
-            self.body.len() as u64,
+            self.body().len() as u64,
             self.profile,
         )
     }
@@ -163,17 +179,24 @@ impl RawFrame {
     /// The header's JSON text, as it arrived (validated: §4).
     pub fn header_text(&self) -> &str {
         // Validated as UTF-8 by the decoder; the fallback is never taken.
-        std::str::from_utf8(&self.header).unwrap_or_default()
+        let text = self.octets.get(..self.header_len).unwrap_or_default();
+        std::str::from_utf8(text).unwrap_or_default()
     }
 
     /// The body (its digest, if the header has one, verified).
-    pub fn body(&self) -> &Bytes {
-        &self.body
+    pub fn body(&self) -> &[u8] {
+        self.octets.get(self.header_len..).unwrap_or_default()
     }
 
-    /// The body, taken out of the frame.
-    pub fn into_body(self) -> Bytes {
-        self.body
+    /// The body as [`Bytes`] sharing the receive buffer (not copied).
+    pub fn body_bytes(&self) -> Bytes {
+        self.octets.slice(self.header_len.min(self.octets.len())..)
+    }
+
+    /// The body, taken out of the frame (not copied).
+    pub fn into_body(mut self) -> Bytes {
+        self.octets.advance(self.header_len.min(self.octets.len()));
+        self.octets
     }
 
     /// The header as a map-style [`Header`] (allocates).
@@ -185,7 +208,7 @@ impl RawFrame {
     pub fn into_frame(self) -> Frame {
         Frame {
             header: self.to_header(),
-            body: self.body,
+            body: self.into_body(),
         }
     }
 }
@@ -849,7 +872,8 @@ mod tests {
             &out[4..],
             br#"{"kind":"put","id":3,"name":"a\"b","body_len":3}xyz"#
         );
-        let f = Decoder::new().decode_ref(&out).unwrap().unwrap();
+        let mut dec = Decoder::new();
+        let f = dec.decode_ref(&out).unwrap().unwrap();
         let back: Msg<'_> = f.header().unwrap();
         assert_eq!(back, m);
         assert!(
@@ -1224,6 +1248,43 @@ mod tests {
             agrees_with_serde_json::<Probe<'_>>(&text)?;
             agrees_with_serde_json::<Strict<'_>>(&text)?;
         }
+    }
+
+    #[test]
+    fn raw_frames_share_one_slice_of_the_receive_buffer() {
+        // Two frames and the start of a third: each `RawFrame` is cut off the front, its
+        // header text and body read back as sent, its body shared (not copied) either way.
+        let mut buf = BytesMut::new();
+        let enc = Encoder::new();
+        let up = |id| Msg {
+            kind: "put",
+            id: Some(id),
+            name: "n".into(),
+        };
+        enc.encode_typed(&up(1), b"first", &mut buf).unwrap();
+        enc.encode_typed(&up(2), b"", &mut buf).unwrap();
+        enc.encode_typed(&up(3), b"third", &mut buf).unwrap();
+        let whole = buf.len();
+        buf.truncate(whole - 2);
+        let mut dec = Decoder::new();
+        let a = dec.decode_raw(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            a.header_text(),
+            r#"{"kind":"put","id":1,"name":"n","body_len":5}"#
+        );
+        assert_eq!(
+            (a.body(), &a.body_bytes()[..]),
+            (&b"first"[..], &b"first"[..])
+        );
+        assert_eq!(a.header::<Msg<'_>>().unwrap(), up(1));
+        let b = dec.decode_raw(&mut buf).unwrap().unwrap();
+        assert_eq!(b.header_text(), r#"{"kind":"put","id":2,"name":"n"}"#);
+        assert!(b.body().is_empty() && b.body_bytes().is_empty());
+        assert_eq!(dec.decode_raw(&mut buf).unwrap(), None);
+        assert_eq!(a.clone().into_frame().body, Bytes::from_static(b"first"));
+        let body = a.into_body();
+        assert_eq!(&body[..], b"first");
+        assert!(b.into_body().is_empty());
     }
 
     #[test]

