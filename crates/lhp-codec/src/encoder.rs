@@ -205,6 +205,42 @@ mod tests {
                 "1025 members (nested: {nested})"
             );
         }
+        // The count is the header's, however its members are split between registered ones
+        // (typed fields) and extensions.
+        use sha2::Digest;
+        for registered in 1..=6 {
+            for (n, want) in [(1024, Ok(())), (1025, Err("header_not_json"))] {
+                let mut h = Header::with_kind("wide");
+                let mut given = 1;
+                if registered >= 2 {
+                    h.set_id(1);
+                }
+                if registered >= 3 {
+                    h.set_name("n");
+                }
+                if registered >= 4 {
+                    h.set_version(1);
+                }
+                if registered >= 5 {
+                    // (`set_body_len(0)` adds nothing: a member of value 0 it must be.)
+                    h.insert("body_len", 0);
+                }
+                if registered >= 6 {
+                    // The digest of the empty body the frame carries.
+                    h.set_sha256(&sha2::Sha256::digest(b"").into());
+                }
+                given += registered - 1;
+                for i in given..n {
+                    h.insert(format!("m{i}"), i);
+                }
+                assert_eq!(h.members().len(), n, "{registered} registered");
+                assert_eq!(
+                    encoder_and_receiver_agree(&h),
+                    want,
+                    "{n} members, {registered} registered"
+                );
+            }
+        }
         // A registered member given a value of another type still goes through the caps
         // before the member rules, as a receiver checks them.
         let mut h = wide(1025, false);

@@ -1098,6 +1098,29 @@ mod tests {
         assert_eq!(code(" {} \n"), Ok(0));
     }
 
+    /// Headers are equal when their members are, in order, as JSON values, whether built or
+    /// received: a built integer equals the same received integer, never another one.
+    #[test]
+    fn built_and_received_headers_compare_by_value() {
+        // Not canonical (spaces), so compared member by member, not by text.
+        let (received, _) =
+            parse_header(br#"{"kind": "x", "id": 5, "name": "n"}"#, Profile::Lhp1).unwrap();
+        let built = |kind: &'static str, id: u64, name: &'static str| {
+            let mut h = Header::with_kind(kind);
+            h.set_id(id).set_name(name);
+            h
+        };
+        assert_eq!(built("x", 5, "n"), received);
+        assert_eq!(received, built("x", 5, "n"));
+        for other in [built("x", 6, "n"), built("y", 5, "n"), built("x", 5, "m")] {
+            assert_ne!(other, received, "{other}");
+            assert_ne!(received, other, "{other}");
+        }
+        let mut mistyped = Header::with_kind("x");
+        mistyped.insert("id", "5").set_name("n");
+        assert_ne!(mistyped, received);
+    }
+
     #[test]
     fn received_headers_are_sent_on_as_they_arrived_when_canonical() {
         let text = r#"{"file_name":"a.txt","file_size":3,"kind":"put"}"#;
