@@ -1098,6 +1098,25 @@ mod tests {
         assert_eq!(code(" {} \n"), Ok(0));
     }
 
+    /// `extensions()` lists the members `lhp1` does not register, in order, the same for a
+    /// built header and a received one; a registered name holding a value of another type (in
+    /// a header being built, which the encoder will refuse) is not an extension.
+    #[test]
+    fn extensions_are_the_unregistered_members_in_order() {
+        let mut built = Header::with_kind("x");
+        built
+            .insert("b", 2)
+            .set_id(1)
+            .insert("a", "one")
+            .insert("name", 5);
+        let (received, _) =
+            parse_header(br#"{"kind":"x","b":2,"id":1,"a":"one"}"#, Profile::Lhp1).unwrap();
+        for h in [&built, &received] {
+            let ext: Vec<(&str, &Value)> = h.extensions().collect();
+            assert_eq!(ext, [("b", &Value::from(2)), ("a", &Value::from("one"))]);
+        }
+    }
+
     /// Headers are equal when their members are, in order, as JSON values, whether built or
     /// received: a built integer equals the same received integer, never another one.
     #[test]

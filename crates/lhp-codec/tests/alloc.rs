@@ -9,6 +9,9 @@
 //!   declaring a 2^53−1 octet body cost no allocation proportional to the claim.
 //! - `streaming_1gib_body_in_constant_memory`: 1 GiB of body streamed through
 //!   `decode_event` in 64 KiB chunks keeps the peak at one chunk plus a small constant.
+//! - `registered_members_are_built_and_encoded_without_allocating`: a header of registered
+//!   members with `&'static str` values, built and encoded into a buffer with room, costs no
+//!   heap at all (issue 13 item 1).
 //! - `random_claims_cost_at_most_input_plus_constant` (proptest): random prefix and header
 //!   claims, random bodies and random chunkings, through `decode` and `decode_event`: the
 //!   decoder's peak growth is bounded by the input size plus a constant.
@@ -17,7 +20,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use bytes::BytesMut;
-use lhp_codec::{Decoder, Event, Limits, Profile, MAX_SAFE_INTEGER};
+use lhp_codec::{Decoder, Encoder, Event, Header, Limits, Profile, MAX_SAFE_INTEGER};
 use proptest::prelude::*;
 
 /// Counts the live bytes and their peak for the thread inside [`measure`].
@@ -180,6 +183,32 @@ fn declared_lengths_cost_no_allocation() {
             "2^53−1 body claim cost {peak} octets (streaming: {streaming})"
         );
     }
+}
+
+/// Issue 13 item 1: building a header of registered members allocates nothing beyond what the
+/// caller hands over (nothing for `&'static str`), and encoding writes it straight into the
+/// output buffer, with no map in between.
+#[test]
+fn registered_members_are_built_and_encoded_without_allocating() {
+    let enc = Encoder::new();
+    let mut out = BytesMut::with_capacity(4096);
+    let (written, peak) = measure(|| {
+        let mut written = 0;
+        for i in 0..100u64 {
+            let mut h = Header::with_kind("upload");
+            h.set_id(i)
+                .set_name("sensor-42/temperature.bin")
+                .set_body_len(100)
+                .set_version(1)
+                .set_sha256(&[0xab; 32]);
+            enc.encode_head(&h, 100, &mut out).unwrap();
+            written += out.len();
+            out.clear();
+        }
+        written
+    });
+    assert!(written > 100 * 150, "{written}");
+    assert_eq!(peak, 0, "octets allocated while building and encoding");
 }
 
 #[test]
