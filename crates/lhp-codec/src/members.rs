@@ -691,5 +691,15 @@ mod tests {
         b.insert("c".into(), Value::from(3));
         assert_eq!(names(&b), ["a", "kind", "id", "b", "v", "c"]);
         assert!(text(&b).starts_with(before.trim_end_matches('}')));
+        // And the header goes on taking members, registered or not, in order.
+        b.insert("d".into(), Value::from(4));
+        b.set_int(Reg::BodyLen, 5);
+        b.insert("e".into(), Value::from(6));
+        b.set_str(Reg::Name, "n".into());
+        assert_eq!(
+            names(&b),
+            ["a", "kind", "id", "b", "v", "c", "d", "body_len", "e", "name"]
+        );
+        assert!(b.next < 100, "numbered again from 0: {}", b.next);
     }
 }
