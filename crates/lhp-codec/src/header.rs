@@ -1098,6 +1098,39 @@ mod tests {
         assert_eq!(code(" {} \n"), Ok(0));
     }
 
+    /// `from_serialize` gives the members of the value, in its field order, checked as a
+    /// receiver checks them; a value that is not an object, or breaks a member rule, is an
+    /// error naming the rule.
+    #[test]
+    fn from_serialize_takes_the_members_of_an_object() {
+        #[derive(serde::Serialize)]
+        struct Put<'a> {
+            kind: &'a str,
+            name: &'a str,
+            body_len: u64,
+            extra: bool,
+        }
+        let put = Put {
+            kind: "put",
+            name: "a.txt",
+            body_len: 3,
+            extra: true,
+        };
+        let h = Header::from_serialize(&put).unwrap();
+        assert_eq!(
+            (h.kind(), h.name(), h.body_len()),
+            (Some("put"), Some("a.txt"), 3)
+        );
+        assert_eq!(
+            h.to_string(),
+            r#"{"kind":"put","name":"a.txt","body_len":3,"extra":true}"#
+        );
+        let e = Header::from_serialize(&[1, 2]).unwrap_err();
+        assert!(e.to_string().contains("header_not_object"), "{e}");
+        let e = Header::from_serialize(&serde_json::json!({"kind": 7})).unwrap_err();
+        assert!(e.to_string().contains("invalid_member"), "{e}");
+    }
+
     /// `extensions()` lists the members `lhp1` does not register, in order, the same for a
     /// built header and a received one; a registered name holding a value of another type (in
     /// a header being built, which the encoder will refuse) is not an extension.
@@ -1150,6 +1183,7 @@ mod tests {
         let (json, declared) = h.encoding(Profile::SeedCompat).unwrap();
         assert!(matches!(json, Encoding::Text(t) if t == text.as_bytes()));
         assert_eq!(declared, 3);
+        assert_eq!(h.to_string(), text);
         // Another profile reads the length differently: checked again.
         let (_, declared) = h.encoding(Profile::Lhp1).unwrap();
         assert_eq!(declared, 0);
