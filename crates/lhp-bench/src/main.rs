@@ -699,6 +699,15 @@ fn echo(b: &mut Bench, rounds: usize, pin: bool) {
     }
 }
 
+/// One subject of [`Bench::interleaved_workloads`]: workload, subject, the subject it is
+/// compared with (in the same workload), and one run.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Box<dyn FnMut() -> f64 + 'a>,
+);
+
 struct Bench {
     rows: Vec<Row>,
     runs: usize,
@@ -737,12 +746,7 @@ impl Bench {
     /// As [`interleaved`](Self::interleaved), for subjects of several workloads taking turns
     /// in one run: `(workload, subject, reference, f)`. A reference is looked up in its own
     /// workload and must come before the rows that refer to it.
-    #[allow(clippy::type_complexity)]
-    fn interleaved_workloads<'a>(
-        &mut self,
-        unit: &'static str,
-        mut cases: Vec<(&str, &str, Option<&str>, Box<dyn FnMut() -> f64 + 'a>)>,
-    ) {
+    fn interleaved_workloads(&mut self, unit: &'static str, mut cases: Vec<Case<'_>>) {
         let mut values = vec![Vec::new(); cases.len()];
         for _ in 0..self.runs {
             for (i, (_, _, _, f)) in cases.iter_mut().enumerate() {
@@ -866,7 +870,7 @@ fn typed_rows(
         ],
     );
     eprintln!("typed: small frames over loopback, tokio (multi_thread and current_thread)...");
-    let mut cases: Vec<(&str, &str, Option<&str>, Box<dyn FnMut() -> f64>)> = Vec::new();
+    let mut cases: Vec<Case<'_>> = Vec::new();
     for (w, rt) in [(TYPED_TOKIO, rt), (TYPED_TOKIO_CT, rt1)] {
         cases.push((
             w,
