@@ -804,6 +804,44 @@ mod tests {
         assert_eq!(e.offset(), body_offset);
     }
 
+    /// §6: a whole frame with a digest, all in one buffer, comes out of one `decode` call
+    /// (through the `Body` state, inside `read_whole`): verified when the digest matches,
+    /// `digest_mismatch` at the body's first octet when it does not, and the frame after it
+    /// decodes too.
+    #[test]
+    fn a_whole_frame_with_a_digest_is_verified_in_one_call() {
+        let body = Bytes::from_static(b"abc");
+        let right: [u8; 32] = Sha256::digest(&body).into();
+        for (digest, ok) in [(right, true), ([0u8; 32], false)] {
+            let mut h = Header::with_kind("put");
+            h.set_sha256(&digest);
+            let mut wire = BytesMut::new();
+            let enc = Encoder::new();
+            enc.encode(&Frame::new(h, body.clone()), &mut wire).unwrap();
+            let body_offset = (wire.len() - body.len()) as u64;
+            enc.encode(
+                &Frame::new(Header::with_kind("next"), body.clone()),
+                &mut wire,
+            )
+            .unwrap();
+            let mut dec = Decoder::new();
+            match dec.decode(&mut wire) {
+                Ok(Some(f)) => {
+                    assert!(ok);
+                    assert_eq!((f.header.kind(), &f.body[..]), (Some("put"), &body[..]));
+                    let next = dec.decode(&mut wire).unwrap().unwrap();
+                    assert_eq!(next.header.kind(), Some("next"));
+                    assert!(wire.is_empty());
+                }
+                Ok(None) => panic!("a whole frame in the buffer needs no more input"),
+                Err(e) => {
+                    assert!(!ok);
+                    assert_eq!((e.code(), e.offset()), ("digest_mismatch", body_offset));
+                }
+            }
+        }
+    }
+
     /// §4.1: a header that is not UTF-8 is refused with `header_not_utf8` at the header's
     /// first octet by every entry point, the in-place and raw ones included (they make the
     /// header's `&str` after the validation pass, which must have refused it first).
