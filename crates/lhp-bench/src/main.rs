@@ -234,7 +234,14 @@ fn main() {
     }
 
     if args.typed_only {
-        typed_rows(&mut b, &plan, &rt);
+        // Issue 13's tokio rows also run on a `current_thread` runtime: sender and receiver
+        // tasks on one thread, so that the rows measure the codecs and not how often two
+        // workers and the `block_on` thread park and wake each other.
+        let rt1 = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        typed_rows(&mut b, &plan, &rt, &rt1);
         let mem = Err("not run (--typed-only)".to_string());
         let targets = typed_targets(&b.rows);
         print_report(&b.rows, &[], &[], &targets, &mem, plan.mem_len);
@@ -538,6 +545,10 @@ fn profile(case: &str) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    let rt1 = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     // Only the codec cases need the wires (building them faults in pages the other cases'
     // profiles would show).
     let codec = case.starts_with("codec");
@@ -566,6 +577,11 @@ fn profile(case: &str) -> Result<(), String> {
             "typed-tokio" => drop(typed::tokio(&rt, typed::Style::Typed, 100_000)),
             "typed-tokio-map" => drop(typed::tokio(&rt, typed::Style::Map, 100_000)),
             "typed-tokio-baseline" => drop(typed::tokio(&rt, typed::Style::HandWritten, 100_000)),
+            "typed-tokio-ct" => drop(typed::tokio(&rt1, typed::Style::Typed, 100_000)),
+            "typed-tokio-map-ct" => drop(typed::tokio(&rt1, typed::Style::Map, 100_000)),
+            "typed-tokio-baseline-ct" => {
+                let _ = typed::tokio(&rt1, typed::Style::HandWritten, 100_000);
+            }
             "small-blocking" => drop(work::lhp_blocking_stream(100, 100_000)),
             "small-tokio" => drop(work::lhp_tokio_stream(&rt, 100, 100_000)),
             "bulk-blocking" => drop(work::lhp_blocking_stream(64 << 20, 4)),
@@ -596,9 +612,8 @@ fn profile(case: &str) -> Result<(), String> {
                      typed-codec-baseline, typed-blocking, typed-blocking-map, typed-blocking-baseline, \
                      typed-tokio, typed-tokio-map, typed-tokio-baseline, small-blocking, small-tokio, bulk-blocking, \
                      bulk-blocking-streamed, bulk-tokio, bulk-tokio-streamed, echo-blocking, echo-raw-blocking, \
-                     echo-tokio, echo-ldc, echo-raw-tokio, raw-bulk, typed-codec, typed-codec-ref, \
-                     typed-codec-baseline, typed-blocking, typed-blocking-map, typed-blocking-baseline, \
-                     typed-tokio, typed-tokio-map, typed-tokio-baseline"
+                     echo-tokio, echo-ldc, echo-raw-tokio, raw-bulk, typed-tokio-ct, \
+                     typed-tokio-map-ct, typed-tokio-baseline-ct"
                 ))
             }
         }
@@ -684,6 +699,15 @@ fn echo(b: &mut Bench, rounds: usize, pin: bool) {
     }
 }
 
+/// One subject of [`Bench::interleaved_workloads`]: workload, subject, the subject it is
+/// compared with (in the same workload), and one run.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Box<dyn FnMut() -> f64 + 'a>,
+);
+
 struct Bench {
     rows: Vec<Row>,
     runs: usize,
@@ -710,15 +734,26 @@ impl Bench {
         &mut self,
         workload: &str,
         unit: &'static str,
-        mut cases: Vec<(&str, Option<&str>, Box<dyn FnMut() -> f64 + 'a>)>,
+        cases: Vec<(&str, Option<&str>, Box<dyn FnMut() -> f64 + 'a>)>,
     ) {
+        let cases = cases
+            .into_iter()
+            .map(|(subject, against, f)| (workload, subject, against, f))
+            .collect();
+        self.interleaved_workloads(unit, cases);
+    }
+
+    /// As [`interleaved`](Self::interleaved), for subjects of several workloads taking turns
+    /// in one run: `(workload, subject, reference, f)`. A reference is looked up in its own
+    /// workload and must come before the rows that refer to it.
+    fn interleaved_workloads(&mut self, unit: &'static str, mut cases: Vec<Case<'_>>) {
         let mut values = vec![Vec::new(); cases.len()];
         for _ in 0..self.runs {
-            for (i, (_, _, f)) in cases.iter_mut().enumerate() {
+            for (i, (_, _, _, f)) in cases.iter_mut().enumerate() {
                 values[i].push(f());
             }
         }
-        for ((subject, against, _), v) in cases.into_iter().zip(values) {
+        for ((workload, subject, against, _), v) in cases.into_iter().zip(values) {
             self.push(workload, subject, unit, true, v, against);
         }
     }
@@ -801,7 +836,15 @@ impl Bench {
 
 /// Issue 13's rows: small frames with a header built per frame (typed and map-style) against
 /// the hand-written loops, blocking and tokio; the codec in memory; 1 MiB streamed bodies.
-fn typed_rows(b: &mut Bench, plan: &Plan, rt: &tokio::runtime::Runtime) {
+///
+/// `rt` is the multi-thread runtime a `#[tokio::main]` user gets (two workers here), `rt1` a
+/// `current_thread` one; the tokio subjects run on both, all six taking turns in one run.
+fn typed_rows(
+    b: &mut Bench,
+    plan: &Plan,
+    rt: &tokio::runtime::Runtime,
+    rt1: &tokio::runtime::Runtime,
+) {
     use typed::{InMemory, Style};
     let n = plan.small_frames * 2;
     eprintln!("typed: small frames over loopback, blocking...");
@@ -826,28 +869,29 @@ fn typed_rows(b: &mut Bench, plan: &Plan, rt: &tokio::runtime::Runtime) {
             ),
         ],
     );
-    eprintln!("typed: small frames over loopback, tokio...");
-    b.interleaved(
-        TYPED_TOKIO,
-        "frames/s",
-        vec![
-            (
-                HAND_TOKIO,
-                None,
-                Box::new(move || typed::tokio(rt, Style::HandWritten, n)),
-            ),
-            (
-                "lhp-tokio typed (Framed + RawCodec)",
-                Some(HAND_TOKIO),
-                Box::new(move || typed::tokio(rt, Style::Typed, n)),
-            ),
-            (
-                "lhp-tokio map-style (Framed + LhpCodec)",
-                Some(HAND_TOKIO),
-                Box::new(move || typed::tokio(rt, Style::Map, n)),
-            ),
-        ],
-    );
+    eprintln!("typed: small frames over loopback, tokio (multi_thread and current_thread)...");
+    let mut cases: Vec<Case<'_>> = Vec::new();
+    for (w, rt) in [(TYPED_TOKIO, rt), (TYPED_TOKIO_CT, rt1)] {
+        cases.push((
+            w,
+            HAND_TOKIO,
+            None,
+            Box::new(move || typed::tokio(rt, Style::HandWritten, n)),
+        ));
+        cases.push((
+            w,
+            "lhp-tokio typed (Framed + RawCodec)",
+            Some(HAND_TOKIO),
+            Box::new(move || typed::tokio(rt, Style::Typed, n)),
+        ));
+        cases.push((
+            w,
+            "lhp-tokio map-style (Framed + LhpCodec)",
+            Some(HAND_TOKIO),
+            Box::new(move || typed::tokio(rt, Style::Map, n)),
+        ));
+    }
+    b.interleaved_workloads("frames/s", cases);
     eprintln!("typed: codec in memory...");
     let n = plan.codec_frames * 2;
     let (lw, bw) = (typed::lhp_wire(n), typed::ldc_wire(n));
@@ -906,6 +950,8 @@ fn typed_rows(b: &mut Bench, plan: &Plan, rt: &tokio::runtime::Runtime) {
 
 const TYPED_BLOCKING: &str = "issue 13: small frames, header built per frame, blocking loopback";
 const TYPED_TOKIO: &str = "issue 13: small frames, header built per frame, tokio loopback";
+const TYPED_TOKIO_CT: &str =
+    "issue 13: small frames, header built per frame, tokio current_thread loopback";
 const TYPED_CODEC: &str = "issue 13: codec in memory, typed borrowed header";
 const TYPED_STREAM: &str = "issue 13: 1 MiB bodies streamed";
 const HAND_BLOCKING: &str = "hand-written BufWriter/BufReader + serde_json struct";
@@ -947,6 +993,16 @@ fn typed_targets(rows: &[Row]) -> Vec<Target> {
             "tokio map-style vs Framed+LDC+serde_json",
             1.0,
             ratio(TYPED_TOKIO, "lhp-tokio map"),
+        ),
+        t(
+            "tokio current_thread typed vs Framed+LDC+serde_json",
+            1.0,
+            ratio(TYPED_TOKIO_CT, "lhp-tokio typed"),
+        ),
+        t(
+            "tokio current_thread map-style vs Framed+LDC+serde_json",
+            1.0,
+            ratio(TYPED_TOKIO_CT, "lhp-tokio map"),
         ),
         t(
             "codec typed borrowed vs LDC+serde_json",

@@ -172,6 +172,11 @@ pub fn blocking(style: Style, count: usize) -> f64 {
 /// `count` small frames one way over loopback through `Framed` (`feed`, one flush at the
 /// end), built per frame: frames/s. The hand-written case is `LengthDelimitedCodec` +
 /// `serde_json` into the struct.
+///
+/// The sender runs in `rt.block_on` and the receiver is a task spawned onto `rt`: on a
+/// multi-thread runtime the receiver runs on a worker and every handoff is a wakeup across
+/// threads; on a `current_thread` runtime both run on the calling thread, one while the other
+/// waits on the socket, the same for every subject.
 pub fn tokio(rt: &Runtime, style: Style, count: usize) -> f64 {
     let t: Duration = rt.block_on(async move {
         let (mut c, server) = tokio_pair(move |s| async move {
@@ -375,13 +380,19 @@ mod tests {
         for style in [Style::HandWritten, Style::Typed, Style::Map] {
             assert!(blocking(style, 2_000) > 0.0);
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
+        let multi = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        for style in [Style::HandWritten, Style::Typed, Style::Map] {
-            assert!(tokio(&rt, style, 2_000) > 0.0);
+        let one = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for rt in [&multi, &one] {
+            for style in [Style::HandWritten, Style::Typed, Style::Map] {
+                assert!(tokio(rt, style, 2_000) > 0.0);
+            }
         }
         let (lw, bw) = (lhp_wire(3_000), ldc_wire(3_000));
         for how in [InMemory::Ldc, InMemory::Raw, InMemory::InPlace] {

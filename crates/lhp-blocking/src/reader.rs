@@ -134,13 +134,22 @@ impl<R: Read> FrameReader<R> {
         self.settle();
         self.frame_start = self.decoder.offset();
         loop {
-            if let Some(frame) = self.decoder.decode(&mut self.buf)? {
-                if frame.body.len() >= DIRECT {
-                    // Keep a handle, so that the allocation comes back once the caller is done.
-                    self.reuse = frame.body.clone();
+            // Kept whole and converted once on return: with `if let Some(frame) = …? {
+            // return Ok(Some(frame)) }` the ≈250-octet `Frame` was copied twice on the way out
+            // (typed-blocking-map 3,755 -> 3,697 instructions per frame, callgrind).
+            let got = self.decoder.decode(&mut self.buf);
+            match &got {
+                Ok(Some(frame)) => {
+                    if frame.body.len() >= DIRECT {
+                        // Keep a handle, so that the allocation comes back once the caller
+                        // is done.
+                        self.reuse = frame.body.clone();
+                    }
+                    self.release_if_idle();
+                    return got.map_err(Error::from);
                 }
-                self.release_if_idle();
-                return Ok(Some(frame));
+                Ok(None) => {}
+                Err(_) => return got.map_err(Error::from),
             }
             let got = if self.wanted() >= DIRECT {
                 self.fill_element()?

@@ -170,6 +170,10 @@ impl Decoder for LhpCodec {
     type Item = Frame;
     type Error = Error;
 
+    // Inlined into `Framed`'s `poll_next`, as `RawCodec::decode`, so that the ≈250-octet
+    // `Frame` is not copied once more through this function's `Result`/`Option`:
+    // typed-tokio-map 3,932 -> 3,878 instructions per frame (callgrind, whole program).
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Error> {
         let frame = self.decoder.decode(src)?;
         if frame.is_none() {
