@@ -1098,6 +1098,59 @@ mod tests {
         assert_eq!(code(" {} \n"), Ok(0));
     }
 
+    /// Setting the body length of a received header keeps it only when nothing changes (the
+    /// same profile and the same length); a new length, or the length as another profile
+    /// carries it, is written into the members (§3.3, §4.4).
+    #[test]
+    fn setting_the_body_length_of_a_received_header() {
+        let (lhp1, _) = parse_header(br#"{"kind":"put","body_len":3}"#, Profile::Lhp1).unwrap();
+        let mut same = lhp1.clone();
+        same.set_body_len(3);
+        assert!(matches!(
+            same.encoding(Profile::Lhp1).unwrap().0,
+            Encoding::Text(_)
+        ));
+        let mut longer = lhp1.clone();
+        longer.set_body_len(5);
+        assert_eq!(longer.body_len(), 5);
+        assert_eq!(longer.to_string(), r#"{"kind":"put","body_len":5}"#);
+        // Read in seed-compat (`file_size`), then set for lhp1: `body_len` is added.
+        let (seed, _) =
+            parse_header(br#"{"kind":"put","file_size":3}"#, Profile::SeedCompat).unwrap();
+        assert_eq!(seed.body_len(), 3);
+        let mut h = seed.clone();
+        h.set_body_len(3);
+        assert_eq!(
+            h.to_string(),
+            r#"{"kind":"put","file_size":3,"body_len":3}"#
+        );
+        assert_eq!(h.encoding(Profile::Lhp1).unwrap().1, 3);
+    }
+
+    /// In seed-compat every length member present is updated; `body_len` is added only when
+    /// there is none and the body is not empty.
+    #[test]
+    fn seed_compat_lengths_update_what_is_there() {
+        let set = |h: &Header, len: u64| {
+            let mut h = h.clone();
+            h.set_body_len_for(Profile::SeedCompat, len);
+            h.to_string()
+        };
+        let bare = Header::with_kind("cmd");
+        assert_eq!(set(&bare, 0), r#"{"kind":"cmd"}"#);
+        assert_eq!(set(&bare, 5), r#"{"kind":"cmd","body_len":5}"#);
+        let mut sized = Header::with_kind("cmd");
+        sized.insert("total_size", 1).insert("file_size", 1);
+        assert_eq!(
+            set(&sized, 0),
+            r#"{"kind":"cmd","total_size":0,"file_size":0}"#
+        );
+        assert_eq!(
+            set(&sized, 9),
+            r#"{"kind":"cmd","total_size":9,"file_size":9}"#
+        );
+    }
+
     /// `from_serialize` gives the members of the value, in its field order, checked as a
     /// receiver checks them; a value that is not an object, or breaks a member rule, is an
     /// error naming the rule.
