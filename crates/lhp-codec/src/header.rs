@@ -1224,6 +1224,18 @@ mod tests {
         let mut mistyped = Header::with_kind("x");
         mistyped.insert("id", "5").set_name("n");
         assert_ne!(mistyped, received);
+        // Two received headers: equal by their members, canonical text or not.
+        let got = |text: &[u8]| parse_header(text, Profile::Lhp1).unwrap().0;
+        let canonical = got(br#"{"kind":"x","id":5,"name":"n"}"#);
+        assert_eq!(canonical, received);
+        assert_eq!(canonical, got(br#"{"kind":"x","id":5,"name":"n"}"#));
+        for other in [
+            got(br#"{"kind":"x","id":6,"name":"n"}"#),
+            got(br#"{"kind": "x", "id": 6, "name": "n"}"#),
+        ] {
+            assert_ne!(canonical, other);
+            assert_ne!(other, canonical);
+        }
     }
 
     #[test]
