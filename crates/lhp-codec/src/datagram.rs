@@ -868,6 +868,15 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
+    /// The body length that makes a frame of `kind` (with a three-digit `body_len`) exactly
+    /// `len` octets long.
+    fn body_to_fill(codec: &DatagramCodec, kind: &'static str, len: usize) -> usize {
+        let mut probe = BytesMut::new();
+        let frame = Frame::new(Header::with_kind(kind), vec![7u8; 100].into());
+        codec.encode(&frame, &mut probe).unwrap();
+        len - (probe.len() - 100)
+    }
+
     fn datagram(header: &str, body: &[u8]) -> Vec<u8> {
         let mut v = (header.len() as u32).to_be_bytes().to_vec();
         v.extend_from_slice(header.as_bytes());
@@ -1254,9 +1263,7 @@ mod tests {
         let codec = cfg.codec();
         let frame =
             |kind: &'static str, n: usize| Frame::new(Header::with_kind(kind), vec![7u8; n].into());
-        let mut probe = BytesMut::new();
-        codec.encode(&frame("upper", 100), &mut probe).unwrap();
-        let fill = 600 - (probe.len() - 100);
+        let fill = body_to_fill(&codec, "upper", 600);
         let mut req = BytesMut::new();
         codec.encode(&frame("upper", fill), &mut req).unwrap();
         assert_eq!(req.len(), 600);
@@ -1449,9 +1456,7 @@ mod tests {
     fn a_frame_that_exactly_fills_the_datagram_is_sent() {
         let codec = DatagramConfig::new().with_max_datagram_len(600).codec();
         let frame = |n: usize| Frame::new(Header::with_kind("echo"), vec![7u8; n].into());
-        let mut probe = BytesMut::new();
-        codec.encode(&frame(100), &mut probe).unwrap();
-        let fill = 600 - (probe.len() - 100);
+        let fill = body_to_fill(&codec, "echo", 600);
         let mut out = BytesMut::from(&b"earlier"[..]);
         codec.encode(&frame(fill), &mut out).unwrap();
         assert_eq!(out.len(), 7 + 600);
