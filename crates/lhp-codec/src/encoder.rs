@@ -258,6 +258,27 @@ mod tests {
         );
     }
 
+    /// §4.5 rank 5: any integer `v` other than 1, whatever its sign or size, is
+    /// `unsupported_version` for the encoder as for a receiver; `v` of another type is an
+    /// invalid member.
+    #[test]
+    fn refuses_every_other_version_as_a_receiver_does() {
+        use serde_json::json;
+        for (v, want) in [
+            (json!(1), Ok(())),
+            (json!(2), Err("unsupported_version")),
+            (json!(-1), Err("unsupported_version")),
+            (json!(u64::MAX), Err("unsupported_version")),
+            (json!(i64::MIN), Err("unsupported_version")),
+            (json!("1"), Err("invalid_member")),
+            (json!(1.5), Err("invalid_member")),
+        ] {
+            let mut h = Header::with_kind("x");
+            h.insert("v", v.clone());
+            assert_eq!(encoder_and_receiver_agree(&h), want, "v = {v}");
+        }
+    }
+
     #[test]
     fn refuses_what_a_receiver_would_reject() {
         let mut h = Header::new();

@@ -854,16 +854,11 @@ fn validate_members(
             .ok_or_else(|| invalid("sha256", "a string of 64 lowercase hex digits"))?;
         digests.push(ExpectedDigest::Sha256(d));
     }
-    // An integer literal other than 1 was refused at rank 5 (§4.5); what is left is either 1
-    // or not an integer literal at all.
+    // An integer other than 1 was refused at rank 5 (§4.5) by both callers (`parse` for a
+    // received header, `check_map` for one the application built); what is left is either 1
+    // or not an integer at all.
     match version_v {
         Some(v) if v.as_u64() == Some(1) => {}
-        Some(v) if integer_literal(v).is_some() => {
-            // Only reached for headers the application built (`check_for_encoding`).
-            return Err(DecodeErrorKind::UnsupportedVersion {
-                version: v.to_string(),
-            });
-        }
         Some(_) => return Err(invalid("v", "the integer 1")),
         None => {}
     }
@@ -1075,6 +1070,27 @@ mod tests {
         assert_eq!(code(r#"{"v":2}"#), Err("unsupported_version"));
         assert_eq!(code(r#"{"v":"1"}"#), Err("invalid_member"));
         assert_eq!(code(r#"{"sha256":"AB"}"#), Err("invalid_member"));
+    }
+
+    /// §3.3: in seed-compat every length member present must agree; agreeing ones give the
+    /// length, a disagreeing one is `invalid_body_len` naming it.
+    #[test]
+    fn seed_compat_length_members_must_agree() {
+        let seed = |raw: &str| {
+            parse(raw.as_bytes(), Profile::SeedCompat)
+                .map(|(_, c)| c.body_len)
+                .map_err(|k| DecodeError::new(0, k).to_string())
+        };
+        assert_eq!(seed(r#"{"file_size":3}"#), Ok(3));
+        assert_eq!(
+            seed(r#"{"body_len":3,"file_size":3,"total_size":3}"#),
+            Ok(3)
+        );
+        let e = seed(r#"{"body_len":3,"total_size":4}"#).unwrap_err();
+        assert!(
+            e.contains("invalid_body_len") && e.contains("total_size"),
+            "{e}"
+        );
     }
 
     #[test]
