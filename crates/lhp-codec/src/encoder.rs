@@ -279,6 +279,31 @@ mod tests {
         }
     }
 
+    /// §4.2: a number outside ±(2^53−1) is refused wherever it sits, in an array or an
+    /// object nested in an extension as at the top.
+    #[test]
+    fn refuses_numbers_out_of_range_at_any_depth() {
+        use serde_json::json;
+        let big = 1u64 << 53;
+        for v in [
+            json!(big),
+            json!([0, [big]]),
+            json!({"a": {"b": big}}),
+            json!([{"c": -(big as i64)}]),
+        ] {
+            let mut h = Header::with_kind("x");
+            h.insert("e", v.clone());
+            assert_eq!(
+                encoder_and_receiver_agree(&h),
+                Err("number_out_of_range"),
+                "{v}"
+            );
+        }
+        let mut h = Header::with_kind("x");
+        h.insert("e", json!([0, {"a": big - 1}]));
+        assert_eq!(encoder_and_receiver_agree(&h), Ok(()));
+    }
+
     #[test]
     fn refuses_what_a_receiver_would_reject() {
         let mut h = Header::new();
