@@ -588,6 +588,8 @@ fn profile(case: &str) -> Result<(), String> {
             "bulk-blocking-streamed" => drop(work::lhp_blocking_streamed(64 << 20, 4)),
             "bulk-tokio" => drop(work::lhp_tokio_stream(&rt, 64 << 20, 4)),
             "bulk-tokio-streamed" => drop(work::lhp_tokio_streamed(&rt, 64 << 20, 4)),
+            "mib1-blocking-streamed" => drop(work::lhp_blocking_streamed(1 << 20, 256)),
+            "mib1-raw-blocking" => drop(work::raw_bulk_blocking(1 << 20, 256, RawReceive::Reused)),
             "echo-blocking" => drop(work::echo_lhp_blocking(10_000)),
             "echo-raw-blocking" => drop(work::raw_pingpong_blocking(10_000)),
             "echo-tokio" => drop(work::echo_tokio(
@@ -611,7 +613,7 @@ fn profile(case: &str) -> Result<(), String> {
                     "unknown case {other:?}: codec, codec-baseline, typed-codec, typed-codec-ref, \
                      typed-codec-baseline, typed-blocking, typed-blocking-map, typed-blocking-baseline, \
                      typed-tokio, typed-tokio-map, typed-tokio-baseline, small-blocking, small-tokio, bulk-blocking, \
-                     bulk-blocking-streamed, bulk-tokio, bulk-tokio-streamed, echo-blocking, echo-raw-blocking, \
+                     bulk-blocking-streamed, bulk-tokio, bulk-tokio-streamed, mib1-blocking-streamed, mib1-raw-blocking, echo-blocking, echo-raw-blocking, \
                      echo-tokio, echo-ldc, echo-raw-tokio, raw-bulk, typed-tokio-ct, \
                      typed-tokio-map-ct, typed-tokio-baseline-ct"
                 ))
