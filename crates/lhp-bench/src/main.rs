@@ -920,7 +920,11 @@ fn typed_rows(
         ],
     );
     eprintln!("typed: 1 MiB bodies streamed...");
-    let (size, count) = (1 << 20, plan.mib1_count * 2);
+    // 1 GiB a sample (1,024 bodies; 128 with --quick): at 256 MiB a sample (~60 ms) two runs
+    // of the same raw loop differed by up to 15 %, as much as the target's margin. The A/A rows
+    // run each raw loop a second time, after the LHP subject, and give the noise floor of the
+    // ratios in this run.
+    let (size, count) = (1 << 20, plan.mib1_count * 8);
     let gb = move |t: Duration| work::gbps(size * count, t);
     b.interleaved(
         TYPED_STREAM,
@@ -937,6 +941,11 @@ fn typed_rows(
                 Box::new(move || gb(work::lhp_blocking_streamed(size, count))),
             ),
             (
+                "raw read_exact, blocking, again (A/A control: the noise floor)",
+                Some(RAW_BLOCKING),
+                Box::new(move || work::raw_bulk_blocking(size, count, RawReceive::Reused)),
+            ),
+            (
                 RAW_TOKIO,
                 None,
                 Box::new(move || work::raw_bulk_tokio(rt, size, count, RawReceive::Reused)),
@@ -945,6 +954,11 @@ fn typed_rows(
                 "lhp-tokio read_head + body() into a reused buffer",
                 Some(RAW_TOKIO),
                 Box::new(move || gb(work::lhp_tokio_streamed(rt, size, count))),
+            ),
+            (
+                "raw read_exact, tokio, again (A/A control: the noise floor)",
+                Some(RAW_TOKIO),
+                Box::new(move || work::raw_bulk_tokio(rt, size, count, RawReceive::Reused)),
             ),
         ],
     );
