@@ -951,15 +951,15 @@ impl FileService {
                 let mut buf = empty_rx
                     .try_recv()
                     .unwrap_or_else(|_| vec![0u8; transfer::PIPE_CHUNK]);
-                match body.read(&mut buf) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        if full_tx.send((buf, n)).is_err() {
-                            break Ok(()); // the writer stopped: its refusal is the answer
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => break Err(e),
+                // Whole buffers, not each socket read's few dozen KiB: one wake-up of the
+                // writer and one `write` per PIPE_CHUNK.
+                let (n, how) = transfer::fill(&mut body, &mut buf);
+                let ended = n < buf.len();
+                if n > 0 && full_tx.send((buf, n)).is_err() {
+                    break Ok(()); // the writer stopped: its refusal is the answer
+                }
+                if how.is_err() || ended {
+                    break how;
                 }
             };
             drop(full_tx);

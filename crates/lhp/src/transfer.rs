@@ -344,6 +344,27 @@ impl Read for ReadAhead {
     }
 }
 
+/// Reads `src` into `buf` until `buf` is full, `src` ends, or a read fails (an interrupted read
+/// is retried). Returns the octets read and how it stopped: `Ok(())` when `buf` is full or `src`
+/// ended (then fewer than `buf.len()` octets were read), or the read's error, which comes after
+/// the `n` octets read before it, so that a caller keeps them (a resumable partial file does).
+///
+/// A socket read returns what has arrived, often a few dozen KiB: handing each such piece to a
+/// writer thread costs a wake-up and a small `write` for each. Filling the buffer first makes
+/// the pieces [`PIPE_CHUNK`] octets, as the tokio server's 1 MiB write batches do.
+pub fn fill<R: Read + ?Sized>(src: &mut R, buf: &mut [u8]) -> (usize, io::Result<()>) {
+    let mut n = 0;
+    while let Some(rest) = buf.get_mut(n..).filter(|r| !r.is_empty()) {
+        match src.read(rest) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return (n, Err(e)),
+        }
+    }
+    (n, Ok(()))
+}
+
 /// Octets per buffer of [`receive_to_file`].
 pub const PIPE_CHUNK: usize = 256 << 10;
 /// Buffers in flight between the socket and the file in [`receive_to_file`].
@@ -391,22 +412,21 @@ pub fn receive_to_file<R: Read>(
                 // The writer stopped (a write failed): its error is the one to report.
                 return Ok(());
             };
-            let n = match body.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    let _ = full_tx.send((buf, 0));
-                    continue;
+            let (n, how) = fill(&mut body, &mut buf);
+            let ended = n < buf.len();
+            if n > 0 {
+                // The file's octets come first in a chunk, the trailer's after them.
+                let len = match splitter.as_deref_mut() {
+                    Some(s) => s.split(buf.get(..n).unwrap_or_default()).0.len(),
+                    None => n,
+                };
+                progress(len as u64);
+                if full_tx.send((buf, len)).is_err() {
+                    return Ok(());
                 }
-                Err(e) => return Err(e),
-            };
-            // The file's octets come first in a chunk, the trailer's after them.
-            let len = match splitter.as_deref_mut() {
-                Some(s) => s.split(buf.get(..n).unwrap_or_default()).0.len(),
-                None => n,
-            };
-            progress(len as u64);
-            if full_tx.send((buf, len)).is_err() {
+            }
+            how?;
+            if ended {
                 return Ok(());
             }
         })();
@@ -451,6 +471,82 @@ fn short_source(left: u64) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out `data` a few octets at a time, interrupted before every piece, then fails
+    /// with `fail` (if any) instead of ending.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+        interrupt: bool,
+        fail: Option<io::ErrorKind>,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let rest = &self.data[self.pos..];
+            if rest.is_empty() {
+                return match self.fail {
+                    Some(kind) => Err(kind.into()),
+                    None => Ok(0),
+                };
+            }
+            let n = rest.len().min(self.step).min(out.len());
+            out[..n].copy_from_slice(&rest[..n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn trickle(len: usize, fail: Option<io::ErrorKind>) -> Trickle {
+        let data = (0..len).map(|i| (i * 13) as u8).collect();
+        Trickle {
+            data,
+            pos: 0,
+            step: 7,
+            interrupt: false,
+            fail,
+        }
+    }
+
+    #[test]
+    fn fill_gathers_short_reads_into_whole_buffers_and_stops_at_the_end() {
+        let mut src = trickle(100, None);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 32];
+        let mut sizes = Vec::new();
+        loop {
+            let (n, how) = fill(&mut src, &mut buf);
+            assert!(how.is_ok(), "interrupted reads are retried, not reported");
+            got.extend_from_slice(&buf[..n]);
+            sizes.push(n);
+            if n < buf.len() {
+                break;
+            }
+        }
+        assert_eq!(sizes, [32, 32, 32, 4], "whole buffers, then the rest");
+        assert_eq!(got, src.data);
+        // At the end exactly at a buffer's edge: one more call returns nothing.
+        let mut src = trickle(64, None);
+        assert_eq!(fill(&mut src, &mut buf).0, 32);
+        assert_eq!(fill(&mut src, &mut buf).0, 32);
+        let (n, how) = fill(&mut src, &mut buf);
+        assert_eq!((n, how.is_ok()), (0, true));
+    }
+
+    #[test]
+    fn fill_keeps_the_octets_read_before_an_error() {
+        let mut src = trickle(20, Some(io::ErrorKind::ConnectionReset));
+        let mut buf = [0u8; 32];
+        let (n, how) = fill(&mut src, &mut buf);
+        assert_eq!(n, 20, "the octets before the error are handed back");
+        assert_eq!(&buf[..n], &src.data[..]);
+        assert_eq!(how.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
+    }
 
     #[test]
     fn splitter_finds_the_trailer_under_every_chunking() {
