@@ -906,4 +906,77 @@ mod tests {
         assert_eq!(e.code(), "header_len_too_small");
         assert!(e.to_string().contains("negative"));
     }
+
+    /// §6: `set_verify_digests(false)` turns the digest check off, for whole frames, events
+    /// and in-place frames alike; by default a wrong `sha256` is `digest_mismatch`.
+    #[test]
+    fn digest_verification_can_be_turned_off() {
+        let mut h = Header::with_kind("put");
+        h.set_sha256(&[0u8; 32]);
+        let mut wire = BytesMut::new();
+        Encoder::new()
+            .encode(&Frame::new(h, Bytes::from_static(b"abc")), &mut wire)
+            .unwrap();
+        for verify in [true, false] {
+            let dec = || {
+                let mut d = Decoder::new();
+                d.set_verify_digests(verify);
+                d
+            };
+            let whole = dec().decode(&mut wire.clone());
+            let span = dec().decode_span(&wire);
+            let mut events = dec();
+            let mut buf = wire.clone();
+            let mut streamed = Ok(());
+            loop {
+                match events.decode_event(&mut buf) {
+                    Ok(Some(Event::End)) | Ok(None) => break,
+                    Ok(Some(_)) => {}
+                    Err(e) => {
+                        streamed = Err(e);
+                        break;
+                    }
+                }
+            }
+            if verify {
+                assert_eq!(whole.unwrap_err().code(), "digest_mismatch");
+                assert_eq!(span.unwrap_err().code(), "digest_mismatch");
+                assert_eq!(streamed.unwrap_err().code(), "digest_mismatch");
+            } else {
+                assert_eq!(&whole.unwrap().unwrap().body[..], b"abc");
+                assert_eq!(span.unwrap().unwrap().body.len(), 3);
+                assert!(streamed.is_ok() && buf.is_empty() && events.is_between_frames());
+            }
+        }
+    }
+
+    /// A decoder reports the profile and limits it was made with.
+    #[test]
+    fn a_decoder_reports_its_profile_and_limits() {
+        let limits = Limits::new()
+            .with_max_header_len(1000)
+            .with_max_body_len(12345);
+        let dec = Decoder::with(Profile::SeedCompat, limits);
+        assert_eq!(dec.profile(), Profile::SeedCompat);
+        assert_eq!(dec.limits(), limits);
+        assert_eq!(Decoder::new().profile(), Profile::Lhp1);
+        assert_eq!(Decoder::new().limits(), Limits::default());
+    }
+
+    /// `wanted` during an in-place decode: once the header of a frame decoded in place was
+    /// checked, the octets still missing are those of the whole frame (prefix, header, body)
+    /// beyond what is buffered, so that a shell reads exactly up to the frame's end.
+    #[test]
+    fn wanted_counts_the_rest_of_a_frame_decoded_in_place() {
+        let wire = frame("x", b"0123456789");
+        let total = wire.len();
+        let mut dec = Decoder::new();
+        assert_eq!(dec.wanted(0), PREFIX_LEN as u64);
+        for have in [total - 10, total - 7, total - 1] {
+            assert_eq!(dec.decode_span(&wire[..have]).unwrap(), None);
+            assert_eq!(dec.wanted(have), (total - have) as u64, "{have} of {total}");
+        }
+        assert!(dec.decode_span(&wire).unwrap().is_some());
+        assert_eq!(dec.wanted(0), PREFIX_LEN as u64, "between frames: a prefix");
+    }
 }
