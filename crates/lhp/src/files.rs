@@ -38,7 +38,7 @@ use crate::app::{self, ErrorCode};
 use crate::exec;
 use crate::log;
 use crate::names::{self, NameError, Resolved};
-use crate::transfer::{self, AsyncTrailerReader, ReadAhead, TrailerSplitter};
+use crate::transfer::{self, AsyncReadAhead, ReadAhead, TrailerSplitter};
 
 /// Most entries a `listing` reports.
 pub const MAX_LISTING: usize = 100_000;
@@ -296,15 +296,21 @@ impl Download {
         Ok((self.header, body))
     }
 
-    /// The header, the body length and the body as an `AsyncRead` (tokio engine).
-    pub fn into_async_read(self) -> (Header, u64, Box<dyn tokio::io::AsyncRead + Unpin + Send>) {
+    /// The header, the body length and the body as an `AsyncRead` (tokio engine). With a
+    /// trailer, the file is read and hashed on a second thread ([`AsyncReadAhead`]) while the
+    /// connection's task writes the socket.
+    pub fn into_async_read(
+        self,
+    ) -> io::Result<(Header, u64, Box<dyn tokio::io::AsyncRead + Unpin + Send>)> {
         let len = self.body_len();
-        let file = tokio::fs::File::from_std(self.file);
         let body: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match self.trailer {
-            Some(hasher) => Box::new(AsyncTrailerReader::new(file, self.len, hasher)),
-            None => Box::new(tokio::io::AsyncReadExt::take(file, self.len)),
+            Some(hasher) => Box::new(AsyncReadAhead::spawn(self.file, self.len, hasher)?),
+            None => Box::new(tokio::io::AsyncReadExt::take(
+                tokio::fs::File::from_std(self.file),
+                self.len,
+            )),
         };
-        (self.header, len, body)
+        Ok((self.header, len, body))
     }
 }
 

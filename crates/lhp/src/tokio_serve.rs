@@ -7,7 +7,8 @@
 //!     put   ─► begin_upload (spawn_blocking) ─► body chunks, batched to 1 MiB ─► Partial::write
 //!              (spawn_blocking, one batch written while the next is read)
 //!              ─► Partial::finish (digest, fsync, link) ─► `ok`
-//!     get   ─► open_download (spawn_blocking: hash) ─► `file`, streamed from tokio::fs::File
+//!     get   ─► open_download (spawn_blocking; the old forms hash here) ─► `file`, read and
+//!              hashed ahead on a thread (AsyncReadAhead) while the task writes the socket
 //!     stat, list ─► spawn_blocking ─► one frame
 //!     exec  ─► tokio::process, `output` frames as the pipes produce them ─► `exit`
 //! ```
@@ -302,7 +303,7 @@ async fn get(root: PathBuf, head: &Header, replies: &mut Replies<'_>) -> Result<
         Ok(d) => {
             // The file's octets (the body may also carry the 32-octet digest trailer).
             let octets = d.len;
-            let (header, _, body) = d.into_async_read();
+            let (header, _, body) = d.into_async_read().map_err(Error::Io)?;
             let started = Instant::now();
             replies.send_stream(&header, body).await?;
             log::served(head, octets, started.elapsed());

@@ -10,7 +10,8 @@
 //!        body: the file's octets K .. S  ‖  sha256(octets 0 .. S), 32 raw octets
 //! ```
 //!
-//! The sender hashes what it sends ([`TrailerReader`], [`AsyncTrailerReader`]), the receiver
+//! The sender hashes what it sends ([`TrailerReader`], on a thread of its own in [`ReadAhead`]
+//! and [`AsyncReadAhead`]), the receiver
 //! what it receives ([`TrailerSplitter`]); a resumed transfer hashes the `K` octets it already
 //! holds first. The digest covers exactly the octets that went over the wire (plus the held
 //! prefix), so a file that changes during a transfer is caught, never half-trusted.
@@ -129,83 +130,6 @@ impl<R: Read> Read for TrailerReader<R> {
     }
 }
 
-/// [`TrailerReader`] for tokio: `len` octets of an [`AsyncRead`], hashed, then the digest.
-#[derive(Debug)]
-pub struct AsyncTrailerReader<R> {
-    inner: R,
-    left: u64,
-    hasher: Option<Sha256>,
-    digest: [u8; 32],
-    sent: usize,
-    spare: Vec<u8>,
-}
-
-impl<R: AsyncRead + Unpin> AsyncTrailerReader<R> {
-    /// Reads `len` octets of `inner`, then the trailer; `hasher` holds the octets before them.
-    pub fn new(inner: R, len: u64, hasher: Sha256) -> Self {
-        AsyncTrailerReader {
-            inner,
-            left: len,
-            hasher: Some(hasher),
-            digest: [0; 32],
-            sent: 0,
-            spare: Vec::new(),
-        }
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for AsyncTrailerReader<R> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.left == 0 {
-            if let Some(h) = this.hasher.take() {
-                this.digest = h.finalize().into();
-            }
-            let rest = this.digest.get(this.sent..).unwrap_or_default();
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(rest.get(..n).unwrap_or_default());
-            this.sent += n;
-            return Poll::Ready(Ok(()));
-        }
-        if buf.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        if buf.remaining() as u64 <= this.left {
-            // The common case: read straight into the caller's buffer, hash what arrived.
-            ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-            let got = buf.filled().get(before..).unwrap_or_default();
-            if got.is_empty() {
-                return Poll::Ready(Err(short_source(this.left)));
-            }
-            if let Some(h) = this.hasher.as_mut() {
-                h.update(got);
-            }
-            this.left -= got.len() as u64;
-            return Poll::Ready(Ok(()));
-        }
-        // The last read: never past `len`, through a small buffer of our own.
-        let want = usize::try_from(this.left).unwrap_or(usize::MAX);
-        this.spare.resize(want, 0);
-        let mut small = ReadBuf::new(&mut this.spare);
-        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut small))?;
-        let got = small.filled();
-        if got.is_empty() {
-            return Poll::Ready(Err(short_source(this.left)));
-        }
-        if let Some(h) = this.hasher.as_mut() {
-            h.update(got);
-        }
-        buf.put_slice(got);
-        this.left -= got.len() as u64;
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// The receiving side: splits a body of `body_len` octets into the file's octets and the
 /// 32-octet trailer, as chunks of any size arrive.
 #[derive(Debug, Clone)]
@@ -258,6 +182,40 @@ pub struct ReadAhead {
     digest: std::sync::Arc<std::sync::Mutex<Option<[u8; 32]>>>,
 }
 
+/// The thread behind [`ReadAhead`] and [`AsyncReadAhead`]: reads `len` octets of `inner` and
+/// then the trailer into whole buffers (recycled through `empty`), hashing as it goes, and
+/// hands each to `send` until `send` reports the consumer gone, the source ends, or a read
+/// fails (the error is sent, then the thread stops). `digest` gets the data's digest before
+/// the consumer can see the trailer's octets.
+fn read_ahead<R: Read>(
+    inner: R,
+    len: u64,
+    hasher: Sha256,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    mut send: impl FnMut(io::Result<(Vec<u8>, usize)>) -> bool,
+    mut digest: impl FnMut([u8; 32]),
+) {
+    let mut source = TrailerReader::new(inner, len, hasher);
+    loop {
+        let mut buf = empty.try_recv().unwrap_or_else(|_| vec![0u8; PIPE_CHUNK]);
+        let (n, how) = fill(&mut source, &mut buf);
+        let ended = n < buf.len();
+        if let Some(d) = source.digest() {
+            digest(d);
+        }
+        if n > 0 && !send(Ok((buf, n))) {
+            return; // the consumer is gone
+        }
+        if let Err(e) = how {
+            send(Err(e));
+            return;
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
 impl ReadAhead {
     /// Reads `len` octets of `inner` and then the trailer, like [`TrailerReader::new`].
     pub fn spawn<R: Read + Send + 'static>(inner: R, len: u64, hasher: Sha256) -> io::Result<Self> {
@@ -270,33 +228,18 @@ impl ReadAhead {
         std::thread::Builder::new()
             .name("lhp-read-ahead".into())
             .spawn(move || {
-                let mut source = TrailerReader::new(inner, len, hasher);
-                loop {
-                    let mut buf = empty_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| vec![0u8; PIPE_CHUNK]);
-                    let sent = match source.read(&mut buf) {
-                        Ok(0) => return,
-                        Ok(n) => {
-                            // Known once the trailer is being read: published before the
-                            // consumer can see the trailer's octets.
-                            if let Some(d) = source.digest() {
-                                if let Ok(mut slot) = slot.lock() {
-                                    *slot = Some(d);
-                                }
-                            }
-                            full_tx.send(Ok((buf, n)))
+                read_ahead(
+                    inner,
+                    len,
+                    hasher,
+                    empty_rx,
+                    |item| full_tx.send(item).is_ok(),
+                    |d| {
+                        if let Ok(mut slot) = slot.lock() {
+                            *slot = Some(d);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            let _ = full_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    if sent.is_err() {
-                        return; // the consumer is gone
-                    }
-                }
+                    },
+                );
             })?;
         Ok(ReadAhead {
             full,
@@ -341,6 +284,77 @@ impl Read for ReadAhead {
         }
         self.pos += n;
         Ok(n)
+    }
+}
+
+/// [`ReadAhead`] for the tokio engine: the file is read and hashed on a thread of its own, up
+/// to [`PIPE_DEPTH`] buffers of [`PIPE_CHUNK`] octets ahead, and the task takes the buffers
+/// as an `AsyncRead`. Reading a `tokio::fs::File` instead costs a hop to the blocking pool
+/// for every read (64 KiB at a time in `send_stream`) and hashes on the task between socket
+/// writes. Dropping it stops the thread at its next buffer.
+#[derive(Debug)]
+pub struct AsyncReadAhead {
+    full: tokio::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    empty: std::sync::mpsc::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    filled: usize,
+    pos: usize,
+}
+
+impl AsyncReadAhead {
+    /// Reads `len` octets of `inner` and then the trailer, like [`TrailerReader::new`].
+    pub fn spawn<R: Read + Send + 'static>(inner: R, len: u64, hasher: Sha256) -> io::Result<Self> {
+        let (full_tx, full) = tokio::sync::mpsc::channel(PIPE_DEPTH);
+        let (empty, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("lhp-read-ahead".into())
+            .spawn(move || {
+                read_ahead(
+                    inner,
+                    len,
+                    hasher,
+                    empty_rx,
+                    |item| full_tx.blocking_send(item).is_ok(),
+                    |_| {},
+                );
+            })?;
+        Ok(AsyncReadAhead {
+            full,
+            empty,
+            current: Vec::new(),
+            filled: 0,
+            pos: 0,
+        })
+    }
+}
+
+impl AsyncRead for AsyncReadAhead {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos == this.filled {
+            match ready!(this.full.poll_recv(cx)) {
+                Some(Ok((next, n))) => {
+                    let spent = std::mem::replace(&mut this.current, next);
+                    if !spent.is_empty() {
+                        let _ = this.empty.send(spent);
+                    }
+                    this.filled = n;
+                    this.pos = 0;
+                }
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                // The reader thread finished: the end of the body.
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+        let rest = this.current.get(this.pos..this.filled).unwrap_or_default();
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(rest.get(..n).unwrap_or_default());
+        this.pos += n;
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -619,6 +633,52 @@ mod tests {
         let short = ReadAhead::spawn(io::Cursor::new(vec![1u8; 10]), 11, Sha256::new()).unwrap();
         let err = io::Read::bytes(short).find_map(Result::err).unwrap();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    /// The tokio flavour yields the same octets (file, then trailer) to reads of any size,
+    /// and a source shorter than announced is an error, not a short body.
+    #[test]
+    fn async_read_ahead_yields_what_trailer_reader_yields() {
+        use tokio::io::AsyncReadExt;
+
+        let data: Vec<u8> = (0..(3 * PIPE_CHUNK as u32 + 5))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut want = Vec::new();
+        TrailerReader::new(&data[..], data.len() as u64, Sha256::new())
+            .read_to_end(&mut want)
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut r = AsyncReadAhead::spawn(
+                io::Cursor::new(data.clone()),
+                data.len() as u64,
+                Sha256::new(),
+            )
+            .unwrap();
+            let mut got = Vec::new();
+            let mut small = [0u8; 1000];
+            loop {
+                let n = r.read(&mut small).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&small[..n]);
+            }
+            assert_eq!(got, want);
+            let mut short =
+                AsyncReadAhead::spawn(io::Cursor::new(vec![1u8; 10]), 11, Sha256::new()).unwrap();
+            let mut sink = Vec::new();
+            let err = short.read_to_end(&mut sink).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+            assert_eq!(
+                sink,
+                vec![1u8; 10],
+                "the octets before the error still arrive"
+            );
+        });
     }
 
     #[test]
