@@ -979,4 +979,84 @@ mod tests {
         assert!(dec.decode_span(&wire).unwrap().is_some());
         assert_eq!(dec.wanted(0), PREFIX_LEN as u64, "between frames: a prefix");
     }
+
+    /// Body octets the caller read itself are taken up to the body's end and no further, and
+    /// none outside a body; the frame then ends as if they had come through `decode_event`.
+    #[test]
+    fn feed_body_takes_at_most_the_rest_of_the_body() {
+        let wire = frame("put", b"0123456789");
+        let head_len = wire.len() - 10;
+        let mut dec = Decoder::new();
+        assert_eq!(dec.feed_body(b"xyz"), 0, "between frames there is no body");
+        let mut head = BytesMut::from(&wire[..head_len]);
+        assert!(matches!(
+            dec.decode_event(&mut head),
+            Ok(Some(Event::Head(_)))
+        ));
+        assert_eq!(dec.feed_body(&wire[head_len..head_len + 4]), 4);
+        assert_eq!(dec.wanted(0), 6);
+        assert_eq!(
+            dec.feed_body(b"456789 and the next frame"),
+            6,
+            "never past the end"
+        );
+        assert_eq!(dec.decode_event(&mut head).unwrap(), Some(Event::End));
+        assert_eq!(dec.offset(), wire.len() as u64);
+        assert_eq!(dec.feed_body(b"more"), 0);
+    }
+
+    /// §3.4: at the end of the stream a complete frame still comes out, a clean end is
+    /// `None`, and a cut frame is `unexpected_eof`.
+    #[test]
+    fn decode_eof_yields_the_last_frame_then_ends() {
+        let mut wire = frame("a", b"one");
+        wire.extend_from_slice(&frame("b", b"two"));
+        let mut dec = Decoder::new();
+        let first = dec.decode_eof(&mut wire).unwrap().unwrap();
+        assert_eq!(
+            (first.header.kind(), &first.body[..]),
+            (Some("a"), &b"one"[..])
+        );
+        let second = dec.decode_eof(&mut wire).unwrap().unwrap();
+        assert_eq!(second.header.kind(), Some("b"));
+        assert_eq!(dec.decode_eof(&mut wire).unwrap(), None);
+        let whole = frame("c", b"three");
+        let mut cut = BytesMut::from(&whole[..whole.len() - 2]);
+        let e = Decoder::new().decode_eof(&mut cut).unwrap_err();
+        assert_eq!((e.code(), e.missing()), ("unexpected_eof", Some(2)));
+    }
+
+    /// A header only the general parser takes (here a nested extension, which the fast path
+    /// leaves) still reads as itself through `decode_raw` and `decode_ref`, also after frames
+    /// the fast path took: nothing of an earlier or half-done fast scan shows through.
+    #[test]
+    fn general_path_headers_read_right_after_fast_ones() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct H<'a> {
+            kind: &'a str,
+            id: u64,
+        }
+        let encode = |text: &str, wire: &mut BytesMut| {
+            wire.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            wire.extend_from_slice(text.as_bytes());
+        };
+        let mut wire = BytesMut::new();
+        encode(r#"{"kind":"fast","id":1}"#, &mut wire);
+        encode(r#"{"kind":"slow","x":{"n":1},"id":2}"#, &mut wire);
+        encode(r#"{"kind":"fast","id":3}"#, &mut wire);
+        let want = [("fast", 1), ("slow", 2), ("fast", 3)];
+        let mut dec = Decoder::new();
+        let mut buf = wire.clone();
+        for (kind, id) in want {
+            let raw = dec.decode_raw(&mut buf).unwrap().unwrap();
+            assert_eq!(raw.header::<H<'_>>().unwrap(), H { kind, id });
+        }
+        let mut dec = Decoder::new();
+        let mut at = 0;
+        for (kind, id) in want {
+            let f = dec.decode_ref(&wire[at..]).unwrap().unwrap();
+            assert_eq!(f.header::<H<'_>>().unwrap(), H { kind, id });
+            at += PREFIX_LEN + f.header_text().len() + f.body().len();
+        }
+    }
 }
