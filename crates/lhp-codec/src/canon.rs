@@ -28,6 +28,7 @@ use std::fmt;
 use bytes::{BufMut, BytesMut};
 use serde::ser::{self, Impossible, Serialize, Serializer};
 
+use crate::fast::name_bit;
 use crate::header::MAX_SAFE_INTEGER;
 use crate::json::{self, Block};
 use crate::Profile;
@@ -302,12 +303,6 @@ impl Members<'_> {
 
 fn is_lower_hex(c: u8) -> bool {
     matches!(c, b'0'..=b'9' | b'a'..=b'f')
-}
-
-/// A member name's bit in a one-word Bloom filter (from its length and last octet).
-fn name_bit(name: &[u8]) -> u64 {
-    let last = name.last().copied().unwrap_or(0);
-    1 << ((name.len() * 7 + usize::from(last)) & 63)
 }
 
 /// The header itself: an object, or the general path.
