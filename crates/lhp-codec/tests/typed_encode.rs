@@ -259,3 +259,149 @@ fn a_failing_serialize_is_the_errors_source() {
     );
     assert_eq!(&out[..], b"kept");
 }
+
+/// Names that share a registered member's length (and, for `kind`, first octet) are
+/// extensions like any other, and each registered member keeps its rule: for every such name
+/// and every kind of value, in both profiles, the typed encoder writes exactly what the
+/// map-style one writes, or refuses with the same code. (`body_len` is left out: both
+/// encoders fill it in from the body. `seed-compat`'s other length members, `file_size` and
+/// `total_size`, the map-style encoder sets to the body's length; a typed header's must
+/// already agree, or it is `invalid_body_len`.)
+#[test]
+fn names_beside_the_registered_ones_keep_their_own_rules() {
+    let names = [
+        "v",
+        "w",
+        "id",
+        "ie",
+        "md5",
+        "md4",
+        "kind",
+        "kine",
+        "name",
+        "nome",
+        "sha256",
+        "sha255",
+        "body_lex",
+        "file_size",
+        "file_sizx",
+        "total_size",
+        "total_sizx",
+    ];
+    let values = [
+        Value::from("x"),
+        Value::from(1u64),
+        Value::from(0u64),
+        Value::from(hex_lower(&[0xcd; 32])),
+        Value::from(hex_lower(&[0xcd; 16])),
+        Value::from("a\"b"),
+        Value::from(-1i64),
+        Value::Bool(true),
+        Value::Null,
+    ];
+    for profile in [Profile::Lhp1, Profile::SeedCompat] {
+        let enc = Encoder::with_profile(profile);
+        for name in names {
+            for value in &values {
+                for body in [&b""[..], &b"x"[..]] {
+                    let r = Random {
+                        kind: None,
+                        id: None,
+                        name: None,
+                        sha256: None,
+                        v: None,
+                        ext: Ext(vec![
+                            ("t".to_owned(), Value::from("first")),
+                            (name.to_owned(), value.clone()),
+                        ]),
+                    };
+                    let mut out = BytesMut::new();
+                    let typed = outcome(enc.encode_typed(&r, body, &mut out), out);
+                    let mut out = BytesMut::new();
+                    let frame = Frame::with_profile(
+                        profile,
+                        map_style(&r, body.len() as u64),
+                        bytes::Bytes::copy_from_slice(body),
+                    );
+                    let map = outcome(enc.encode(&frame, &mut out), out);
+                    let what = format!("{profile} {name}: {value} with {} octets", body.len());
+                    let length_member = profile == Profile::SeedCompat
+                        && matches!(name, "file_size" | "total_size");
+                    if length_member {
+                        // The map-style encoder sets a frame's length members to its body's
+                        // length (and adds `body_len`); a typed header's own must be a length
+                        // (`invalid_body_len`) that agrees with it (issue 13), and then it is
+                        // the header's length member.
+                        let len = body.len() as u64;
+                        match value.as_u64() {
+                            Some(n) if n == len => {
+                                let octets = typed.expect(&what);
+                                let text =
+                                    std::str::from_utf8(&octets[4..octets.len() - body.len()]);
+                                let tail = format!(r#""t":"first","{name}":{len}}}"#);
+                                assert!(text.unwrap().ends_with(&tail), "{what}");
+                            }
+                            Some(n) => assert_eq!(
+                                typed,
+                                Err(format!(
+                                    "BodyLenMismatch {{ declared: {n}, actual: {len} }}"
+                                )),
+                                "{what}"
+                            ),
+                            None => assert_eq!(typed, Err("invalid_body_len".to_owned()), "{what}"),
+                        }
+                    } else {
+                        assert_eq!(typed, map, "{what}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A header type that writes one name twice (a hand-written `Serialize`; a derived struct
+/// cannot) never reaches the wire: a receiver would refuse it (§4.3), so the encoder refuses
+/// it with `duplicate_member`, whether the name is registered or not, first or later, and
+/// leaves the output as it was.
+#[test]
+fn a_name_written_twice_is_refused() {
+    let twice = |pairs: &[(&str, Value)]| {
+        Ext(pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect())
+    };
+    let cases = [
+        twice(&[("kind", "a".into()), ("kind", "b".into())]),
+        twice(&[
+            ("id", 1u64.into()),
+            ("kind", "a".into()),
+            ("id", 1u64.into()),
+        ]),
+        twice(&[("a", 1u64.into()), ("a", 1u64.into())]),
+        twice(&[
+            ("trace", "t".into()),
+            ("b", 2u64.into()),
+            ("trace", "t".into()),
+        ]),
+        twice(&[
+            ("kind", "k".into()),
+            ("x", 1u64.into()),
+            ("y", 1u64.into()),
+            ("x", 2u64.into()),
+        ]),
+    ];
+    for profile in [Profile::Lhp1, Profile::SeedCompat] {
+        for ext in &cases {
+            let mut out = BytesMut::from(&b"kept"[..]);
+            let r = Encoder::with_profile(profile).encode_typed(ext, b"", &mut out);
+            match r {
+                Err(EncodeError::InvalidHeader(d)) => {
+                    assert_eq!(d.code(), "duplicate_member", "{profile} {ext:?}")
+                }
+                other => panic!("{profile} {ext:?}: {other:?}"),
+            }
+            assert_eq!(&out[..], b"kept", "{profile} {ext:?}");
+        }
+    }
+}
