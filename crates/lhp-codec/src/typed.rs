@@ -519,6 +519,12 @@ impl<'de> Deserializer<'de> for ValDe<'de> {
         visitor.visit_newtype_struct(self)
     }
 
+    /// A member the struct skips: its value was validated already and is not unescaped (no
+    /// allocation for an escaped string nobody reads).
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_unit()
+    }
+
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -544,7 +550,7 @@ impl<'de> Deserializer<'de> for ValDe<'de> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier
     }
 }
 
