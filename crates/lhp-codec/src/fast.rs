@@ -921,6 +921,28 @@ mod tests {
         assert_eq!(f.checked.body_len, 3);
         assert_eq!(f.checked.digests.len(), 1);
         assert!(!f.canonical);
+        // Every kind of string and integer peers send: spaces (also among the last octets,
+        // which are scanned one by one), two-, three- and four-octet UTF-8, escapes, `false`,
+        // zero, sixteen digits, the largest safe integer.
+        let everyday = [
+            r#"{"kind":"put","id":0,"ok":false,"name":"my file.txt","note":"a b"}"#.to_owned(),
+            format!(r#"{{"name":"données","n":1234567890123456,"id":{MAX_SAFE_INTEGER}}}"#),
+            r#"{"name":"日本語","crab":"🦀","e":"\u00e9\n\"\\\/","neg":-7}"#.to_owned(),
+        ];
+        for text in &everyday {
+            assert!(scan(text, Profile::Lhp1).is_some(), "{text}");
+            agree(text);
+        }
+        // A literal misspelt at its own length is no literal.
+        for bad in [
+            r#"{"a":trux}"#,
+            r#"{"a":fals3}"#,
+            r#"{"a":nul1}"#,
+            r#"{"a":tru}"#,
+        ] {
+            assert!(scan(bad, Profile::Lhp1).is_none(), "{bad}");
+            assert!(parse(bad.as_bytes(), Profile::Lhp1).is_err(), "{bad}");
+        }
         // Escaped values are still fast; escaped names, nesting and fractions are not.
         assert!(scan(r#"{"kind":"a\nb"}"#, Profile::Lhp1).is_some_and(|f| !f.canonical));
         for slow in [r#"{"\u0061":1}"#, r#"{"a":{"b":1}}"#, r#"{"a":1.5}"#] {
