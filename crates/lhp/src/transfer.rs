@@ -604,8 +604,8 @@ mod tests {
         assert!(hash_prefix(&b"ab"[..], 3).is_err());
     }
 
-    #[test]
-    fn read_ahead_yields_what_trailer_reader_yields() {
+    /// A source of a few buffers' worth, and what a [`TrailerReader`] makes of it.
+    fn source_and_body() -> (Vec<u8>, Vec<u8>) {
         let data: Vec<u8> = (0..(3 * PIPE_CHUNK as u32 + 5))
             .map(|i| (i % 249) as u8)
             .collect();
@@ -613,6 +613,12 @@ mod tests {
         TrailerReader::new(&data[..], data.len() as u64, Sha256::new())
             .read_to_end(&mut want)
             .unwrap();
+        (data, want)
+    }
+
+    #[test]
+    fn read_ahead_yields_what_trailer_reader_yields() {
+        let (data, want) = source_and_body();
         let mut r = ReadAhead::spawn(
             io::Cursor::new(data.clone()),
             data.len() as u64,
@@ -641,13 +647,7 @@ mod tests {
     fn async_read_ahead_yields_what_trailer_reader_yields() {
         use tokio::io::AsyncReadExt;
 
-        let data: Vec<u8> = (0..(3 * PIPE_CHUNK as u32 + 5))
-            .map(|i| (i % 251) as u8)
-            .collect();
-        let mut want = Vec::new();
-        TrailerReader::new(&data[..], data.len() as u64, Sha256::new())
-            .read_to_end(&mut want)
-            .unwrap();
+        let (data, want) = source_and_body();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
