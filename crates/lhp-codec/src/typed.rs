@@ -983,35 +983,108 @@ mod tests {
         }
     }
 
+    /// `seed-compat`: a `body_len` field is checked against the frame whichever way the header
+    /// is read (the member table, or `serde_json` for a header the fast path leaves, here one
+    /// with a nested member), is satisfied by a `body_len` member, and has nothing to disagree
+    /// with when the body is empty.
     #[test]
     fn seed_compat_body_len_field_must_agree() {
         #[derive(Deserialize, Debug)]
-        #[allow(dead_code)]
         struct Put {
             #[serde(default)]
             body_len: u64,
         }
-        let text = r#"{"file_size":2}"#;
-        let mut buf = BytesMut::new();
-        buf.put_u32_le(text.len() as u32);
-        buf.extend_from_slice(text.as_bytes());
-        buf.extend_from_slice(b"ab");
-        let mut dec = Decoder::with(Profile::SeedCompat, Limits::default());
-        let f = dec.decode_ref(&buf).unwrap().unwrap();
-        let e = f.header::<Put>().unwrap_err();
-        assert!(
-            matches!(
-                e,
-                TypedError::Disagrees {
-                    member: "body_len",
-                    ..
-                }
+        let cases: [(&str, &[u8], Option<u64>); 6] = [
+            (r#"{"file_size":2}"#, b"ab", None),
+            (r#"{"file_size":2,"x":{"a":[1]}}"#, b"ab", None),
+            (r#"{"file_size":2,"body_len":2}"#, b"ab", Some(2)),
+            (
+                r#"{"file_size":2,"x":{"a":[1]},"body_len":2}"#,
+                b"ab",
+                Some(2),
             ),
+            (r#"{"file_size":0}"#, b"", Some(0)),
+            (r#"{"file_size":0,"x":{"a":[1]}}"#, b"", Some(0)),
+        ];
+        for (text, body, want) in cases {
+            let mut buf = BytesMut::new();
+            buf.put_u32_le(text.len() as u32);
+            buf.extend_from_slice(text.as_bytes());
+            buf.extend_from_slice(body);
+            let mut dec = Decoder::with(Profile::SeedCompat, Limits::default());
+            let f = dec.decode_ref(&buf).unwrap().unwrap();
+            match (f.header::<Put>(), want) {
+                (Ok(put), Some(n)) => assert_eq!(put.body_len, n, "{text}"),
+                (Err(TypedError::Disagrees { member, frame }), None) => {
+                    assert_eq!(member, "body_len", "{text}");
+                    assert!(frame.contains("2-octet body"), "{text}: {frame}");
+                }
+                (other, _) => panic!("{text}: {other:?}"),
+            }
+            #[derive(Deserialize)]
+            struct Any {}
+            assert!(f.header::<Any>().is_ok(), "{text}");
+        }
+    }
+
+    /// What a frame read in place, or as a `RawFrame`, offers besides its typed header: its
+    /// length on the wire (never empty), the header map-style, the frame; and a typed error
+    /// says which member and why, with `serde_json`'s error as its source when it has one.
+    #[test]
+    fn frames_and_typed_errors_explain_themselves() {
+        let msg = Msg {
+            kind: "put",
+            id: Some(300),
+            name: "n".into(),
+        };
+        let w = wire(&msg, b"xy");
+        let mut dec = Decoder::new();
+        let f = dec.decode_ref(&w).unwrap().unwrap();
+        assert_eq!(f.len(), w.len());
+        assert!(!f.is_empty());
+        let h = f.to_header();
+        assert_eq!(
+            (h.kind(), h.id(), h.body_len()),
+            (Some("put"), Some(300), 2)
+        );
+
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Small {
+            id: u8,
+        }
+        let e = f.header::<Small>().unwrap_err();
+        assert_eq!(e.member(), Some("id"));
+        assert!(
+            e.to_string()
+                .starts_with("header member `id` does not fit the type: "),
             "{e}"
         );
-        #[derive(Deserialize)]
-        struct Any {}
-        assert!(f.header::<Any>().is_ok());
+        let source = std::error::Error::source(&e).expect("serde_json's error");
+        assert!(e.to_string().ends_with(&source.to_string()), "{e}");
+
+        let raw = dec.decode_raw(&mut w.clone()).unwrap().unwrap();
+        let h = raw.to_header();
+        assert_eq!(
+            (h.kind(), h.id(), h.name()),
+            (Some("put"), Some(300), Some("n"))
+        );
+        let frame = raw.into_frame();
+        assert_eq!(
+            (frame.header.kind(), &frame.body[..]),
+            (Some("put"), &b"xy"[..])
+        );
+
+        let disagrees = TypedError::Disagrees {
+            member: "body_len",
+            frame: "a 2-octet body and no `body_len` member".into(),
+        };
+        assert_eq!(
+            disagrees.to_string(),
+            "the type's `body_len` field disagrees with the frame, which has a 2-octet body and \
+             no `body_len` member"
+        );
+        assert!(std::error::Error::source(&disagrees).is_none());
     }
 
     #[test]
