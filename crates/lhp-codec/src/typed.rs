@@ -955,7 +955,7 @@ mod tests {
             #[serde(default)]
             n: u8,
         }
-        let cases: [(&str, Option<&str>); 5] = [
+        let cases: [(&str, Option<&str>); 7] = [
             (r#"{"kind":"x","id":300}"#, Some("id")),
             (r#"{"kind":5,"id":1}"#, None), // a receiver rejects this first: not reached
             (r#"{"id":1}"#, Some("kind")),
@@ -964,6 +964,13 @@ mod tests {
                 Some("n"),
             ),
             (r#"{"kind":"a\nb","id":1}"#, Some("kind")), // escaped: cannot borrow
+            // Read by `serde_json` (a nested member), over several lines: the member is found
+            // on the line the error is on.
+            (
+                "{\"x\":{\"a\":1},\n  \"id\":300,\n  \"kind\":\"x\"}",
+                Some("id"),
+            ),
+            ("{\"x\":[1],\n\"kind\":\"x\",\n\"id\":300}", Some("id")),
         ];
         for (text, member) in cases {
             let mut buf = BytesMut::new();
@@ -1024,6 +1031,40 @@ mod tests {
             #[derive(Deserialize)]
             struct Any {}
             assert!(f.header::<Any>().is_ok(), "{text}");
+        }
+    }
+
+    /// A `null` member fills an `Option` field with `None`, and a string member reads into a
+    /// unit enum (as a `kind` often is), escaped or not, whether the header is read from the
+    /// member table or by `serde_json` (a header with a nested member).
+    #[test]
+    fn null_options_and_enums_read_alike_on_both_paths() {
+        #[derive(Deserialize, Debug, PartialEq, Clone, Copy)]
+        #[serde(rename_all = "lowercase")]
+        enum Kind {
+            Put,
+            Get,
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct H<'a> {
+            kind: Kind,
+            #[serde(default, borrow)]
+            note: Option<&'a str>,
+        }
+        let cases = [
+            (r#"{"kind":"put","note":null}"#, Kind::Put, None),
+            (r#"{"kind":"g\u0065t","note":"n"}"#, Kind::Get, Some("n")),
+            (r#"{"kind":"get"}"#, Kind::Get, None),
+        ];
+        for (text, kind, note) in cases {
+            for text in [text.to_owned(), text.replacen('{', r#"{"x":{"a":1},"#, 1)] {
+                let mut buf = BytesMut::new();
+                buf.put_u32(text.len() as u32);
+                buf.extend_from_slice(text.as_bytes());
+                let mut dec = Decoder::new();
+                let f = dec.decode_ref(&buf).unwrap().unwrap();
+                assert_eq!(f.header::<H<'_>>().unwrap(), H { kind, note }, "{text}");
+            }
         }
     }
 
