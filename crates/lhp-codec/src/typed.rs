@@ -1068,6 +1068,29 @@ mod tests {
         }
     }
 
+    /// A type that reads differently for humans than for compact formats (an address: a
+    /// string for humans, octets otherwise) reads from a header as from any JSON, on both
+    /// paths: a header is human-readable.
+    #[test]
+    fn human_readable_types_read_as_from_json() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct H {
+            addr: std::net::Ipv4Addr,
+        }
+        for text in [
+            r#"{"addr":"192.0.2.7"}"#,
+            r#"{"x":{"a":1},"addr":"192.0.2.7"}"#,
+        ] {
+            let mut buf = BytesMut::new();
+            buf.put_u32(text.len() as u32);
+            buf.extend_from_slice(text.as_bytes());
+            let mut dec = Decoder::new();
+            let f = dec.decode_ref(&buf).unwrap().unwrap();
+            let addr = std::net::Ipv4Addr::new(192, 0, 2, 7);
+            assert_eq!(f.header::<H>().unwrap(), H { addr }, "{text}");
+        }
+    }
+
     /// What a frame read in place, or as a `RawFrame`, offers besides its typed header: its
     /// length on the wire (never empty), the header map-style, the frame; and a typed error
     /// says which member and why, with `serde_json`'s error as its source when it has one.
