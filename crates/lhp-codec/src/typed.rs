@@ -945,6 +945,38 @@ mod tests {
         ));
     }
 
+    /// A header that is not an object is refused by the typed encoder as a receiver refuses
+    /// it (§4.1): `header_not_object`, naming the same JSON type.
+    #[test]
+    fn a_header_that_is_no_object_is_named_as_a_receiver_names_it() {
+        let enc = Encoder::new();
+        for h in [
+            serde_json::json!([1]),
+            serde_json::json!("s"),
+            serde_json::json!(null),
+            serde_json::json!(true),
+            serde_json::json!(false),
+            serde_json::json!(12345),
+            serde_json::json!(-1.5),
+        ] {
+            let mut out = BytesMut::new();
+            let sent = match enc.encode_typed(&h, b"", &mut out) {
+                Err(EncodeError::InvalidHeader(d)) => d,
+                other => panic!("{h}: {other:?}"),
+            };
+            let text = h.to_string();
+            let mut wire = BytesMut::new();
+            wire.put_u32(text.len() as u32);
+            wire.extend_from_slice(text.as_bytes());
+            let received = Decoder::new().decode(&mut wire).unwrap_err();
+            assert!(
+                matches!(sent.kind(), DecodeErrorKind::HeaderNotObject { .. }),
+                "{h}: {sent}"
+            );
+            assert_eq!(sent.kind(), received.kind(), "{h}");
+        }
+    }
+
     #[test]
     fn a_header_that_does_not_fit_names_the_member() {
         #[derive(Deserialize, Debug)]
