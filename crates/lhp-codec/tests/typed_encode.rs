@@ -293,6 +293,8 @@ fn names_beside_the_registered_ones_keep_their_own_rules() {
         Value::from(1u64),
         Value::from(0u64),
         Value::from(hex_lower(&[0xcd; 32])),
+        Value::from(hex_lower(&[0xcd; 32]).to_uppercase()),
+        Value::from(hex_lower(&[0xcd; 32]).replace('c', "g")),
         Value::from(hex_lower(&[0xcd; 16])),
         Value::from("a\"b"),
         Value::from(-1i64),
