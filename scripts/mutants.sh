@@ -3,7 +3,8 @@
 #
 # Not part of .ci/run: a whole run takes hours on two cores. Usage:
 #
-#   scripts/mutants.sh [-m MODULE] [-s K/N] [-j JOBS] [-t SECS] [-r REGEX] [-T TESTS] [-b SECS] [-l]
+#   scripts/mutants.sh [-m MODULE] [-s K/N] [-j JOBS] [-t SECS] [-r REGEX] [-T TESTS] [-b SECS]
+#                      [-n NAME] [-l]
 #
 #   -m MODULE  a file under crates/lhp-codec/src, e.g. decoder.rs, conn/mod.rs, or `conn/*`,
 #              or `all` (the default: every module)
@@ -19,6 +20,8 @@
 #              -T '--lib --test datagram_vectors' for datagram.rs: fewer test binaries to link
 #              per mutant. Only ever narrow it to the tests that can reach the module; a
 #              narrower selection can only lower the score, never raise it
+#   -n NAME    the results' directory, mutants.out/NAME (default: the module's name, with
+#              .shardKofN and .re appended as used), so that two reruns of one module keep both
 #   -l         list the mutants that would run, and stop
 #
 # Test selection (honest but fast): `cargo test -p lhp-codec --tests`, i.e. the codec's unit
@@ -41,8 +44,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-module=all shard="" jobs=1 timeout=120 re="" list=0 tests="" build_timeout=180
-while getopts "m:s:j:t:r:T:b:lh" opt; do
+module=all shard="" jobs=1 timeout=120 re="" list=0 tests="" build_timeout=180 outname=""
+while getopts "m:s:j:t:r:T:b:n:lh" opt; do
     case $opt in
         m) module=$OPTARG ;;
         s) shard=$OPTARG ;;
@@ -51,8 +54,9 @@ while getopts "m:s:j:t:r:T:b:lh" opt; do
         r) re=$OPTARG ;;
         T) tests=$OPTARG ;;
         b) build_timeout=$OPTARG ;;
+        n) outname=$OPTARG ;;
         l) list=1 ;;
-        *) sed -n '2,23p' "$0"; exit 2 ;;
+        *) sed -n '2,25p' "$0"; exit 2 ;;
     esac
 done
 
@@ -78,6 +82,11 @@ fi
 if [ -n "$re" ]; then
     args+=(--re "$re")
     name="$name.re"
+fi
+
+if [ -n "$outname" ]; then
+    case $outname in */* | .* | "") echo "-n NAME: a plain directory name" >&2; exit 2 ;; esac
+    name=$outname
 fi
 
 if [ "$list" = 1 ]; then
