@@ -860,6 +860,14 @@ mod tests {
         name: Cow<'a, str>,
     }
 
+    /// An `lhp1` frame of header `text` and no body, written by hand (the text as it is).
+    fn text_frame(text: &str) -> BytesMut {
+        let mut buf = BytesMut::new();
+        buf.put_u32(text.len() as u32);
+        buf.extend_from_slice(text.as_bytes());
+        buf
+    }
+
     fn wire<T: Serialize>(h: &T, body: &[u8]) -> BytesMut {
         let mut out = BytesMut::new();
         Encoder::new().encode_typed(h, body, &mut out).unwrap();
@@ -965,9 +973,7 @@ mod tests {
                 other => panic!("{h}: {other:?}"),
             };
             let text = h.to_string();
-            let mut wire = BytesMut::new();
-            wire.put_u32(text.len() as u32);
-            wire.extend_from_slice(text.as_bytes());
+            let mut wire = text_frame(&text);
             let received = Decoder::new().decode(&mut wire).unwrap_err();
             assert!(
                 matches!(sent.kind(), DecodeErrorKind::HeaderNotObject { .. }),
@@ -1005,9 +1011,7 @@ mod tests {
             ("{\"x\":[1],\n\"kind\":\"x\",\n\"id\":300}", Some("id")),
         ];
         for (text, member) in cases {
-            let mut buf = BytesMut::new();
-            buf.put_u32(text.len() as u32);
-            buf.extend_from_slice(text.as_bytes());
+            let buf = text_frame(text);
             let mut dec = Decoder::new();
             let f = match dec.decode_ref(&buf) {
                 Ok(Some(f)) => f,
@@ -1090,9 +1094,7 @@ mod tests {
         ];
         for (text, kind, note) in cases {
             for text in [text.to_owned(), text.replacen('{', r#"{"x":{"a":1},"#, 1)] {
-                let mut buf = BytesMut::new();
-                buf.put_u32(text.len() as u32);
-                buf.extend_from_slice(text.as_bytes());
+                let buf = text_frame(&text);
                 let mut dec = Decoder::new();
                 let f = dec.decode_ref(&buf).unwrap().unwrap();
                 assert_eq!(f.header::<H<'_>>().unwrap(), H { kind, note }, "{text}");
@@ -1113,9 +1115,7 @@ mod tests {
             r#"{"addr":"192.0.2.7"}"#,
             r#"{"x":{"a":1},"addr":"192.0.2.7"}"#,
         ] {
-            let mut buf = BytesMut::new();
-            buf.put_u32(text.len() as u32);
-            buf.extend_from_slice(text.as_bytes());
+            let buf = text_frame(text);
             let mut dec = Decoder::new();
             let f = dec.decode_ref(&buf).unwrap().unwrap();
             let addr = std::net::Ipv4Addr::new(192, 0, 2, 7);
@@ -1473,9 +1473,7 @@ mod tests {
             format!(r#"{{"kind":"put","id":3{many},"name":"a\"b"}}"#),
             format!(r#"{{"note":"{long}","kind":"put","id":3,"name":"n"}}"#),
         ] {
-            let mut buf = BytesMut::new();
-            buf.put_u32(text.len() as u32);
-            buf.extend_from_slice(text.as_bytes());
+            let buf = text_frame(&text);
             let mut dec = Decoder::with(Profile::Lhp1, Limits::new().with_max_header_len(1 << 20));
             let f = dec.decode_ref(&buf).unwrap().unwrap();
             let got: Msg<'_> = f.header().unwrap();
