@@ -175,11 +175,53 @@ impl TrailerSplitter {
 #[derive(Debug)]
 pub struct ReadAhead {
     full: std::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    out: Outbox,
+    digest: std::sync::Arc<std::sync::Mutex<Option<[u8; 32]>>>,
+}
+
+/// The consumer's side of a read-ahead: the buffer being read out, and the way back for
+/// spent buffers to the reading thread.
+#[derive(Debug)]
+struct Outbox {
     empty: std::sync::mpsc::Sender<Vec<u8>>,
     current: Vec<u8>,
     filled: usize,
     pos: usize,
-    digest: std::sync::Arc<std::sync::Mutex<Option<[u8; 32]>>>,
+}
+
+impl Outbox {
+    fn new(empty: std::sync::mpsc::Sender<Vec<u8>>) -> Self {
+        Outbox {
+            empty,
+            current: Vec::new(),
+            filled: 0,
+            pos: 0,
+        }
+    }
+
+    /// All of the current buffer was read out.
+    fn drained(&self) -> bool {
+        self.pos == self.filled
+    }
+
+    /// Takes the next buffer (its first `n` octets hold data) and sends the spent one back.
+    fn next(&mut self, buf: Vec<u8>, n: usize) {
+        let spent = std::mem::replace(&mut self.current, buf);
+        if !spent.is_empty() {
+            // The reading thread may be gone already; then the buffer is simply dropped.
+            let _ = self.empty.send(spent);
+        }
+        self.filled = n;
+        self.pos = 0;
+    }
+
+    /// Hands out up to `max` octets of the current buffer.
+    fn take(&mut self, max: usize) -> &[u8] {
+        let start = self.pos;
+        let end = self.filled.min(start.saturating_add(max));
+        self.pos = end.max(start);
+        self.current.get(start..end).unwrap_or_default()
+    }
 }
 
 /// The thread behind [`ReadAhead`] and [`AsyncReadAhead`]: reads `len` octets of `inner` and
@@ -243,10 +285,7 @@ impl ReadAhead {
             })?;
         Ok(ReadAhead {
             full,
-            empty,
-            current: Vec::new(),
-            filled: 0,
-            pos: 0,
+            out: Outbox::new(empty),
             digest,
         })
     }
@@ -262,27 +301,19 @@ impl ReadAhead {
 
 impl Read for ReadAhead {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.filled {
+        if self.out.drained() {
             match self.full.recv() {
-                Ok(Ok((buf, n))) => {
-                    let spent = std::mem::replace(&mut self.current, buf);
-                    if !spent.is_empty() {
-                        let _ = self.empty.send(spent);
-                    }
-                    self.filled = n;
-                    self.pos = 0;
-                }
+                Ok(Ok((buf, n))) => self.out.next(buf, n),
                 Ok(Err(e)) => return Err(e),
                 // The reader thread finished: the end of the body.
                 Err(_) => return Ok(0),
             }
         }
-        let rest = self.current.get(self.pos..self.filled).unwrap_or_default();
-        let n = rest.len().min(out.len());
-        if let (Some(dst), Some(src)) = (out.get_mut(..n), rest.get(..n)) {
+        let src = self.out.take(out.len());
+        let n = src.len();
+        if let Some(dst) = out.get_mut(..n) {
             dst.copy_from_slice(src);
         }
-        self.pos += n;
         Ok(n)
     }
 }
@@ -295,10 +326,7 @@ impl Read for ReadAhead {
 #[derive(Debug)]
 pub struct AsyncReadAhead {
     full: tokio::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
-    empty: std::sync::mpsc::Sender<Vec<u8>>,
-    current: Vec<u8>,
-    filled: usize,
-    pos: usize,
+    out: Outbox,
 }
 
 impl AsyncReadAhead {
@@ -320,10 +348,7 @@ impl AsyncReadAhead {
             })?;
         Ok(AsyncReadAhead {
             full,
-            empty,
-            current: Vec::new(),
-            filled: 0,
-            pos: 0,
+            out: Outbox::new(empty),
         })
     }
 }
@@ -335,25 +360,15 @@ impl AsyncRead for AsyncReadAhead {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.pos == this.filled {
+        if this.out.drained() {
             match ready!(this.full.poll_recv(cx)) {
-                Some(Ok((next, n))) => {
-                    let spent = std::mem::replace(&mut this.current, next);
-                    if !spent.is_empty() {
-                        let _ = this.empty.send(spent);
-                    }
-                    this.filled = n;
-                    this.pos = 0;
-                }
+                Some(Ok((next, n))) => this.out.next(next, n),
                 Some(Err(e)) => return Poll::Ready(Err(e)),
                 // The reader thread finished: the end of the body.
                 None => return Poll::Ready(Ok(())),
             }
         }
-        let rest = this.current.get(this.pos..this.filled).unwrap_or_default();
-        let n = rest.len().min(buf.remaining());
-        buf.put_slice(rest.get(..n).unwrap_or_default());
-        this.pos += n;
+        buf.put_slice(this.out.take(buf.remaining()));
         Poll::Ready(Ok(()))
     }
 }
